@@ -1,0 +1,18 @@
+//! The BigBlueButton protocol, done once: checksums, query strings, signed URLs and typed XML
+//! responses, shared by the balancer, the agent, the recorder and the test simulator.
+//!
+//! Invariant: no network or file I/O and no async runtime here, so everything can be unit- and
+//! property-tested; [`telemetry::init`] is the one side effect, called by the binaries.
+
+pub mod checksum;
+pub mod query;
+pub mod response;
+pub mod signed_url;
+pub mod telemetry;
+pub mod xml;
+
+pub use checksum::{Algorithm, AlgorithmSet, ChecksumError, SignedQuery};
+pub use query::{Query, QueryError};
+pub use response::{Body, Response};
+pub use signed_url::SignedUrl;
+pub use xml::{Element, XmlError};

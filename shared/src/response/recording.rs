@@ -1,0 +1,133 @@
+//! A recording as getRecordings shows it, with its playback formats.
+
+use crate::response::reader::{pairs_element, FieldReader};
+use crate::xml::{Element, XmlError};
+
+/// One `<recording>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recording {
+    pub record_id: String,
+    pub meeting_id: String,
+    pub internal_meeting_id: String,
+    pub name: String,
+    pub is_breakout: bool,
+    pub published: bool,
+    /// processing | processed | published | unpublished | deleted
+    pub state: String,
+    pub start_time: u64,
+    pub end_time: u64,
+    pub participants: u32,
+    pub metadata: Vec<(String, String)>,
+    pub playback: Vec<PlaybackFormat>,
+    pub extra: Vec<Element>,
+}
+
+/// One `<format>` of a recording's `<playback>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlaybackFormat {
+    /// `presentation`, `video`, `podcast`, ...
+    pub format_type: String,
+    pub url: String,
+    /// Milliseconds.
+    pub processing_time: u64,
+    /// Minutes.
+    pub length: u64,
+    /// The `<preview>` element as received (thumbnails with attributes).
+    pub preview: Option<Element>,
+    pub extra: Vec<Element>,
+}
+
+impl Recording {
+    pub fn from_element(element: &Element) -> Result<Recording, XmlError> {
+        let mut r = FieldReader::new(element);
+        let recording = Recording {
+            record_id: r.string("recordID"),
+            meeting_id: r.string("meetingID"),
+            internal_meeting_id: r.string("internalMeetingID"),
+            name: r.string("name"),
+            is_breakout: r.bool("isBreakout")?,
+            published: r.bool("published")?,
+            state: r.string("state"),
+            start_time: r.u64("startTime")?,
+            end_time: r.u64("endTime")?,
+            participants: r.u32("participants")?,
+            metadata: r.pairs("metadata"),
+            playback: match r.take("playback") {
+                Some(p) => p
+                    .children
+                    .iter()
+                    .map(PlaybackFormat::from_element)
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
+            extra: Vec::new(),
+        };
+        Ok(Recording {
+            extra: r.rest(),
+            ..recording
+        })
+    }
+
+    pub fn to_element(&self) -> Element {
+        let mut playback = Element::new("playback");
+        playback.children = self
+            .playback
+            .iter()
+            .map(PlaybackFormat::to_element)
+            .collect();
+        let mut e = Element::new("recording")
+            .with_text("recordID", &self.record_id)
+            .with_text("meetingID", &self.meeting_id)
+            .with_text("internalMeetingID", &self.internal_meeting_id)
+            .with_text("name", &self.name)
+            .with_text("isBreakout", self.is_breakout)
+            .with_text("published", self.published)
+            .with_text("state", &self.state)
+            .with_text("startTime", self.start_time)
+            .with_text("endTime", self.end_time)
+            .with_text("participants", self.participants)
+            .with(pairs_element("metadata", &self.metadata))
+            .with(playback);
+        e.children.extend(self.extra.iter().cloned());
+        e
+    }
+
+    /// The metadata value of `key` (keys compare case-insensitively, as BBB lower-cases them).
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl PlaybackFormat {
+    pub fn from_element(element: &Element) -> Result<PlaybackFormat, XmlError> {
+        let mut r = FieldReader::new(element);
+        let format = PlaybackFormat {
+            format_type: r.string("type"),
+            url: r.string("url"),
+            processing_time: r.u64("processingTime")?,
+            length: r.u64("length")?,
+            preview: r.take("preview").cloned(),
+            extra: Vec::new(),
+        };
+        Ok(PlaybackFormat {
+            extra: r.rest(),
+            ..format
+        })
+    }
+
+    pub fn to_element(&self) -> Element {
+        let mut e = Element::new("format")
+            .with_text("type", &self.format_type)
+            .with_text("url", &self.url)
+            .with_text("processingTime", self.processing_time)
+            .with_text("length", self.length);
+        if let Some(preview) = &self.preview {
+            e.push(preview.clone());
+        }
+        e.children.extend(self.extra.iter().cloned());
+        e
+    }
+}

@@ -1,0 +1,126 @@
+//! Signed BBB API URLs: what the balancer sends to nodes and what tests send to the balancer.
+//!
+//! Two ways in: build a query from pairs ([`SignedUrl::param`]), or re-sign a raw query received
+//! from a client without touching its bytes ([`SignedUrl::raw_query`]). No I/O here.
+
+use crate::checksum::{self, Algorithm};
+use crate::query::encode;
+
+/// A BBB API URL being built: base, call, query, then signed with a secret.
+#[derive(Debug, Clone)]
+pub struct SignedUrl {
+    api_base: String,
+    call: String,
+    query: String,
+}
+
+impl SignedUrl {
+    /// `api_base` is the server's API URL, e.g. `https://bbb1.example.org/bigbluebutton/api`
+    /// (a trailing `/` is accepted; a base ending in `/bigbluebutton` gets `/api` appended).
+    pub fn new(api_base: &str, call: &str) -> SignedUrl {
+        SignedUrl {
+            api_base: api_base_of(api_base),
+            call: call.to_owned(),
+            query: String::new(),
+        }
+    }
+
+    /// Appends `name=value`, encoded as Java's `URLEncoder` does.
+    pub fn param(mut self, name: &str, value: &str) -> SignedUrl {
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        self.query.push_str(&encode(name));
+        self.query.push('=');
+        self.query.push_str(&encode(value));
+        self
+    }
+
+    /// Appends an already encoded query fragment byte for byte.
+    pub fn raw_query(mut self, raw: &str) -> SignedUrl {
+        if raw.is_empty() {
+            return self;
+        }
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        self.query.push_str(raw);
+        self
+    }
+
+    /// The query built so far, without checksum.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    /// The full URL with `checksum=` computed over `call + query + secret`.
+    pub fn sign(&self, secret: &str, algorithm: Algorithm) -> String {
+        let sum = checksum::compute(algorithm, &self.call, &self.query, secret);
+        let sep = if self.query.is_empty() { "" } else { "&" };
+        format!(
+            "{}/{}?{}{sep}checksum={sum}",
+            self.api_base, self.call, self.query
+        )
+    }
+}
+
+/// Normalises a configured BBB URL to the API base ending in `/bigbluebutton/api`.
+pub fn api_base_of(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    if trimmed.ends_with("/bigbluebutton/api") {
+        trimmed.to_owned()
+    } else if trimmed.ends_with("/bigbluebutton") {
+        format!("{trimmed}/api")
+    } else if trimmed.ends_with("/api") {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}/bigbluebutton/api")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::{verify, AlgorithmSet};
+
+    #[test]
+    fn builds_the_official_example() {
+        let url = SignedUrl::new("https://bbb.example.org/bigbluebutton/", "create")
+            .param("name", "Test Meeting")
+            .param("meetingID", "abc123")
+            .param("attendeePW", "111222")
+            .param("moderatorPW", "333444")
+            .sign("639259d4-9dd8-4b25-bf01-95f9567eaf4b", Algorithm::Sha1);
+        assert_eq!(
+            url,
+            "https://bbb.example.org/bigbluebutton/api/create?name=Test+Meeting&meetingID=abc123\
+             &attendeePW=111222&moderatorPW=333444&checksum=1fcbb0c4fc1f039f73aa6d697d2db9ba7f803f17"
+        );
+    }
+
+    #[test]
+    fn re_signs_raw_queries_byte_for_byte() {
+        let raw = "meetingID=abc123&fullName=John%20Doe&password=333444";
+        for alg in Algorithm::ALL {
+            let url = SignedUrl::new("http://n1/bigbluebutton/api", "join")
+                .raw_query(raw)
+                .sign("s", alg);
+            let query = url.split_once('?').unwrap().1;
+            assert!(query.starts_with(raw));
+            assert_eq!(verify("join", query, "s", AlgorithmSet::ALL), Ok(alg));
+        }
+        let empty = SignedUrl::new("http://n1", "getMeetings").sign("s", Algorithm::Sha256);
+        assert!(empty.starts_with("http://n1/bigbluebutton/api/getMeetings?checksum="));
+    }
+
+    #[test]
+    fn api_base_normalisation() {
+        for (input, expected) in [
+            ("http://h", "http://h/bigbluebutton/api"),
+            ("http://h/bigbluebutton", "http://h/bigbluebutton/api"),
+            ("http://h/bigbluebutton/api/", "http://h/bigbluebutton/api"),
+        ] {
+            assert_eq!(api_base_of(input), expected);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Logging set-up shared by the binaries: `tracing_subscriber::fmt` filtered by `RUST_LOG`.
+//!
+//! This is the crate's one side effect; libraries only emit events. Logs go to stderr so that
+//! stdout stays free for the lines tests and operators parse (`listening on ...`).
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset
+/// (for example `"info"`). Calling it twice is harmless.
+pub fn init(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

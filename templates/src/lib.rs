@@ -1,0 +1,2 @@
+//! The balancer's web pages (handlebars templates) and static files. Empty until the dashboard
+//! issue; it exists so the workspace layout is final.
