@@ -5,6 +5,7 @@
 //! property-tested; [`telemetry::init`] is the one side effect, called by the binaries.
 
 pub mod checksum;
+pub mod date;
 pub mod query;
 pub mod response;
 pub mod signed_url;

@@ -1,0 +1,378 @@
+//! Recordings of the simulated node: the recording calls (getRecordings, publish, delete, update,
+//! getRecordingTextTracks) and the BBB-style folders finished recordings are written to.
+//!
+//! A recording folder is `<recordings-dir>/<recordID>/` holding `metadata.xml` (BBB's format:
+//! id, state, times, `<meeting>`, `<meta>`, `<playback>`) and some playback files. Folders are
+//! written under a temporary name and renamed, so a watcher never sees half a recording.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use conflux_shared::response::{messages, Body, PlaybackFormat, Recording};
+use conflux_shared::{Element, Response};
+use rand::RngCore;
+
+use super::api::{xml_error, Answer, ApiRequest};
+use super::Sim;
+
+/// Calls answered by bbb-web's RecordingController (legacy checksum error text).
+pub(crate) fn is_recording_call(call: &str) -> bool {
+    matches!(
+        call,
+        "getRecordings"
+            | "publishRecordings"
+            | "deleteRecordings"
+            | "updateRecordings"
+            | "getRecordingTextTracks"
+    )
+}
+
+pub(crate) fn get_recordings(sim: &Sim, req: &ApiRequest) -> Answer {
+    let q = &req.params;
+    let list = |name: &str| -> Vec<String> {
+        q.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let record_ids = list("recordID");
+    let meeting_ids = if record_ids.is_empty() {
+        list("meetingID")
+    } else {
+        Vec::new()
+    };
+    let mut states = list("state");
+    if states.is_empty() {
+        states = vec!["published".into(), "unpublished".into()];
+    }
+    let any_state = states.iter().any(|s| s == "any");
+    let meta: Vec<(&str, &str)> = q.with_prefix("meta_").collect();
+    let number = |name: &str| q.get_trimmed(name).map(|v| v.parse::<usize>());
+    let offset = match number("offset") {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return xml_error(messages::validation("Offset must be an integral value")),
+    };
+    let limit = match number("limit") {
+        None => usize::MAX,
+        Some(Ok(n)) => n.clamp(1, 100),
+        Some(Err(_)) => return xml_error(messages::validation("Limit must be an integral value")),
+    };
+    let inner = sim.lock();
+    let found: Vec<Recording> = inner
+        .recordings
+        .values()
+        .filter(|r| {
+            record_ids.is_empty()
+                || record_ids
+                    .iter()
+                    .any(|id| r.record_id.starts_with(id.as_str()))
+        })
+        .filter(|r| meeting_ids.is_empty() || meeting_ids.contains(&r.meeting_id))
+        .filter(|r| any_state || states.contains(&r.state))
+        .filter(|r| meta.iter().all(|(k, v)| r.meta(k) == Some(*v)))
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .collect();
+    let empty = found.is_empty();
+    let response = Response::success(Body::Recordings(found));
+    Answer::Xml(if empty {
+        response.with_message(messages::NO_RECORDINGS)
+    } else {
+        response
+    })
+}
+
+pub(crate) fn publish(sim: &Sim, req: &ApiRequest) -> Answer {
+    let Some(ids) = record_ids(req) else {
+        return xml_error(messages::MISSING_RECORD_ID);
+    };
+    let publish = match req.params.get_trimmed("publish").as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => return xml_error(messages::MISSING_PUBLISH),
+    };
+    modify(sim, &ids, ("published", &publish.to_string()), |r| {
+        if r.state != "deleted" {
+            r.published = publish;
+            r.state = if publish { "published" } else { "unpublished" }.into();
+        }
+    })
+}
+
+pub(crate) fn delete(sim: &Sim, req: &ApiRequest) -> Answer {
+    let Some(ids) = record_ids(req) else {
+        return xml_error(messages::MISSING_RECORD_ID);
+    };
+    modify(sim, &ids, ("deleted", "true"), |r| {
+        r.published = false;
+        r.state = "deleted".into();
+    })
+}
+
+pub(crate) fn update(sim: &Sim, req: &ApiRequest) -> Answer {
+    let Some(ids) = record_ids(req) else {
+        return xml_error(messages::MISSING_RECORD_ID);
+    };
+    let changes: Vec<(String, String)> = req
+        .params
+        .with_prefix("meta_")
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    modify(sim, &ids, ("updated", "true"), |r| {
+        for (key, value) in &changes {
+            r.metadata.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+            if !value.is_empty() {
+                r.metadata.push((key.clone(), value.clone()));
+            }
+        }
+    })
+}
+
+pub(crate) fn text_tracks(sim: &Sim, req: &ApiRequest) -> Answer {
+    let json = |code: &str, key: &str, message: &str| {
+        Answer::Json(
+            serde_json::json!({"response": {"returncode": code, "messageKey": key, "message": message}}),
+        )
+    };
+    let Some(id) = req.params.get_trimmed("recordID") else {
+        return json("FAILED", "missingParameter", "You must specify a recordID.");
+    };
+    if !sim.lock().recordings.contains_key(&id) {
+        return json("FAILED", "noRecordings", "No recording found");
+    }
+    Answer::Json(serde_json::json!({"response": {"returncode": "SUCCESS", "tracks": []}}))
+}
+
+fn record_ids(req: &ApiRequest) -> Option<Vec<String>> {
+    let ids: Vec<String> = req
+        .params
+        .get("recordID")?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    (!ids.is_empty()).then_some(ids)
+}
+
+/// Applies `change` to every listed recording that exists and saves it; notFound when none does.
+fn modify(
+    sim: &Sim,
+    ids: &[String],
+    answer: (&str, &str),
+    change: impl Fn(&mut Recording),
+) -> Answer {
+    let mut inner = sim.lock();
+    let mut changed = Vec::new();
+    for id in ids {
+        if let Some(recording) = inner.recordings.get_mut(id) {
+            change(recording);
+            changed.push(recording.clone());
+        }
+    }
+    drop(inner);
+    if changed.is_empty() {
+        return xml_error(messages::RECORDINGS_NOT_FOUND);
+    }
+    if let Some(dir) = &sim.config.recordings_dir {
+        for recording in &changed {
+            if let Err(e) = save_metadata(&dir.join(&recording.record_id), recording) {
+                tracing::warn!(record_id = %recording.record_id, error = %e, "Could not save metadata.xml.");
+            }
+        }
+    }
+    Answer::Xml(Response::fields(&[answer]))
+}
+
+/// Writes a finished recording's folder (metadata.xml plus `size` bytes of media) and returns
+/// its path.
+pub(crate) fn write_folder(
+    dir: &Path,
+    recording: &Recording,
+    size: usize,
+) -> std::io::Result<PathBuf> {
+    let final_path = dir.join(&recording.record_id);
+    let tmp = dir.join(format!(".{}.partial", recording.record_id));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(tmp.join("video"))?;
+    save_metadata(&tmp, recording)?;
+    std::fs::write(
+        tmp.join("shapes.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1600\" height=\"900\"><rect width=\"1600\" height=\"900\" fill=\"white\"/></svg>\n",
+    )?;
+    let mut media = std::fs::File::create(tmp.join("video").join("webcams.webm"))?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        rand::rng().fill_bytes(&mut chunk[..n]);
+        media.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    media.sync_all()?;
+    if final_path.exists() {
+        std::fs::remove_dir_all(&final_path)?;
+    }
+    std::fs::rename(&tmp, &final_path)?;
+    Ok(final_path)
+}
+
+/// Reads every `<dir>/<recordID>/metadata.xml`; unreadable folders are logged and skipped.
+pub(crate) fn load_all(dir: &Path) -> BTreeMap<String, Recording> {
+    let mut recordings = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return recordings;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path().join("metadata.xml");
+        let parsed = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| Element::parse(&text).ok())
+            .and_then(|root| from_metadata(&root));
+        match parsed {
+            Some(recording) => {
+                recordings.insert(recording.record_id.clone(), recording);
+            }
+            None if entry.file_name().to_string_lossy().starts_with('.') => {}
+            None => {
+                tracing::warn!(path = %path.display(), "Skipping a recording without a readable metadata.xml.")
+            }
+        }
+    }
+    recordings
+}
+
+fn save_metadata(folder: &Path, recording: &Recording) -> std::io::Result<()> {
+    let tmp = folder.join("metadata.xml.tmp");
+    std::fs::write(&tmp, to_metadata(recording).to_xml())?;
+    std::fs::rename(tmp, folder.join("metadata.xml"))
+}
+
+/// BBB's `metadata.xml` for a recording.
+fn to_metadata(r: &Recording) -> Element {
+    let mut meeting = Element::new("meeting");
+    meeting.attrs = vec![
+        ("id".into(), r.internal_meeting_id.clone()),
+        ("externalId".into(), r.meeting_id.clone()),
+        ("name".into(), r.name.clone()),
+        ("breakout".into(), r.is_breakout.to_string()),
+    ];
+    let mut meta = Element::new("meta");
+    for (k, v) in &r.metadata {
+        meta.push(Element::text(k.clone(), v.clone()));
+    }
+    let mut root = Element::new("recording")
+        .with_text("id", &r.record_id)
+        .with_text("state", &r.state)
+        .with_text("published", r.published)
+        .with_text("start_time", r.start_time)
+        .with_text("end_time", r.end_time)
+        .with_text("participants", r.participants)
+        .with(meeting)
+        .with(meta);
+    for format in &r.playback {
+        root.push(
+            Element::new("playback")
+                .with_text("format", &format.format_type)
+                .with_text("link", &format.url)
+                .with_text("processing_time", format.processing_time)
+                .with_text("duration", format.length * 60_000),
+        );
+    }
+    root
+}
+
+fn from_metadata(root: &Element) -> Option<Recording> {
+    let meeting = root.child("meeting")?;
+    let number = |name: &str| {
+        root.child_text(name)
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Some(Recording {
+        record_id: root.child_text("id")?.to_owned(),
+        meeting_id: meeting.attr("externalId").unwrap_or_default().to_owned(),
+        internal_meeting_id: meeting.attr("id").unwrap_or_default().to_owned(),
+        name: meeting.attr("name").unwrap_or_default().to_owned(),
+        is_breakout: meeting.attr("breakout") == Some("true"),
+        published: root.child_text("published") == Some("true"),
+        state: root.child_text("state").unwrap_or("published").to_owned(),
+        start_time: number("start_time"),
+        end_time: number("end_time"),
+        participants: u32::try_from(number("participants")).unwrap_or(0),
+        metadata: root
+            .child("meta")
+            .map(|m| {
+                m.children
+                    .iter()
+                    .map(|c| (c.name.clone(), c.text.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        playback: root
+            .children
+            .iter()
+            .filter(|c| c.name == "playback")
+            .map(|p| PlaybackFormat {
+                format_type: p.child_text("format").unwrap_or_default().to_owned(),
+                url: p.child_text("link").unwrap_or_default().to_owned(),
+                processing_time: p
+                    .child_text("processing_time")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+                length: p
+                    .child_text("duration")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    / 60_000,
+                preview: None,
+                extra: Vec::new(),
+            })
+            .collect(),
+        extra: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_xml_round_trips() {
+        let r = Recording {
+            record_id: "abc-1".into(),
+            meeting_id: "m1".into(),
+            internal_meeting_id: "abc-1".into(),
+            name: "Room & co".into(),
+            published: true,
+            state: "published".into(),
+            start_time: 1,
+            end_time: 120_001,
+            participants: 3,
+            metadata: vec![
+                ("meetingId".into(), "m1".into()),
+                ("bbb-origin".into(), "moodle".into()),
+            ],
+            playback: vec![PlaybackFormat {
+                format_type: "presentation".into(),
+                url: "http://x/playback/presentation/2.3/abc-1".into(),
+                processing_time: 10,
+                length: 2,
+                ..PlaybackFormat::default()
+            }],
+            ..Recording::default()
+        };
+        let xml = to_metadata(&r).to_xml();
+        assert_eq!(from_metadata(&Element::parse(&xml).unwrap()), Some(r));
+    }
+}
