@@ -42,11 +42,11 @@ pub struct Response {
 pub enum Body {
     /// Any other answer (index, isMeetingRunning, publish, hooks...): its children in order.
     Fields(Vec<Element>),
-    Created(Created),
+    Created(Box<Created>),
     Meeting(Box<Meeting>),
     Meetings(Vec<Meeting>),
     Recordings(Vec<Recording>),
-    Joined(Joined),
+    Joined(Box<Joined>),
 }
 
 impl Response {
@@ -179,11 +179,11 @@ impl Response {
         } else if has("session_token") {
             let mut joined = Joined::read(&mut r);
             joined.extra = r.rest();
-            Body::Joined(joined)
+            Body::Joined(Box::new(joined))
         } else if has("internalMeetingID") && has("createTime") {
             let mut created = Created::read(&mut r)?;
             created.extra = r.rest();
-            Body::Created(created)
+            Body::Created(Box::new(created))
         } else {
             Body::Fields(r.rest())
         };

@@ -1,1 +1,342 @@
-//! placeholder
+//! The end-to-end harness: start real Conflux processes on loopback and talk to them.
+//!
+//! `let node = sim().secret("s1").start().await;` starts `conflux-bbb-sim` on port 0, reads its
+//! `listening on` line, polls until it answers, and kills it when the handle drops (SIGTERM,
+//! then SIGKILL). Each handle owns a temporary directory (logs, recordings). Binaries are taken
+//! from the target directory next to the running test executable; `scripts/test` builds them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use conflux_shared::{Algorithm, Response, SignedUrl};
+use tempfile::TempDir;
+
+/// How long a process may take to print its `listening on` line and answer.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The path of a workspace binary built beside the test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test-exe> or target/<profile>/<bin>
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// A child process killed on drop, with its stderr kept in a log file.
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `bin args...`, waits for `listening on http://ADDR` on stdout and returns the
+    /// address. The environment is cleared of `CONFLUX_*` variables.
+    pub fn start(bin: &str, args: &[String], dir: &Path) -> (Process, String) {
+        let path = binary(bin);
+        assert!(
+            path.exists(),
+            "{} is missing: build the binaries first (scripts/test does)",
+            path.display()
+        );
+        let log = dir.join(format!("{bin}.log"));
+        let stderr = std::fs::File::create(&log).expect("create the log file");
+        let mut command = Command::new(&path);
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .stdin(Stdio::null());
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONFLUX_")) {
+            command.env_remove(key);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let process = Process { child, log };
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => (process, addr),
+            Err(_) => panic!(
+                "{bin} did not print its listening line; log:\n{}",
+                process.log_text()
+            ),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after two seconds.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builder for a simulated BBB node.
+pub struct SimBuilder {
+    secret: String,
+    version: String,
+    algorithms: String,
+    minute_secs: f64,
+    ended_retention_secs: f64,
+    recordings_dir: Option<PathBuf>,
+}
+
+/// A running `conflux-bbb-sim`.
+pub struct SimNode {
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub secret: String,
+    /// Where the node writes finished recordings.
+    pub recordings: PathBuf,
+    pub dir: TempDir,
+}
+
+pub fn sim() -> SimBuilder {
+    SimBuilder {
+        secret: "sim-secret-0123456789".into(),
+        version: "2.7.3".into(),
+        algorithms: "sha1,sha256,sha384,sha512".into(),
+        minute_secs: 60.0,
+        ended_retention_secs: 60.0,
+        recordings_dir: None,
+    }
+}
+
+impl SimBuilder {
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.secret = secret.into();
+        self
+    }
+
+    pub fn version(mut self, version: &str) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    pub fn algorithms(mut self, algorithms: &str) -> Self {
+        self.algorithms = algorithms.into();
+        self
+    }
+
+    /// How many real seconds a BBB minute lasts on this node.
+    pub fn minute_secs(mut self, secs: f64) -> Self {
+        self.minute_secs = secs;
+        self
+    }
+
+    pub fn ended_retention_secs(mut self, secs: f64) -> Self {
+        self.ended_retention_secs = secs;
+        self
+    }
+
+    /// Keeps recordings in `dir` instead of the node's own temporary directory (to restart a
+    /// node on the same recordings).
+    pub fn recordings_dir(mut self, dir: &Path) -> Self {
+        self.recordings_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub async fn start(self) -> SimNode {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let recordings = self
+            .recordings_dir
+            .unwrap_or_else(|| dir.path().join("recordings"));
+        let args = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--secret".into(),
+            self.secret.clone(),
+            "--version".into(),
+            self.version,
+            "--checksum-algorithms".into(),
+            self.algorithms,
+            "--recordings-dir".into(),
+            recordings.display().to_string(),
+            "--minute-secs".into(),
+            self.minute_secs.to_string(),
+            "--ended-retention-secs".into(),
+            self.ended_retention_secs.to_string(),
+        ];
+        let (process, addr) = Process::start("conflux-bbb-sim", &args, dir.path());
+        let node = SimNode {
+            process,
+            url: format!("http://{addr}"),
+            secret: self.secret,
+            recordings,
+            dir,
+        };
+        wait_until_answering(&format!("{}/bigbluebutton/api", node.url), &node.process).await;
+        node
+    }
+}
+
+impl SimNode {
+    /// A BBB API client for this node with its own secret.
+    pub fn client(&self, algorithm: Algorithm) -> BbbClient {
+        BbbClient::new(&self.url, &self.secret, algorithm)
+    }
+
+    /// Calls the control API: `method path` with a JSON body; returns status and JSON.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = http()
+            .request(
+                method,
+                format!("{}/sim/{}", self.url, path.trim_start_matches('/')),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("control API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+}
+
+/// Polls `url` until it answers HTTP at all.
+async fn wait_until_answering(url: &str, process: &Process) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if http().get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{url} never answered; log:\n{}", process.log_text());
+}
+
+/// One HTTP client for the harness: short timeouts, no redirects followed.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client builds")
+}
+
+/// A minimal BBB API client that signs like any front-end does.
+pub struct BbbClient {
+    pub api: String,
+    pub secret: String,
+    pub algorithm: Algorithm,
+    http: reqwest::Client,
+}
+
+/// A raw HTTP answer.
+pub struct Raw {
+    pub status: u16,
+    pub location: Option<String>,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl BbbClient {
+    pub fn new(base: &str, secret: &str, algorithm: Algorithm) -> BbbClient {
+        BbbClient {
+            api: conflux_shared::signed_url::api_base_of(base),
+            secret: secret.into(),
+            algorithm,
+            http: http(),
+        }
+    }
+
+    /// The signed URL of `call` with `params`.
+    pub fn url(&self, call: &str, params: &[(&str, &str)]) -> String {
+        params
+            .iter()
+            .fold(SignedUrl::new(&self.api, call), |u, (k, v)| u.param(k, v))
+            .sign(&self.secret, self.algorithm)
+    }
+
+    /// GETs `call` and parses the XML answer.
+    pub async fn call(&self, call: &str, params: &[(&str, &str)]) -> Response {
+        let raw = self.get(&self.url(call, params)).await;
+        Response::from_xml(&raw.body)
+            .unwrap_or_else(|e| panic!("{call}: {e} in {:?} ({})", raw.body, raw.status))
+    }
+
+    /// GETs any URL.
+    pub async fn get(&self, url: &str) -> Raw {
+        Self::raw(self.http.get(url).send().await.expect("request sent")).await
+    }
+
+    /// POSTs `body` with `content_type` to a URL.
+    pub async fn post(&self, url: &str, content_type: &str, body: Vec<u8>) -> Raw {
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(body);
+        Self::raw(request.send().await.expect("request sent")).await
+    }
+
+    async fn raw(response: reqwest::Response) -> Raw {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let location = header("location");
+        let content_type = header("content-type").unwrap_or_default();
+        let status = response.status().as_u16();
+        Raw {
+            status,
+            location,
+            content_type,
+            body: response.text().await.unwrap_or_default(),
+        }
+    }
+}

@@ -237,7 +237,7 @@ fn create_validated(sim: &Sim, p: CreateParams) -> Answer {
 }
 
 fn created(m: &Meeting) -> Response {
-    let mut response = Response::success(Body::Created(Created {
+    let mut response = Response::success(Body::Created(Box::new(Created {
         meeting_id: m.meeting_id.clone(),
         internal_meeting_id: m.internal_id.clone(),
         parent_meeting_id: m
@@ -254,7 +254,7 @@ fn created(m: &Meeting) -> Response {
         duration: m.duration,
         has_been_forcibly_ended: m.forcibly_ended,
         extra: Vec::new(),
-    }));
+    })));
     response.message_key = Some(String::new());
     response.message = Some(String::new());
     response
@@ -344,7 +344,7 @@ pub(crate) fn join(sim: &Sim, req: &ApiRequest) -> Answer {
             } else {
                 messages::JOINED
             };
-            Answer::Xml(Response::success(Body::Joined(joined)).with_message(message))
+            Answer::Xml(Response::success(Body::Joined(Box::new(joined))).with_message(message))
         }
         (Ok((joined, _)), true) => Answer::Redirect(joined.url),
         (Err(message), false) => xml_error(message),
