@@ -684,3 +684,33 @@ where
     }
     false
 }
+
+#[tokio::test]
+async fn thousands_of_meetings() {
+    let node = sim().start().await;
+    let bbb = std::sync::Arc::new(node.client(Algorithm::Sha256));
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let bbb = bbb.clone();
+        tasks.spawn(async move {
+            for i in 0..125 {
+                let id = format!("bulk-{worker}-{i}");
+                let r = bbb
+                    .call("create", &[("meetingID", &id), ("name", "Bulk")])
+                    .await;
+                assert!(r.is_success(), "{id}: {r:?}");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let Body::Meetings(all) = bbb.call("getMeetings", &[]).await.body else {
+        panic!()
+    };
+    assert_eq!(all.len(), 2000);
+    let mut bridges: Vec<_> = all.iter().map(|m| m.voice_bridge.clone()).collect();
+    bridges.sort();
+    bridges.dedup();
+    assert_eq!(bridges.len(), 2000, "voice bridges are unique");
+}
