@@ -1,13 +1,33 @@
-//! `conflux-balancer`: the command line. Only `--help` and `--version` exist so far; the
-//! commands arrive with their issues (see README).
+//! `conflux-balancer`: parses the command line, sets up logging, loads the configuration and
+//! dispatches. Exit codes: 0 success, 1 a command failed, 2 bad configuration or input.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use conflux_balancer::cli::{Cli, Command};
+use conflux_balancer::config::Config;
+use conflux_balancer::{admin, demo};
 
-/// One BigBlueButton API in front of a federated pool of BBB nodes (Mconf-LB design; a drop-in Scalelite replacement).
-#[derive(Parser)]
-#[command(name = "conflux-balancer", version, arg_required_else_help = true)]
-struct Cli {}
-
-fn main() {
-    Cli::parse();
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    conflux_shared::telemetry::init("info");
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match Config::load(cli.config.as_deref(), cli.data_dir.clone(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Demo { listen } => demo::run(&listen),
+        command => admin::run(config, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(if e.is::<admin::UsageError>() { 2 } else { 1 })
+        }
+    }
 }

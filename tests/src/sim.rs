@@ -108,8 +108,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(lifecycle::run(sim.clone()));
     let routes = api::routes(sim.clone())
         .or(control::routes(sim.clone()))
-        .or(client_page())
-        .with(warp::trace::request());
+        .or(client_page());
     warp::serve(routes)
         .incoming(listener)
         .graceful(shutdown)

@@ -1,0 +1,85 @@
+//! The admin commands (`serve`, `servers`, `meetings`, `integrations`, `poll`): the meaning of
+//! Scalelite's rake tasks. They open the same SQLite store as `serve` (WAL lets both run at
+//! once). Bad input is a [`UsageError`] (exit 2) and changes nothing.
+
+mod integrations;
+mod meetings;
+mod servers;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// Bad input from the operator: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let data_dir = config.data_dir.clone();
+    let state = AppState::open(config)
+        .with_context(|| format!("while opening the store in {}", data_dir.display()))?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve { listen } => serve(state, listen).await,
+            Command::Servers(c) => servers::run(&state, c).await,
+            Command::Meetings(c) => meetings::run(&state, c).await,
+            Command::Integrations(c) => integrations::run(&state, c).await,
+            Command::Poll => {
+                crate::poller::poll_all(&state).await;
+                servers::status(&state)
+            }
+            Command::Demo { .. } => Err(UsageError("demo is not an admin command".into()).into()),
+        }
+    })
+}
+
+async fn serve(state: Arc<AppState>, listen: Option<String>) -> anyhow::Result<()> {
+    let addr = listen.unwrap_or_else(|| state.config.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
+    #[allow(clippy::print_stdout)] // the one stdout line tests and scripts parse
+    {
+        println!("listening on http://{}", listener.local_addr()?);
+    }
+    tracing::info!(addr = %listener.local_addr()?, store = %state.store.path().display(), "Balancer serving.");
+    crate::serve(listener, state, shutdown_signal()).await
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Turns "not found" and "conflict" from the store into usage errors (exit 2).
+fn usage(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(what) => UsageError(format!("no such {what}")).into(),
+        StoreError::Conflict(why) => UsageError(why).into(),
+        other => other.into(),
+    }
+}
+
+/// A random secret, as long as BBB's (40 hex characters).
+pub fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,92 @@
+//! `meetings ...`: list, inspect (with placement reason and events) and end meetings.
+#![allow(clippy::print_stdout)] // command output
+
+use std::sync::Arc;
+
+use super::usage;
+use crate::cli::MeetingsCommand;
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+
+pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Result<()> {
+    match command {
+        MeetingsCommand::List => {
+            let list = state.store.blocking(|c| store::meetings::list(c))?;
+            let nodes = state.nodes.load();
+            println!("{:<32} {:<24} {:<20} CREATED", "MEETING", "NAME", "SERVER");
+            for m in list {
+                let node = nodes
+                    .get(m.node_id)
+                    .map_or("?".to_owned(), |n| n.name.clone());
+                println!(
+                    "{:<32} {:<24} {:<20} {}",
+                    m.meeting_id,
+                    m.name,
+                    node,
+                    conflux_shared::date::java_date(m.created_at.max(0) as u64)
+                );
+            }
+            Ok(())
+        }
+        MeetingsCommand::Info { meeting_id } => {
+            let (m, events) = state
+                .store
+                .blocking(|c| {
+                    let m = store::meetings::find(c, &meeting_id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("meeting {meeting_id:?}")))?;
+                    Ok((m, store::events::for_meeting(c, &meeting_id)?))
+                })
+                .map_err(usage)?;
+            let node = state
+                .nodes
+                .load()
+                .get(m.node_id)
+                .map_or("?".to_owned(), |n| n.name.clone());
+            println!("meeting: {}", m.meeting_id);
+            println!("name: {}", m.name);
+            println!("internal id: {}", m.internal_meeting_id);
+            println!("integration: {}", m.integration_id.0);
+            println!("server: {node}");
+            println!("client ip: {}", m.client_ip.as_deref().unwrap_or("-"));
+            println!("placement: {}", m.placement_reason);
+            println!("events:");
+            for e in events {
+                println!(
+                    "  {} {} {}",
+                    conflux_shared::date::java_date(e.at.max(0) as u64),
+                    e.kind,
+                    e.data
+                );
+            }
+            Ok(())
+        }
+        MeetingsCommand::End { meeting_id } => {
+            let m = state
+                .store
+                .blocking(|c| {
+                    store::meetings::find(c, &meeting_id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("meeting {meeting_id:?}")))
+                })
+                .map_err(usage)?;
+            if let Some(node) = state.nodes.load().get(m.node_id).cloned() {
+                let query = format!("meetingID={}", conflux_shared::query::encode(&meeting_id));
+                if let Err(e) = crate::api::call_node(
+                    state,
+                    &node,
+                    "end",
+                    &query,
+                    "Unable to access meeting on server.",
+                )
+                .await
+                {
+                    eprintln!("warning: the node did not confirm: {e}");
+                }
+            }
+            state
+                .store
+                .blocking(|c| store::meetings::remove(c, &meeting_id))?;
+            println!("OK");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! `servers ...`: add, list, change state, panic, update, and the status table.
+#![allow(clippy::print_stdout)] // command output
+
+use std::sync::Arc;
+
+use conflux_shared::signed_url::api_base_of;
+
+use super::{usage, UsageError};
+use crate::cli::{AddServer, ServersCommand, UpdateServer};
+use crate::config::Secret;
+use crate::state::AppState;
+use crate::store::{self, NewNode, Node, NodeState, NodeUpdate};
+
+pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Result<()> {
+    match command {
+        ServersCommand::List => list(state),
+        ServersCommand::Add(add) => add_server(state, add),
+        ServersCommand::Remove { server } => {
+            let node = find(state, &server)?;
+            state.store.blocking(|c| {
+                store::meetings::remove_on_node(c, node.id)?;
+                store::nodes::remove(c, node.id)
+            })?;
+            println!("OK");
+            Ok(())
+        }
+        ServersCommand::Enable { server } => set_state(state, &server, NodeState::Enabled),
+        ServersCommand::Cordon { server } => set_state(state, &server, NodeState::Cordoned),
+        ServersCommand::Disable { server } => {
+            let node = find(state, &server)?;
+            state.store.blocking(|c| {
+                store::meetings::remove_on_node(c, node.id)?;
+                store::nodes::set_state(c, node.id, NodeState::Disabled)
+            })?;
+            println!("OK");
+            Ok(())
+        }
+        ServersCommand::Panic { server, keep_state } => panic(state, &server, keep_state).await,
+        ServersCommand::Update(update) => update_server(state, update),
+        ServersCommand::Status => status(state),
+    }
+}
+
+fn find(state: &AppState, key: &str) -> anyhow::Result<Node> {
+    state
+        .store
+        .blocking(|c| store::nodes::find(c, key))
+        .map_err(usage)
+}
+
+fn list(state: &AppState) -> anyhow::Result<()> {
+    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+    if nodes.is_empty() {
+        eprintln!("No servers are configured");
+    }
+    for n in nodes {
+        println!("id: {}", n.id);
+        println!("\tname: {}", n.name);
+        println!("\turl: {}", n.url);
+        println!("\t{}", n.state);
+        println!("\tload multiplier: {}", n.load_multiplier);
+        println!("\ttags: {}", n.tags.join(","));
+        println!("\t{}", if n.online { "online" } else { "offline" });
+    }
+    Ok(())
+}
+
+/// Checks a node URL and returns its API base.
+fn api_url(url: &str) -> Result<String, UsageError> {
+    let trimmed = url.trim();
+    let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !trimmed.contains(char::is_whitespace);
+    if !valid {
+        return Err(UsageError(format!(
+            "Server URL must start with http:// or https:// and name a host: {url:?}"
+        )));
+    }
+    Ok(api_base_of(trimmed))
+}
+
+fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {
+    let url = api_url(&add.url)?;
+    if add.secret.trim().is_empty() {
+        return Err(UsageError("the secret must not be empty".into()).into());
+    }
+    if !(add.load_multiplier.is_finite() && add.load_multiplier > 0.0) {
+        return Err(UsageError("the load multiplier must be a positive number".into()).into());
+    }
+    let name = add.name.unwrap_or_else(|| crate::api::host_of(&url));
+    let new = NewNode {
+        name,
+        url,
+        secret: Secret(add.secret.trim().to_owned()),
+        load_multiplier: add.load_multiplier,
+        tags: add.tags.into_iter().filter(|t| !t.is_empty()).collect(),
+        state: if add.enable {
+            NodeState::Enabled
+        } else {
+            NodeState::Disabled
+        },
+    };
+    let node = state
+        .store
+        .blocking(|c| store::nodes::insert(c, &new))
+        .map_err(usage)?;
+    println!("OK");
+    println!("id: {}", node.id);
+    Ok(())
+}
+
+fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
+    let node = find(state, &update.server)?;
+    let change = NodeUpdate {
+        url: update.url.as_deref().map(api_url).transpose()?,
+        secret: update.secret.map(Secret),
+        load_multiplier: match update.load_multiplier {
+            Some(m) if !(m.is_finite() && m > 0.0) => {
+                return Err(
+                    UsageError("the load multiplier must be a positive number".into()).into(),
+                )
+            }
+            other => other,
+        },
+        tags: update.tags.map(|t| store::nodes::split_tags(&t)),
+    };
+    state
+        .store
+        .blocking(|c| store::nodes::update(c, node.id, &change))
+        .map_err(usage)?;
+    println!("OK");
+    Ok(())
+}
+
+fn set_state(state: &AppState, key: &str, new: NodeState) -> anyhow::Result<()> {
+    let node = find(state, key)?;
+    state
+        .store
+        .blocking(|c| store::nodes::set_state(c, node.id, new))?;
+    println!("OK");
+    Ok(())
+}
+
+/// Forgets the node's meetings, asks the node to end them, and disables it.
+async fn panic(state: &Arc<AppState>, key: &str, keep_state: bool) -> anyhow::Result<()> {
+    let node = find(state, key)?;
+    let id = node.id;
+    let forgotten = state.store.blocking(|c| {
+        let ids = store::meetings::remove_on_node(c, id)?;
+        store::nodes::set_offline(c, id)?;
+        if !keep_state {
+            store::nodes::set_state(c, id, NodeState::Disabled)?;
+        }
+        Ok(ids)
+    })?;
+    for meeting_id in &forgotten {
+        let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
+        if let Err(e) = crate::api::call_node(
+            state,
+            &node,
+            "end",
+            &query,
+            "Unable to access meeting on server.",
+        )
+        .await
+        {
+            tracing::warn!(meeting_id, error = %e, "Could not end a meeting on the panicked node.");
+        }
+    }
+    println!("OK ({} meetings forgotten)", forgotten.len());
+    Ok(())
+}
+
+/// Scalelite's status table.
+pub fn status(state: &AppState) -> anyhow::Result<()> {
+    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+    let rows: Vec<[String; 7]> = nodes
+        .iter()
+        .map(|n| {
+            [
+                crate::api::host_of(&n.url),
+                n.state.to_string(),
+                if n.online { "online" } else { "offline" }.to_owned(),
+                n.meetings.to_string(),
+                n.users.to_string(),
+                n.largest_meeting.to_string(),
+                n.videos.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "HOSTNAME",
+        "STATE",
+        "STATUS",
+        "MEETINGS",
+        "USERS",
+        "LARGEST MEETING",
+        "VIDEOS",
+    ];
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(header.to_vec()));
+    for row in &rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+    Ok(())
+}

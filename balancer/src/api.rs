@@ -1,0 +1,252 @@
+//! The BBB API under `/bigbluebutton/api`: one warp filter, the request pipeline
+//! (route → content type → checksum/integration → action) and the dispatch on the call name.
+//! Only this module writes BBB XML to clients.
+
+mod create;
+mod error;
+mod forward;
+mod join;
+mod meeting;
+mod meetings;
+mod params;
+mod request;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use conflux_shared::response::messages;
+use conflux_shared::{Element, Query, Response};
+use futures_util::{Stream, StreamExt};
+use warp::http::{header, Method, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::reply::Reply;
+use warp::{Buf, Filter};
+
+pub use create::host_of;
+pub use error::ApiError;
+use request::ApiRequest;
+
+/// Calls a node outside a client request (the poller).
+pub async fn call_node(
+    state: &AppState,
+    node: &crate::store::Node,
+    call: &str,
+    raw_query: &str,
+    context: &'static str,
+) -> Result<forward::NodeAnswer, ApiError> {
+    forward::call(state, node, call, raw_query, None, context).await
+}
+
+use crate::state::AppState;
+
+/// Largest request body accepted (inline presentations in create/insertDocument).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let api = warp::path("bigbluebutton")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
+        .then(
+            move |tail: warp::path::Tail,
+                  method,
+                  raw_query: String,
+                  content_type: Option<String>,
+                  xff: Option<String>,
+                  peer: Option<SocketAddr>,
+                  body| {
+                let state = state.clone();
+                async move {
+                    let Some(body) = read_body(body, MAX_BODY).await else {
+                        return warp::reply::with_status(
+                            "Request body too large",
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                        )
+                        .into_response();
+                    };
+                    let call = tail
+                        .as_str()
+                        .trim_start_matches("api")
+                        .trim_matches('/')
+                        .to_owned();
+                    let client_ip =
+                        request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies);
+                    let content_type = content_type.map(|c| {
+                        c.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    });
+                    handle(
+                        &state,
+                        call,
+                        method,
+                        raw_query,
+                        content_type,
+                        body,
+                        client_ip,
+                    )
+                    .await
+                }
+            },
+        );
+    let health = warp::path("health_check")
+        .and(warp::path::end())
+        .map(|| "success".into_response());
+    api.or(health).unify().boxed()
+}
+
+#[tracing::instrument(skip_all, fields(call = %call))]
+async fn handle(
+    state: &Arc<AppState>,
+    call: String,
+    method: Method,
+    raw_query: String,
+    content_type: Option<String>,
+    body: Bytes,
+    client_ip: Option<std::net::IpAddr>,
+) -> warp::reply::Response {
+    let answer = match build_request(call, method, raw_query, content_type, body, client_ip) {
+        Ok(req) => dispatch(state, req).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(Answer::Xml(response)) => xml(&response),
+        Ok(Answer::Redirect(location)) => {
+            let reply = warp::reply::with_header(warp::reply(), header::LOCATION, location);
+            warp::reply::with_status(reply, StatusCode::FOUND).into_response()
+        }
+        Err(e) => xml(&e.into_response()),
+    }
+}
+
+enum Answer {
+    Xml(Response),
+    Redirect(String),
+}
+
+fn build_request(
+    call: String,
+    method: Method,
+    raw_query: String,
+    content_type: Option<String>,
+    body: Bytes,
+    client_ip: Option<std::net::IpAddr>,
+) -> Result<ApiRequest, ApiError> {
+    let mut params = Query::parse(&raw_query)
+        .map_err(|_| ApiError::Bbb(messages::validation("Request not recognized")))?;
+    if content_type.as_deref() == Some("application/x-www-form-urlencoded") && !body.is_empty() {
+        let form = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|t| Query::parse(t).ok())
+            .ok_or(ApiError::Bbb(messages::validation(
+                "Request not recognized",
+            )))?;
+        if form
+            .params()
+            .iter()
+            .any(|p| p.name != "checksum" && params.contains(&p.name))
+        {
+            return Err(ApiError::Bbb(messages::CHECKSUM_ERROR));
+        }
+        params.extend_from(form);
+    }
+    Ok(ApiRequest {
+        call,
+        method,
+        raw_query,
+        params,
+        content_type,
+        body,
+        client_ip,
+    })
+}
+
+async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiError> {
+    if req.call.is_empty() {
+        return Ok(Answer::Xml(index(state)));
+    }
+    if !is_known(&req.call, &req.method) {
+        return Err(ApiError::Bbb(messages::UNSUPPORTED_REQUEST));
+    }
+    let integration = request::authenticate(state, &req)?;
+    let response = match req.call.as_str() {
+        "create" => create::handle(state, req, integration).await?,
+        "join" => {
+            return Ok(match join::handle(state, req, integration).await? {
+                join::Joined::Redirect(url) => Answer::Redirect(url),
+                join::Joined::Xml(r) => Answer::Xml(r),
+            })
+        }
+        "getMeetings" => meetings::handle(state, integration).await?,
+        _ => meeting::handle(state, req, integration).await?,
+    };
+    Ok(Answer::Xml(response))
+}
+
+/// Calls the balancer serves, with the methods BBB 3.0 maps for them.
+fn is_known(call: &str, method: &Method) -> bool {
+    let get_only = *method == Method::GET;
+    match call {
+        "join" | "sendChatMessage" => get_only,
+        "insertDocument" => *method == Method::POST,
+        "create" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings" => {
+            get_only || *method == Method::POST
+        }
+        _ => false,
+    }
+}
+
+fn index(state: &AppState) -> Response {
+    let mut response = Response::fields(&[
+        ("version", "2.0"),
+        ("apiVersion", "2.0"),
+        ("bbbVersion", ""),
+    ]);
+    if !state.config.api.build_number.is_empty() {
+        if let conflux_shared::Body::Fields(fields) = &mut response.body {
+            fields.push(Element::text(
+                "build",
+                state.config.api.build_number.clone(),
+            ));
+        }
+    }
+    response
+}
+
+fn xml(response: &Response) -> warp::reply::Response {
+    let reply = warp::reply::with_header(
+        response.to_xml(),
+        header::CONTENT_TYPE,
+        "text/xml;charset=utf-8",
+    );
+    warp::reply::with_header(reply, header::CACHE_CONTROL, "no-cache").into_response()
+}
+
+/// The request body, or `None` beyond `max` bytes (checked while reading).
+async fn read_body<S, B>(body: S, max: usize) -> Option<Bytes>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.ok()?;
+        if out.len() + chunk.remaining() > max {
+            return None;
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            let n = piece.len();
+            out.extend_from_slice(piece);
+            chunk.advance(n);
+        }
+    }
+    Some(Bytes::from(out))
+}

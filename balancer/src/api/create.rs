@@ -1,0 +1,271 @@
+//! `create`: place a new meeting (or find the node of a running one), rewrite the parameters,
+//! forward, record the meeting and answer with the node's response.
+
+use std::sync::Arc;
+
+use conflux_shared::response::{messages, Body, Meeting};
+use conflux_shared::Response;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::forward;
+use super::params::{rewrite, Rewrite};
+use super::request::{check_content_type, ApiRequest};
+use crate::placement::{self, Candidate, NoPlacement, Wish};
+use crate::state::{AppState, Route};
+use crate::store::{self, Integration, NewMeeting, Node, NodeState};
+
+/// Parameters the balancer consumes itself.
+const BALANCER_PARAMS: [&str; 2] = ["checksum", "preferredServer"];
+
+pub async fn handle(
+    state: &Arc<AppState>,
+    req: ApiRequest,
+    integration: Integration,
+) -> Result<Response, ApiError> {
+    check_content_type(&req)?;
+    let meeting_id = req.meeting_id()?;
+    if req
+        .params
+        .params()
+        .iter()
+        .any(|p| p.name.to_ascii_lowercase().starts_with("meta_mconflb-"))
+    {
+        return Err(ApiError::Bbb(messages::INVALID_PARAMETERS));
+    }
+    let wants_record = req
+        .params
+        .get_trimmed("record")
+        .is_some_and(|r| r.eq_ignore_ascii_case("true"));
+    if wants_record && !integration.recording_allowed {
+        return Err(ApiError::PermissionDenied(
+            "This application is not allowed to record meetings.",
+        ));
+    }
+    let existing = state.routes.load().get(&meeting_id).copied();
+    let (node, is_new) = match existing {
+        Some(route) if route.integration != integration.id => {
+            return Err(ApiError::Bbb(messages::ID_NOT_UNIQUE))
+        }
+        Some(route) => match state.nodes.load().get(route.node).cloned() {
+            Some(node) => (node, false),
+            None => (place(state, &req, &integration, &meeting_id).await?, true),
+        },
+        None => (place(state, &req, &integration, &meeting_id).await?, true),
+    };
+    let query = node_query(state, &req);
+    let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
+    let answer = forward::call(
+        state,
+        &node,
+        "create",
+        &query,
+        body,
+        "Unable to create meeting on server.",
+    )
+    .await;
+    let response = match answer.and_then(|a| a.parse("Unable to create meeting on server.")) {
+        Ok(r) => r,
+        Err(e) => {
+            if is_new {
+                forget(state, &meeting_id).await;
+            }
+            return Err(e);
+        }
+    };
+    match (&response.body, response.is_success()) {
+        (Body::Created(created), true) => {
+            let info = Meeting {
+                meeting_name: req.params.get_trimmed("name").unwrap_or_default(),
+                meeting_id: created.meeting_id.clone(),
+                internal_meeting_id: created.internal_meeting_id.clone(),
+                create_time: created.create_time,
+                create_date: created.create_date.clone(),
+                voice_bridge: created.voice_bridge.clone(),
+                dial_number: created.dial_number.clone(),
+                attendee_pw: created.attendee_pw.clone(),
+                moderator_pw: created.moderator_pw.clone(),
+                duration: created.duration,
+                recording: wants_record,
+                metadata: req
+                    .params
+                    .with_prefix("meta_")
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+                    .collect(),
+                ..Meeting::default()
+            };
+            if is_new {
+                record_created(state, &meeting_id, &integration, &node, &req, info).await?;
+            }
+        }
+        _ if is_new => forget(state, &meeting_id).await,
+        _ => {}
+    }
+    Ok(response)
+}
+
+/// Chooses a node, stores the meeting and its route before forwarding (so concurrent calls
+/// for the same meeting find it).
+async fn place(
+    state: &Arc<AppState>,
+    req: &ApiRequest,
+    integration: &Integration,
+    meeting_id: &str,
+) -> Result<Arc<Node>, ApiError> {
+    if let Some(max) = integration.max_meetings {
+        let running = state
+            .routes
+            .load()
+            .values()
+            .filter(|r| r.integration == integration.id)
+            .count();
+        if running >= usize::try_from(max).unwrap_or(usize::MAX) {
+            return Err(ApiError::PermissionDenied(
+                "This application is not allowed to have any more concurrent meetings.",
+            ));
+        }
+    }
+    let nodes = state.nodes.load();
+    let young = state.recent_placements(state.config.placement.join_buffer);
+    let candidates: Vec<Candidate> = nodes
+        .nodes
+        .iter()
+        .map(|n| Candidate {
+            id: n.id,
+            name: n.name.clone(),
+            host: host_of(&n.url),
+            eligible: n.state == NodeState::Enabled && n.online,
+            load: placement::load(
+                n.users,
+                young.get(&n.id).copied().unwrap_or(0),
+                state.config.placement.min_user_count,
+                n.load_multiplier,
+            ),
+            tags: n.tags.clone(),
+        })
+        .collect();
+    let tag = req.params.get("meta_server-tag");
+    let decision = placement::choose(
+        &candidates,
+        &Wish {
+            tag,
+            preferred: req.params.get("preferredServer"),
+        },
+    )
+    .map_err(|e| match e {
+        NoPlacement::NoServer => ApiError::NoServer,
+        NoPlacement::TagUnavailable(tag) => ApiError::NoTaggedServer(tag),
+    })?;
+    let node = nodes
+        .get(decision.node)
+        .cloned()
+        .ok_or(ApiError::NoServer)?;
+    state.note_placement(node.id);
+    tracing::info!(meeting_id, node = %node.name, reason = %decision.reason, "Meeting placed.");
+    let new = NewMeeting {
+        meeting_id: meeting_id.to_owned(),
+        integration_id: integration.id,
+        node_id: node.id,
+        name: req.params.get_trimmed("name").unwrap_or_default(),
+        client_ip: req.client_ip.map(|ip| ip.to_string()),
+        placement_reason: decision.reason,
+    };
+    state
+        .store
+        .run(move |c| store::meetings::insert(c, &new).map(|_| ()))
+        .await?;
+    state.set_route(
+        meeting_id,
+        Some(Route {
+            integration: integration.id,
+            node: node.id,
+        }),
+    );
+    Ok(node)
+}
+
+async fn record_created(
+    state: &Arc<AppState>,
+    meeting_id: &str,
+    integration: &Integration,
+    node: &Node,
+    req: &ApiRequest,
+    info: Meeting,
+) -> Result<(), ApiError> {
+    let (id, integration_id, node_id) = (meeting_id.to_owned(), integration.id, node.id);
+    let params: serde_json::Map<String, serde_json::Value> = req
+        .params
+        .params()
+        .iter()
+        .filter(|p| !p.name.ends_with("PW") && p.name != "checksum")
+        .map(|p| (p.name.clone(), json!(p.value)))
+        .collect();
+    let data = json!({ "name": info.meeting_name, "node": node.name, "query": params });
+    let xml = info.to_element().to_xml();
+    let internal = info.internal_meeting_id.clone();
+    state
+        .store
+        .run(move |c| {
+            store::meetings::set_info(c, &id, &internal, &xml)?;
+            store::events::log(
+                c,
+                store::EventKind::MeetingCreated,
+                Some(integration_id),
+                Some(&id),
+                Some(node_id),
+                &data,
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+/// Drops a meeting the node refused or never got.
+pub(super) async fn forget(state: &Arc<AppState>, meeting_id: &str) {
+    let id = meeting_id.to_owned();
+    if let Err(e) = state
+        .store
+        .run(move |c| store::meetings::remove(c, &id))
+        .await
+    {
+        tracing::error!(error = %e, meeting_id, "Could not forget a meeting.");
+    }
+    state.set_route(meeting_id, None);
+}
+
+/// The create query for the node: balancer parameters dropped, configured rules applied,
+/// `duration` capped by MAX_MEETING_DURATION.
+fn node_query(state: &AppState, req: &ApiRequest) -> String {
+    let api = &state.config.api;
+    let mut overrides = api.override_create_params.clone();
+    if api.max_meeting_duration > 0 {
+        let asked = req
+            .params
+            .get_trimmed("duration")
+            .and_then(|d| d.parse::<u64>().ok())
+            .unwrap_or(0);
+        if asked == 0 || asked > api.max_meeting_duration {
+            overrides.push(("duration".into(), api.max_meeting_duration.to_string()));
+        }
+    }
+    let url_params = conflux_shared::Query::parse(&req.raw_query).unwrap_or_default();
+    rewrite(
+        &url_params,
+        &Rewrite {
+            drop: &BALANCER_PARAMS,
+            exclude: &api.create_exclude_params,
+            defaults: &api.default_create_params,
+            overrides: &overrides,
+        },
+    )
+}
+
+pub fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}

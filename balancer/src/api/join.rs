@@ -1,0 +1,118 @@
+//! `join`: the browser must reach the node itself (its session cookie lives there), so the
+//! balancer answers with a 302 to the node's join URL signed with the node's secret, as
+//! Scalelite does; with `redirect=false` it proxies and returns the node's XML.
+
+use std::sync::Arc;
+
+use conflux_shared::response::messages;
+use conflux_shared::Response;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::forward;
+use super::params::{rewrite, Rewrite};
+use super::request::ApiRequest;
+use crate::state::AppState;
+use crate::store::{self, Integration};
+
+/// What a join answers: a redirect or XML.
+pub enum Joined {
+    Redirect(String),
+    Xml(Response),
+}
+
+pub async fn handle(
+    state: &Arc<AppState>,
+    req: ApiRequest,
+    integration: Integration,
+) -> Result<Joined, ApiError> {
+    let meeting_id = req.meeting_id()?;
+    if req.params.get_trimmed("fullName").is_none() {
+        return Err(ApiError::Bbb(messages::MISSING_FULL_NAME));
+    }
+    let route = state
+        .routes
+        .load()
+        .get(&meeting_id)
+        .copied()
+        .filter(|r| r.integration == integration.id)
+        .ok_or(ApiError::Bbb(messages::INVALID_MEETING_ID))?;
+    let node = state
+        .nodes
+        .load()
+        .get(route.node)
+        .cloned()
+        .ok_or(ApiError::Bbb(messages::INVALID_MEETING_ID))?;
+    if let Some(max) = integration.max_users {
+        let users: u32 = state.nodes.load().nodes.iter().map(|n| n.users).sum();
+        if users >= max {
+            return Err(ApiError::PermissionDenied(
+                "This application is not allowed to have any more concurrent users.",
+            ));
+        }
+    }
+    let api = &state.config.api;
+    let query = rewrite(
+        &conflux_shared::Query::parse(&req.raw_query).unwrap_or_default(),
+        &Rewrite {
+            drop: &["checksum"],
+            exclude: &api.join_exclude_params,
+            defaults: &api.default_join_params,
+            overrides: &api.override_join_params,
+        },
+    );
+    let data = json!({
+        "fullName": req.params.get_trimmed("fullName"),
+        "role": role_of(&req),
+        "userID": req.params.get_trimmed("userID"),
+    });
+    let (id, integration_id, node_id) = (meeting_id.clone(), integration.id, node.id);
+    state
+        .store
+        .run(move |c| {
+            store::events::log(
+                c,
+                store::EventKind::UserJoined,
+                Some(integration_id),
+                Some(&id),
+                Some(node_id),
+                &data,
+            )
+        })
+        .await?;
+    let redirect = req
+        .params
+        .get_trimmed("redirect")
+        .is_none_or(|r| !r.eq_ignore_ascii_case("false"));
+    if redirect {
+        return Ok(Joined::Redirect(forward::node_url(
+            state, &node, "join", &query,
+        )));
+    }
+    let answer = forward::call(
+        state,
+        &node,
+        "join",
+        &query,
+        None,
+        "Unable to access meeting on server.",
+    )
+    .await?;
+    Ok(Joined::Xml(
+        answer.parse("Unable to access meeting on server.")?,
+    ))
+}
+
+/// MODERATOR or VIEWER as far as the balancer can tell (role, else unknown with a password).
+fn role_of(req: &ApiRequest) -> &'static str {
+    match req
+        .params
+        .get_trimmed("role")
+        .map(|r| r.to_ascii_uppercase())
+        .as_deref()
+    {
+        Some("MODERATOR") => "moderator",
+        Some("VIEWER") => "attendee",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,86 @@
+//! Calls about one meeting, proxied to the node hosting it: end, isMeetingRunning,
+//! getMeetingInfo, insertDocument, sendChatMessage. An unknown meeting (or one of another
+//! integration) is answered without any node traffic.
+
+use std::sync::Arc;
+
+use conflux_shared::response::{messages, Body};
+use conflux_shared::Response;
+use serde_json::json;
+
+use super::create::forget;
+use super::error::ApiError;
+use super::forward;
+use super::request::{check_content_type, ApiRequest};
+use crate::state::AppState;
+use crate::store::{self, Integration};
+
+pub async fn handle(
+    state: &Arc<AppState>,
+    req: ApiRequest,
+    integration: Integration,
+) -> Result<Response, ApiError> {
+    check_content_type(&req)?;
+    let meeting_id = req.meeting_id()?;
+    let route = state
+        .routes
+        .load()
+        .get(&meeting_id)
+        .copied()
+        .filter(|r| r.integration == integration.id);
+    let node = route.and_then(|r| state.nodes.load().get(r.node).cloned());
+    let Some(node) = node else {
+        return Ok(match req.call.as_str() {
+            "isMeetingRunning" => Response::fields(&[("running", "false")]),
+            _ => Response::failed(messages::NOT_FOUND),
+        });
+    };
+    let context = match req.call.as_str() {
+        "insertDocument" => "Unable to insert document on server.",
+        _ => "Unable to access meeting on server.",
+    };
+    let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
+    let answer = forward::call(
+        state,
+        &node,
+        &req.call,
+        &req.unsigned_query(),
+        body,
+        context,
+    )
+    .await?;
+    let response = answer.parse(context)?;
+    let gone = !response.is_success() && response.key() == Some("notFound");
+    if (req.call == "end" && response.is_success()) || gone {
+        let (id, integration_id, node_id) = (meeting_id.clone(), integration.id, node.id);
+        let data = json!({ "by": if gone { "node" } else { "end" } });
+        state
+            .store
+            .run(move |c| {
+                store::events::log(
+                    c,
+                    store::EventKind::MeetingEnded,
+                    Some(integration_id),
+                    Some(&id),
+                    Some(node_id),
+                    &data,
+                )
+            })
+            .await?;
+        forget(state, &meeting_id).await;
+    }
+    if req.call == "getMeetingInfo" {
+        if let Body::Meeting(m) = &response.body {
+            let (id, internal, xml) = (
+                meeting_id,
+                m.internal_meeting_id.clone(),
+                m.to_element().to_xml(),
+            );
+            state
+                .store
+                .run(move |c| store::meetings::set_info(c, &id, &internal, &xml))
+                .await?;
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,144 @@
+//! The request as the handlers see it, and the shared first steps of the pipeline: the client
+//! address (X-Forwarded-For from trusted proxies), Content-Type rules, and authentication (the
+//! integration whose secret signed the call).
+
+use std::net::{IpAddr, SocketAddr};
+
+use conflux_shared::response::messages;
+use conflux_shared::{Query, SignedQuery};
+use warp::http::Method;
+use warp::hyper::body::Bytes;
+
+use super::error::ApiError;
+use crate::config::IpNet;
+use crate::state::AppState;
+use crate::store::Integration;
+
+/// One BBB API request.
+pub struct ApiRequest {
+    pub call: String,
+    pub method: Method,
+    /// The raw URL query as received.
+    pub raw_query: String,
+    /// URL parameters, then form-body parameters.
+    pub params: Query,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl ApiRequest {
+    /// The query without its checksum: what gets re-signed for the node.
+    pub fn unsigned_query(&self) -> String {
+        self.params_raw_without(&["checksum"])
+    }
+
+    /// The raw URL query minus the named parameters, other bytes untouched.
+    pub fn params_raw_without(&self, names: &[&str]) -> String {
+        Query::parse(&self.raw_query)
+            .map(|q| q.raw_without(names))
+            .unwrap_or_default()
+    }
+
+    pub fn meeting_id(&self) -> Result<String, ApiError> {
+        self.params
+            .get_trimmed("meetingID")
+            .ok_or(ApiError::Bbb(messages::MISSING_MEETING_ID))
+    }
+}
+
+/// The integration that signed `req`, or `checksumError`.
+pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Integration, ApiError> {
+    let signed = SignedQuery::parse(&req.raw_query, state.config.api.algorithms)
+        .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
+    let integration = state
+        .integration_for(&req.call, &signed)
+        .ok_or(ApiError::Bbb(messages::CHECKSUM_ERROR))?;
+    if !integration.api_enabled {
+        return Err(ApiError::PermissionDenied(
+            "This application is not currently allowed to access this API.",
+        ));
+    }
+    Ok(integration)
+}
+
+/// Refuses a body whose Content-Type the call does not take (bbb-web 2.7.8+ rules).
+pub fn check_content_type(req: &ApiRequest) -> Result<(), ApiError> {
+    if req.body.is_empty() {
+        return Ok(());
+    }
+    let allowed: &[&str] = match req.call.as_str() {
+        "create" => &[
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "application/xml",
+            "text/xml",
+        ],
+        "insertDocument" => &["application/xml", "text/xml"],
+        _ => &["application/x-www-form-urlencoded", "multipart/form-data"],
+    };
+    match req.content_type.as_deref() {
+        Some(m) if allowed.contains(&m) => Ok(()),
+        _ => Err(ApiError::Bbb(messages::UNSUPPORTED_CONTENT_TYPE)),
+    }
+}
+
+/// The client's address: the right-most X-Forwarded-For entry not added by a trusted proxy,
+/// when the peer itself is trusted; else the peer.
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer.map(|p| p.ip());
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    match (peer, forwarded_for) {
+        (Some(p), Some(header)) if is_trusted(p) => {
+            let hops: Vec<IpAddr> = header
+                .split(',')
+                .filter_map(|h| h.trim().parse().ok())
+                .collect();
+            hops.iter()
+                .rev()
+                .copied()
+                .find(|ip| !is_trusted(*ip))
+                .or(hops.first().copied())
+                .or(Some(p))
+        }
+        _ => peer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let outsider: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(Some(local), Some("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(
+                Some(local),
+                Some("1.2.3.4, 198.51.100.7, 10.0.0.2"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(Some(outsider), Some("198.51.100.7"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(Some(local), Some("garbage"), &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(client_ip(Some(local), None, &trusted), ip("127.0.0.1"));
+    }
+}

@@ -1,0 +1,163 @@
+//! The command line of `conflux-balancer` (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// One BigBlueButton API in front of a federated pool of BBB nodes (Mconf-LB design; a drop-in
+/// Scalelite replacement).
+///
+/// Configuration: one TOML file (--config, or CONFLUX_CONFIG), overridden by
+/// CONFLUX_<SECTION>__<KEY> environment variables; Scalelite's variables (LOADBALANCER_SECRET,
+/// POLL_INTERVAL, ...) are accepted too. See the README for every key.
+#[derive(Debug, Parser)]
+#[command(name = "conflux-balancer", version)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "CONFLUX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the SQLite store lives (overrides server.data_dir).
+    #[arg(long, global = true, env = "CONFLUX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the BBB API; prints `listening on http://ADDR` once ready.
+    Serve {
+        /// Address to listen on (port 0 picks a free port); overrides server.listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Start a balancer with three simulated BBB nodes and one integration, with no set-up.
+    Demo {
+        /// Address of the demo balancer.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Manage the BBB nodes (Scalelite's servers tasks).
+    #[command(subcommand)]
+    Servers(ServersCommand),
+    /// Inspect and end meetings.
+    #[command(subcommand)]
+    Meetings(MeetingsCommand),
+    /// Manage integrations (institutions, Scalelite's tenants) and their secrets.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+    /// Poll every node once now and print the status table.
+    Poll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// List the nodes.
+    List,
+    /// Add a node (disabled until enabled, as in Scalelite).
+    Add(AddServer),
+    /// Remove a node (its meetings are forgotten).
+    Remove { server: String },
+    /// Let a node take new meetings.
+    Enable { server: String },
+    /// Stop sending anything to a node; its meetings are forgotten.
+    Disable { server: String },
+    /// Keep a node's meetings but send it no new ones; it becomes disabled once empty.
+    Cordon { server: String },
+    /// Forget every meeting of a node, end them on the node, and disable it.
+    Panic {
+        server: String,
+        /// Keep the node's state instead of disabling it.
+        #[arg(long)]
+        keep_state: bool,
+    },
+    /// Change a node's URL, secret, load multiplier or tags.
+    Update(UpdateServer),
+    /// The status table: HOSTNAME STATE STATUS MEETINGS USERS LARGEST MEETING VIDEOS.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct AddServer {
+    /// The node's BBB URL (https://host/bigbluebutton/api or https://host).
+    pub url: String,
+    /// The node's shared secret.
+    pub secret: String,
+    /// A name (default: the URL's host).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Load multiplier: higher makes the node look busier.
+    #[arg(long, default_value_t = 1.0)]
+    pub load_multiplier: f64,
+    /// Tags for meta_server-tag placement (comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Enable the node at once.
+    #[arg(long)]
+    pub enable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateServer {
+    pub server: String,
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long)]
+    pub secret: Option<String>,
+    #[arg(long)]
+    pub load_multiplier: Option<f64>,
+    /// Replace the tags (comma list; empty string clears them).
+    #[arg(long)]
+    pub tags: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeetingsCommand {
+    /// List the meetings the balancer knows.
+    List,
+    /// Show a meeting: node, owner, placement reason, events.
+    Info { meeting_id: String },
+    /// End a meeting on its node and forget it.
+    End { meeting_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsCommand {
+    /// List integrations (secrets are not shown).
+    List,
+    /// Add an integration; prints its secret once (generated unless --secret is given).
+    Add {
+        name: String,
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Remove an integration and forget its meetings.
+    Remove { integration: String },
+    /// Replace an integration's secret; prints the new one once.
+    Rotate {
+        integration: String,
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Change an integration's name or plan.
+    Update(UpdateIntegration),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateIntegration {
+    pub integration: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Allow API access (true/false).
+    #[arg(long)]
+    pub api_enabled: Option<bool>,
+    /// Allow recorded meetings (true/false).
+    #[arg(long)]
+    pub recording_allowed: Option<bool>,
+    /// Maximum concurrent meetings (0 = unlimited).
+    #[arg(long)]
+    pub max_meetings: Option<u32>,
+    /// Maximum concurrent users (0 = unlimited).
+    #[arg(long)]
+    pub max_users: Option<u32>,
+}

@@ -1,0 +1,799 @@
+//! The balancer's configuration: one TOML file, overridden by `CONFLUX_<SECTION>__<KEY>`
+//! environment variables, with Scalelite's variable names accepted as aliases.
+//!
+//! Loading has two stages, as ripgrep's does: [`RawConfig`] (serde, unknown keys refused,
+//! defaults) and [`Config::validate`], which turns it into checked values and names the key of
+//! anything wrong. The environment is read through a lookup function so tests pass a map.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use conflux_shared::AlgorithmSet;
+use serde::Deserialize;
+
+/// A configuration problem, always naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config key {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+/// A secret whose `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The file as written, with defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub api: RawApi,
+    pub poller: RawPoller,
+    pub placement: RawPlacement,
+    pub default_integration: RawDefaultIntegration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    pub data_dir: Option<PathBuf>,
+    /// Proxies whose X-Forwarded-For is believed (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApi {
+    pub checksum_algorithms: String,
+    pub get_meetings_disabled: bool,
+    pub get_recordings_filtered: bool,
+    pub recording_disabled: bool,
+    /// Minutes; 0 = no limit.
+    pub max_meeting_duration: u64,
+    pub create_exclude_params: Vec<String>,
+    pub join_exclude_params: Vec<String>,
+    pub default_create_params: BTreeMap<String, String>,
+    pub override_create_params: BTreeMap<String, String>,
+    pub default_join_params: BTreeMap<String, String>,
+    pub override_join_params: BTreeMap<String, String>,
+    pub build_number: String,
+    /// Algorithm used to sign calls to nodes.
+    pub node_checksum_algorithm: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPoller {
+    pub interval_secs: f64,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub connect_timeout_secs: f64,
+    pub response_timeout_secs: f64,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPlacement {
+    pub min_user_count: u32,
+    pub join_buffer_secs: f64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDefaultIntegration {
+    pub name: Option<String>,
+    pub secret: Option<Secret>,
+    /// Extra secrets accepted for the default integration (Scalelite's LOADBALANCER_SECRETS).
+    pub extra_secrets: Vec<Secret>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub trusted_proxies: Vec<IpNet>,
+    pub api: ApiConfig,
+    pub poller: PollerConfig,
+    pub placement: PlacementConfig,
+    pub default_integration: Option<DefaultIntegration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub algorithms: AlgorithmSet,
+    pub node_algorithm: conflux_shared::Algorithm,
+    pub get_meetings_disabled: bool,
+    pub get_recordings_filtered: bool,
+    pub recording_disabled: bool,
+    pub max_meeting_duration: u64,
+    pub create_exclude_params: Vec<String>,
+    pub join_exclude_params: Vec<String>,
+    pub default_create_params: Vec<(String, String)>,
+    pub override_create_params: Vec<(String, String)>,
+    pub default_join_params: Vec<(String, String)>,
+    pub override_join_params: Vec<(String, String)>,
+    pub build_number: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    pub interval: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlacementConfig {
+    pub min_user_count: u32,
+    pub join_buffer: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DefaultIntegration {
+    pub name: String,
+    pub secrets: Vec<Secret>,
+}
+
+/// An address block, e.g. `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: None,
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            checksum_algorithms: "sha1,sha256,sha384,sha512".into(),
+            get_meetings_disabled: false,
+            get_recordings_filtered: false,
+            recording_disabled: false,
+            max_meeting_duration: 0,
+            create_exclude_params: Vec::new(),
+            join_exclude_params: Vec::new(),
+            default_create_params: BTreeMap::new(),
+            override_create_params: BTreeMap::new(),
+            default_join_params: BTreeMap::new(),
+            override_join_params: BTreeMap::new(),
+            build_number: String::new(),
+            node_checksum_algorithm: "sha256".into(),
+        }
+    }
+}
+
+impl Default for RawPoller {
+    fn default() -> Self {
+        RawPoller {
+            interval_secs: 60.0,
+            healthy_threshold: 1,
+            unhealthy_threshold: 2,
+            connect_timeout_secs: 5.0,
+            response_timeout_secs: 10.0,
+            concurrency: 64,
+        }
+    }
+}
+
+impl Default for RawPlacement {
+    fn default() -> Self {
+        RawPlacement {
+            min_user_count: 15,
+            join_buffer_secs: 900.0,
+        }
+    }
+}
+
+/// Scalelite's environment variables and the keys they set: (variable, section, key, kind).
+const ALIASES: &[(&str, &str, &str, Kind)] = &[
+    (
+        "LOADBALANCER_SECRET",
+        "default_integration",
+        "secret",
+        Kind::Text,
+    ),
+    (
+        "LOADBALANCER_SECRETS",
+        "default_integration",
+        "extra_secrets",
+        Kind::List(':'),
+    ),
+    (
+        "LOADBALANCER_CHECKSUM_ALGORITHM",
+        "api",
+        "checksum_algorithms",
+        Kind::Text,
+    ),
+    ("POLL_INTERVAL", "poller", "interval_secs", Kind::Value),
+    (
+        "SERVER_HEALTHY_THRESHOLD",
+        "poller",
+        "healthy_threshold",
+        Kind::Value,
+    ),
+    (
+        "SERVER_UNHEALTHY_THRESHOLD",
+        "poller",
+        "unhealthy_threshold",
+        Kind::Value,
+    ),
+    (
+        "CONNECT_TIMEOUT",
+        "poller",
+        "connect_timeout_secs",
+        Kind::Value,
+    ),
+    (
+        "RESPONSE_TIMEOUT",
+        "poller",
+        "response_timeout_secs",
+        Kind::Value,
+    ),
+    (
+        "LOAD_MIN_USER_COUNT",
+        "placement",
+        "min_user_count",
+        Kind::Value,
+    ),
+    (
+        "LOAD_JOIN_BUFFER_TIME",
+        "placement",
+        "join_buffer_secs",
+        Kind::Minutes,
+    ),
+    (
+        "MAX_MEETING_DURATION",
+        "api",
+        "max_meeting_duration",
+        Kind::Value,
+    ),
+    (
+        "CREATE_EXCLUDE_PARAMS",
+        "api",
+        "create_exclude_params",
+        Kind::List(','),
+    ),
+    (
+        "JOIN_EXCLUDE_PARAMS",
+        "api",
+        "join_exclude_params",
+        Kind::List(','),
+    ),
+    (
+        "DEFAULT_CREATE_PARAMS",
+        "api",
+        "default_create_params",
+        Kind::Pairs,
+    ),
+    (
+        "OVERRIDE_CREATE_PARAMS",
+        "api",
+        "override_create_params",
+        Kind::Pairs,
+    ),
+    (
+        "DEFAULT_JOIN_PARAMS",
+        "api",
+        "default_join_params",
+        Kind::Pairs,
+    ),
+    (
+        "OVERRIDE_JOIN_PARAMS",
+        "api",
+        "override_join_params",
+        Kind::Pairs,
+    ),
+    (
+        "GET_MEETINGS_API_DISABLED",
+        "api",
+        "get_meetings_disabled",
+        Kind::Bool,
+    ),
+    (
+        "GET_RECORDINGS_API_FILTERED",
+        "api",
+        "get_recordings_filtered",
+        Kind::Bool,
+    ),
+    (
+        "RECORDING_DISABLED",
+        "api",
+        "recording_disabled",
+        Kind::Bool,
+    ),
+    ("BUILD_NUMBER", "api", "build_number", Kind::Text),
+];
+
+/// How an environment value becomes a TOML value.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Parsed as a TOML value (numbers, booleans), else taken as a string.
+    Value,
+    Text,
+    /// Scalelite's `true`/`1`/`yes`.
+    Bool,
+    /// Minutes, converted to seconds.
+    Minutes,
+    List(char),
+    /// `key=value,key=value`.
+    Pairs,
+}
+
+impl Config {
+    /// Reads `path` (if any), applies environment overrides from `env`, then validates.
+    /// `data_dir` (from `--data-dir`) wins over the file and the environment.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        data_dir: Option<PathBuf>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| ConfigError::Parse(one_line(&e.to_string())))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let raw: RawConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(one_line(&e.to_string())))?;
+        let mut config = Config::validate(raw)?;
+        if let Some(dir) = data_dir {
+            config.data_dir = dir;
+        }
+        Ok(config)
+    }
+
+    /// Checks values and converts them; errors name the key.
+    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            key: key.into(),
+            problem,
+        };
+        let seconds = |key: &str, v: f64| {
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| invalid(key, format!("{v} is not a number of seconds")))
+        };
+        let algorithms: AlgorithmSet = raw
+            .api
+            .checksum_algorithms
+            .parse()
+            .map_err(|e| invalid("api.checksum_algorithms", format!("{e}")))?;
+        if algorithms == AlgorithmSet::empty() {
+            return Err(invalid(
+                "api.checksum_algorithms",
+                "no algorithm enabled".into(),
+            ));
+        }
+        let node_algorithm = raw
+            .api
+            .node_checksum_algorithm
+            .parse()
+            .map_err(|e| invalid("api.node_checksum_algorithm", format!("{e}")))?;
+        let trusted_proxies = raw
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse()
+                    .map_err(|e: String| invalid("server.trusted_proxies", e))
+            })
+            .collect::<Result<_, _>>()?;
+        if raw.poller.concurrency == 0 {
+            return Err(invalid("poller.concurrency", "must be at least 1".into()));
+        }
+        if raw.poller.healthy_threshold == 0 || raw.poller.unhealthy_threshold == 0 {
+            return Err(invalid(
+                "poller.healthy_threshold",
+                "thresholds must be at least 1".into(),
+            ));
+        }
+        let interval = seconds("poller.interval_secs", raw.poller.interval_secs)?;
+        if interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "poller.interval_secs",
+                "must be at least 0.1".into(),
+            ));
+        }
+        if raw.server.listen.parse::<SocketAddr>().is_err() && !raw.server.listen.contains(':') {
+            return Err(invalid(
+                "server.listen",
+                format!("{:?} is not HOST:PORT", raw.server.listen),
+            ));
+        }
+        let default_integration = match raw.default_integration.secret {
+            Some(secret) if secret.0.trim().is_empty() => {
+                return Err(invalid(
+                    "default_integration.secret",
+                    "must not be empty".into(),
+                ))
+            }
+            Some(secret) => Some(DefaultIntegration {
+                name: raw
+                    .default_integration
+                    .name
+                    .unwrap_or_else(|| "default".into()),
+                secrets: std::iter::once(secret)
+                    .chain(
+                        raw.default_integration
+                            .extra_secrets
+                            .into_iter()
+                            .filter(|s| !s.0.is_empty()),
+                    )
+                    .collect(),
+            }),
+            None if !raw.default_integration.extra_secrets.is_empty() => {
+                return Err(invalid(
+                    "default_integration.extra_secrets",
+                    "needs default_integration.secret (LOADBALANCER_SECRET)".into(),
+                ))
+            }
+            None => None,
+        };
+        Ok(Config {
+            listen: raw.server.listen,
+            data_dir: raw
+                .server
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/conflux")),
+            trusted_proxies,
+            api: ApiConfig {
+                algorithms,
+                node_algorithm,
+                get_meetings_disabled: raw.api.get_meetings_disabled,
+                get_recordings_filtered: raw.api.get_recordings_filtered,
+                recording_disabled: raw.api.recording_disabled,
+                max_meeting_duration: raw.api.max_meeting_duration,
+                create_exclude_params: raw.api.create_exclude_params,
+                join_exclude_params: raw.api.join_exclude_params,
+                default_create_params: raw.api.default_create_params.into_iter().collect(),
+                override_create_params: raw.api.override_create_params.into_iter().collect(),
+                default_join_params: raw.api.default_join_params.into_iter().collect(),
+                override_join_params: raw.api.override_join_params.into_iter().collect(),
+                build_number: raw.api.build_number,
+            },
+            poller: PollerConfig {
+                interval,
+                healthy_threshold: raw.poller.healthy_threshold,
+                unhealthy_threshold: raw.poller.unhealthy_threshold,
+                connect_timeout: seconds(
+                    "poller.connect_timeout_secs",
+                    raw.poller.connect_timeout_secs,
+                )?,
+                response_timeout: seconds(
+                    "poller.response_timeout_secs",
+                    raw.poller.response_timeout_secs,
+                )?,
+                concurrency: raw.poller.concurrency,
+            },
+            placement: PlacementConfig {
+                min_user_count: raw.placement.min_user_count,
+                join_buffer: seconds("placement.join_buffer_secs", raw.placement.join_buffer_secs)?,
+            },
+            default_integration,
+        })
+    }
+}
+
+/// Applies Scalelite aliases, then `CONFLUX_<SECTION>__<KEY>` variables (which win).
+fn apply_env(
+    table: &mut toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (name, section, key, kind) in ALIASES {
+        if let Some(value) = env(name) {
+            let value = convert(&value, *kind).map_err(|problem| ConfigError::Invalid {
+                key: (*name).into(),
+                problem,
+            })?;
+            set(table, section, key, value);
+        }
+    }
+    for (section, keys) in ENV_KEYS {
+        for key in *keys {
+            let name = format!("CONFLUX_{}__{}", section.to_uppercase(), key.to_uppercase());
+            if let Some(value) = env(&name) {
+                set(
+                    table,
+                    section,
+                    key,
+                    convert(&value, Kind::Value).unwrap_or(toml::Value::String(value)),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The keys that can be set from `CONFLUX_<SECTION>__<KEY>`.
+const ENV_KEYS: &[(&str, &[&str])] = &[
+    ("server", &["listen", "data_dir", "trusted_proxies"]),
+    (
+        "api",
+        &[
+            "checksum_algorithms",
+            "get_meetings_disabled",
+            "get_recordings_filtered",
+            "recording_disabled",
+            "max_meeting_duration",
+            "build_number",
+            "node_checksum_algorithm",
+        ],
+    ),
+    (
+        "poller",
+        &[
+            "interval_secs",
+            "healthy_threshold",
+            "unhealthy_threshold",
+            "connect_timeout_secs",
+            "response_timeout_secs",
+            "concurrency",
+        ],
+    ),
+    ("placement", &["min_user_count", "join_buffer_secs"]),
+    ("default_integration", &["name", "secret"]),
+];
+
+fn convert(value: &str, kind: Kind) -> Result<toml::Value, String> {
+    let value = value.trim();
+    Ok(match kind {
+        Kind::Text => toml::Value::String(value.into()),
+        Kind::Value => format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.into())),
+        Kind::Bool => toml::Value::Boolean(match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" | "" => false,
+            other => return Err(format!("{other:?} is not a boolean")),
+        }),
+        Kind::Minutes => {
+            let minutes: f64 = value
+                .parse()
+                .map_err(|_| format!("{value:?} is not a number of minutes"))?;
+            toml::Value::Float(minutes * 60.0)
+        }
+        Kind::List(sep) => toml::Value::Array(
+            value
+                .split(sep)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        ),
+        Kind::Pairs => {
+            let mut table = toml::Table::new();
+            for pair in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or(format!("{pair:?} is not key=value"))?;
+                table.insert(k.trim().into(), toml::Value::String(v.trim().into()));
+            }
+            toml::Value::Table(table)
+        }
+    })
+}
+
+fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+    let entry = table
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(inner) = entry {
+        inner.insert(key.to_owned(), value);
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or(format!("{s:?} has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(ip: IpAddr) -> (u128, u8) {
+            match ip {
+                IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+                IpAddr::V6(v6) => (u128::from(v6), 128),
+            }
+        }
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let ((net, width), (candidate, candidate_width)) = (bits(self.addr), bits(ip));
+        if width != candidate_width {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix);
+        shift >= 128 || (net >> shift) == (candidate >> shift)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("balancer.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Some(&path), None, &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_scalelites() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.poller.interval, Duration::from_secs(60));
+        assert_eq!(
+            (c.poller.healthy_threshold, c.poller.unhealthy_threshold),
+            (1, 2)
+        );
+        assert_eq!(c.placement.min_user_count, 15);
+        assert_eq!(c.placement.join_buffer, Duration::from_secs(900));
+        assert!(c.default_integration.is_none());
+    }
+
+    #[test]
+    fn file_env_and_scalelite_aliases() {
+        let c = load(
+            "[poller]\ninterval_secs = 5\n[api]\nbuild_number = \"file\"\n",
+            &[
+                ("LOADBALANCER_SECRET", "s1"),
+                ("LOADBALANCER_SECRETS", "s2:s3"),
+                ("POLL_INTERVAL", "7"),
+                ("LOAD_JOIN_BUFFER_TIME", "2"),
+                ("CREATE_EXCLUDE_PARAMS", "logo, bannerText"),
+                ("OVERRIDE_CREATE_PARAMS", "record=false,muteOnStart=true"),
+                ("GET_MEETINGS_API_DISABLED", "yes"),
+                ("CONFLUX_API__BUILD_NUMBER", "env"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.poller.interval, Duration::from_secs(7));
+        assert_eq!(c.placement.join_buffer, Duration::from_secs(120));
+        assert_eq!(c.api.create_exclude_params, ["logo", "bannerText"]);
+        assert_eq!(
+            c.api.override_create_params,
+            [
+                ("muteOnStart".into(), "true".into()),
+                ("record".into(), "false".into())
+            ]
+        );
+        assert!(c.api.get_meetings_disabled);
+        assert_eq!(c.api.build_number, "env");
+        let d = c.default_integration.unwrap();
+        assert_eq!(
+            d.secrets.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+            ["s1", "s2", "s3"]
+        );
+        assert_eq!(format!("{:?}", d.secrets[0]), "***");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            (
+                "[poller]\ninterval_secs = \"often\"\n",
+                &[],
+                "interval_secs",
+            ),
+            ("[poller]\nbogus = 1\n", &[], "bogus"),
+            (
+                "[api]\nchecksum_algorithms = \"md5\"\n",
+                &[],
+                "api.checksum_algorithms",
+            ),
+            (
+                "",
+                &[("GET_MEETINGS_API_DISABLED", "maybe")],
+                "GET_MEETINGS_API_DISABLED",
+            ),
+            (
+                "",
+                &[("DEFAULT_CREATE_PARAMS", "novalue")],
+                "DEFAULT_CREATE_PARAMS",
+            ),
+            (
+                "",
+                &[("CONFLUX_POLLER__CONCURRENCY", "0")],
+                "poller.concurrency",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n",
+                &[],
+                "server.trusted_proxies",
+            ),
+            ("not toml [", &[], "config"),
+        ];
+        for (text, env, key) in cases {
+            let err = load(text, env).unwrap_err().to_string();
+            assert!(err.contains(key), "{err:?} should name {key}");
+            assert!(!err.contains('\n'), "{err:?} is one line");
+        }
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let net: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one: IpNet = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+    }
+}

@@ -1,0 +1,125 @@
+//! `conflux-balancer demo`: a balancer and three simulated BBB nodes (`conflux-bbb-sim`, built
+//! beside this binary) with one integration, on loopback, with no set-up. Prints the API URL,
+//! secret and what to try; runs until Ctrl-C and stops its children.
+#![allow(clippy::print_stdout)] // the demo talks to its user
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use crate::config::{Config, DefaultIntegration, RawConfig, Secret};
+use crate::state::AppState;
+use crate::store::{self, NewNode, NodeState};
+
+const DEMO_SECRET: &str = "conflux-demo-secret-0123456789";
+const NODE_SECRET: &str = "demo-node-secret";
+
+/// Children killed on drop.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn run(listen: &str) -> anyhow::Result<()> {
+    let sim = std::env::current_exe()?
+        .parent()
+        .map(|d| d.join("conflux-bbb-sim"))
+        .filter(|p| p.exists())
+        .ok_or_else(|| anyhow!("conflux-bbb-sim is not built beside this binary: run `cargo build --workspace --bins`"))?;
+    let data = std::env::temp_dir().join(format!("conflux-demo-{}", std::process::id()));
+    let mut children = Children(Vec::new());
+    let mut urls = Vec::new();
+    for i in 1..=3 {
+        let mut child = Command::new(&sim)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--secret",
+                NODE_SECRET,
+                "--name",
+                &format!("bbb{i}"),
+            ])
+            .arg("--recordings-dir")
+            .arg(data.join(format!("bbb{i}")))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", sim.display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        children.0.push(child);
+        let line = BufReader::new(stdout)
+            .lines()
+            .next()
+            .transpose()?
+            .unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening on ")
+            .ok_or_else(|| anyhow!("simulator said {line:?}"))?;
+        urls.push(addr.to_owned());
+    }
+    let mut raw = RawConfig::default();
+    raw.server.listen = listen.to_owned();
+    raw.server.data_dir = Some(data.join("balancer"));
+    raw.poller.interval_secs = 2.0;
+    let mut config = Config::validate(raw)?;
+    config.default_integration = Some(DefaultIntegration {
+        name: "demo".into(),
+        secrets: vec![Secret(DEMO_SECRET.into())],
+    });
+    let state = AppState::open(config)?;
+    for (i, url) in urls.iter().enumerate() {
+        let node = NewNode {
+            name: format!("bbb{}", i + 1),
+            url: conflux_shared::signed_url::api_base_of(url),
+            secret: Secret(NODE_SECRET.into()),
+            load_multiplier: 1.0,
+            tags: Vec::new(),
+            state: NodeState::Enabled,
+        };
+        state
+            .store
+            .blocking(|c| store::nodes::insert(c, &node).map(|_| ()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        state.refresh().await?;
+        crate::poller::poll_all(&state).await;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        println!();
+        println!("Conflux demo: a balancer in front of three simulated BBB nodes.");
+        println!("  BBB API URL:  http://{addr}/bigbluebutton/api/");
+        println!("  secret:       {DEMO_SECRET}");
+        println!("  nodes:        {}", urls.join(", "));
+        println!("  data:         {}", data.display());
+        println!();
+        println!("Point Greenlight, Moodle or any BBB client at the URL and secret above, or try:");
+        println!("  curl http://{addr}/bigbluebutton/api");
+        println!(
+            "  conflux-balancer --data-dir {} servers status",
+            data.join("balancer").display()
+        );
+        println!("Press Ctrl-C to stop.");
+        crate::serve(listener, state, crate::admin::shutdown_signal()).await
+    })?;
+    drop(children);
+    std::thread::sleep(Duration::from_millis(100));
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The poller: every interval, `getMeetings` on every enabled or cordoned node, concurrently
+//! with bounded parallelism and the configured timeouts. It stores each node's counters and
+//! meetings, moves nodes online/offline after the healthy/unhealthy thresholds, forgets the
+//! meetings of nodes that went offline and of meetings a node no longer has, and disables
+//! cordoned nodes once empty. It never blocks API requests: they read snapshots.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use conflux_shared::response::{Body, Meeting};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::api::ApiError;
+use crate::state::AppState;
+use crate::store::{self, EventKind, Node, NodeState, PollResult};
+
+/// Polls until `shutdown` fires.
+pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
+    let mut tick = tokio::time::interval(state.config.poller.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => poll_all(&state).await,
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+/// One round over every pollable node.
+pub async fn poll_all(state: &Arc<AppState>) {
+    if let Err(e) = state.refresh().await {
+        tracing::error!(error = %e, "Could not refresh the node table.");
+    }
+    let nodes: Vec<Arc<Node>> = state
+        .nodes
+        .load()
+        .nodes
+        .iter()
+        .filter(|n| n.state != NodeState::Disabled)
+        .cloned()
+        .collect();
+    futures_util::stream::iter(nodes)
+        .map(|node| poll_node(state, node))
+        .buffer_unordered(state.config.poller.concurrency)
+        .collect::<Vec<()>>()
+        .await;
+    if let Err(e) = state.refresh().await {
+        tracing::error!(error = %e, "Could not refresh the node table.");
+    }
+}
+
+async fn poll_node(state: &Arc<AppState>, node: Arc<Node>) {
+    let started = store::now_ms();
+    let meetings = fetch(state, &node).await;
+    let result = match &meetings {
+        Ok(list) => summarize(list),
+        Err(e) => {
+            tracing::debug!(node = %node.name, error = %e, "Poll failed.");
+            PollResult::default()
+        }
+    };
+    let (healthy, unhealthy) = (
+        state.config.poller.healthy_threshold,
+        state.config.poller.unhealthy_threshold,
+    );
+    let id = node.id;
+    let name = node.name.clone();
+    let outcome = state
+        .store
+        .run(move |c| {
+            let change = store::nodes::record_poll(c, id, &result, healthy, unhealthy)?;
+            let mut forgotten = Vec::new();
+            match change {
+                Some(true) => {
+                    store::events::log(c, EventKind::NodeOnline, None, None, Some(id), &json!({}))?
+                }
+                Some(false) => {
+                    forgotten = store::meetings::remove_on_node(c, id)?;
+                    store::events::log(
+                        c,
+                        EventKind::NodeOffline,
+                        None,
+                        None,
+                        Some(id),
+                        &json!({ "forgotten": forgotten.len() }),
+                    )?;
+                }
+                None => {}
+            }
+            if let Ok(list) = &meetings {
+                let seen: HashSet<&str> = list.iter().map(|m| m.meeting_id.as_str()).collect();
+                for record in store::meetings::for_node(c, id)? {
+                    match list.iter().find(|m| m.meeting_id == record.meeting_id) {
+                        Some(m) => store::meetings::set_info(
+                            c,
+                            &m.meeting_id,
+                            &m.internal_meeting_id,
+                            &m.to_element().to_xml(),
+                        )?,
+                        None if record.created_at < started
+                            && !seen.contains(record.meeting_id.as_str()) =>
+                        {
+                            store::meetings::remove(c, &record.meeting_id)?;
+                            store::events::log(
+                                c,
+                                EventKind::MeetingEnded,
+                                Some(record.integration_id),
+                                Some(&record.meeting_id),
+                                Some(id),
+                                &json!({ "by": "poll" }),
+                            )?;
+                        }
+                        None => {}
+                    }
+                }
+                let node = store::nodes::find(c, &id.0.to_string())?;
+                if node.state == NodeState::Cordoned && list.iter().all(|m| m.end_time > 0) {
+                    store::nodes::set_state(c, id, NodeState::Disabled)?;
+                    store::events::log(
+                        c,
+                        EventKind::NodeState,
+                        None,
+                        None,
+                        Some(id),
+                        &json!({ "state": "disabled", "why": "cordoned and empty" }),
+                    )?;
+                }
+            }
+            Ok((change, forgotten))
+        })
+        .await;
+    match outcome {
+        Ok((Some(true), _)) => tracing::info!(node = %name, "Node online."),
+        Ok((Some(false), forgotten)) => {
+            tracing::warn!(node = %name, forgotten = forgotten.len(), "Node offline; its meetings are forgotten.")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(node = %name, error = %e, "Could not store a poll result."),
+    }
+}
+
+async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, ApiError> {
+    let answer =
+        crate::api::call_node(state, node, "getMeetings", "", "Unable to access server.").await?;
+    let response = answer.parse("Unable to access server.")?;
+    match response.body {
+        Body::Meetings(list) if response.is_success() => Ok(list),
+        _ => Err(ApiError::Node {
+            context: "Unable to access server.",
+            detail: format!("{}: getMeetings answered {:?}", node.name, response.key()),
+        }),
+    }
+}
+
+/// A node's counters from its running meetings.
+fn summarize(meetings: &[Meeting]) -> PollResult {
+    let running: Vec<&Meeting> = meetings.iter().filter(|m| m.end_time == 0).collect();
+    PollResult {
+        ok: true,
+        meetings: u32::try_from(running.len()).unwrap_or(u32::MAX),
+        users: running.iter().map(|m| m.participant_count).sum(),
+        largest_meeting: running
+            .iter()
+            .map(|m| m.participant_count)
+            .max()
+            .unwrap_or(0),
+        videos: running.iter().map(|m| m.video_count).sum(),
+        voice: running.iter().map(|m| m.audio_users()).sum(),
+    }
+}

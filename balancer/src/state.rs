@@ -1,0 +1,170 @@
+//! The balancer's shared state: configuration, store, and read-mostly snapshots of nodes,
+//! integrations and meeting routes that the request path reads without waiting on a lock.
+//!
+//! SQLite is the source of truth. The snapshots are replaced as a whole (arc-swap) by
+//! [`AppState::refresh`], which the refresher task calls every couple of seconds (so changes
+//! made by the admin CLI in another process show up) and request handlers call after writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use conflux_shared::SignedQuery;
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::store::{self, Integration, IntegrationId, Node, NodeId, Store, StoreError};
+
+/// Everything the servers share, behind one `Arc`.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub nodes: ArcSwap<NodeTable>,
+    pub integrations: ArcSwap<Vec<Integration>>,
+    pub routes: ArcSwap<HashMap<String, Route>>,
+    /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
+    pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
+    pub http: reqwest::Client,
+    pub shutdown: broadcast::Sender<()>,
+}
+
+/// The nodes, by id.
+#[derive(Debug, Default)]
+pub struct NodeTable {
+    pub nodes: Vec<Arc<Node>>,
+    by_id: HashMap<NodeId, usize>,
+}
+
+/// Where a meeting lives and who owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub integration: IntegrationId,
+    pub node: NodeId,
+}
+
+impl NodeTable {
+    pub fn new(nodes: Vec<Node>) -> NodeTable {
+        let by_id = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+        NodeTable {
+            nodes: nodes.into_iter().map(Arc::new).collect(),
+            by_id,
+        }
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Arc<Node>> {
+        self.by_id.get(&id).map(|i| &self.nodes[*i])
+    }
+}
+
+impl AppState {
+    /// Opens the store, applies the configured default integration and loads the snapshots.
+    pub fn open(config: Config) -> Result<Arc<AppState>, StoreError> {
+        let store = Store::open(&config.data_dir)?;
+        if let Some(default) = &config.default_integration {
+            store.blocking(|c| store::integrations::ensure(c, &default.name, &default.secrets))?;
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.poller.connect_timeout)
+            .timeout(config.poller.response_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| StoreError::Task(format!("HTTP client: {e}")))?;
+        let state = Arc::new(AppState {
+            config: Arc::new(config),
+            store,
+            nodes: ArcSwap::from_pointee(NodeTable::default()),
+            integrations: ArcSwap::from_pointee(Vec::new()),
+            routes: ArcSwap::from_pointee(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+            http,
+            shutdown: broadcast::channel(1).0,
+        });
+        state.store.blocking(|c| {
+            state.load(c);
+            Ok(())
+        })?;
+        Ok(state)
+    }
+
+    /// Reloads every snapshot from the store.
+    pub async fn refresh(self: &Arc<Self>) -> Result<(), StoreError> {
+        let state = self.clone();
+        self.store
+            .run(move |c| {
+                state.load(c);
+                Ok(())
+            })
+            .await
+    }
+
+    fn load(&self, conn: &mut rusqlite::Connection) {
+        match store::nodes::list(conn) {
+            Ok(nodes) => self.nodes.store(Arc::new(NodeTable::new(nodes))),
+            Err(e) => tracing::error!(error = %e, "Could not load nodes."),
+        }
+        match store::integrations::list(conn) {
+            Ok(list) => self.integrations.store(Arc::new(list)),
+            Err(e) => tracing::error!(error = %e, "Could not load integrations."),
+        }
+        match store::meetings::list(conn) {
+            Ok(list) => {
+                let routes = list
+                    .into_iter()
+                    .map(|m| {
+                        let route = Route {
+                            integration: m.integration_id,
+                            node: m.node_id,
+                        };
+                        (m.meeting_id, route)
+                    })
+                    .collect();
+                self.routes.store(Arc::new(routes));
+            }
+            Err(e) => tracing::error!(error = %e, "Could not load meetings."),
+        }
+    }
+
+    /// The integration whose secret signed this request for `call`.
+    pub fn integration_for(&self, call: &str, signed: &SignedQuery) -> Option<Integration> {
+        self.integrations
+            .load()
+            .iter()
+            .find(|i| i.secrets.iter().any(|s| signed.matches(call, &s.0)))
+            .cloned()
+    }
+
+    /// Records a placement so it counts before the next poll; old entries expire after the
+    /// join buffer.
+    pub fn note_placement(&self, node: NodeId) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.entry(node).or_default().push(Instant::now());
+    }
+
+    /// Meetings placed on each node within `window`.
+    pub fn recent_placements(&self, window: Duration) -> HashMap<NodeId, u32> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        recent.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < window);
+            !times.is_empty()
+        });
+        recent
+            .iter()
+            .map(|(id, times)| (*id, u32::try_from(times.len()).unwrap_or(u32::MAX)))
+            .collect()
+    }
+
+    /// Sets or clears one meeting route in the snapshot (the store was written already).
+    pub fn set_route(&self, meeting_id: &str, route: Option<Route>) {
+        self.routes.rcu(|routes| {
+            let mut routes = HashMap::clone(routes);
+            match route {
+                Some(r) => routes.insert(meeting_id.to_owned(), r),
+                None => routes.remove(meeting_id),
+            };
+            routes
+        });
+    }
+}
