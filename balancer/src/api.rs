@@ -174,6 +174,7 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
     if !is_known(&req.call, &req.method) {
         return Err(ApiError::Bbb(messages::UNSUPPORTED_REQUEST));
     }
+    request::check_content_type(&req)?;
     let integration = request::authenticate(state, &req)?;
     let response = match req.call.as_str() {
         "create" => create::handle(state, req, integration).await?,

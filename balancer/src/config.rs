@@ -744,7 +744,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(&str, Env, &str)] = &[
             (
                 "[poller]\ninterval_secs = \"often\"\n",
                 &[],

@@ -3,6 +3,8 @@
 //! This is the crate's one side effect; libraries only emit events. Logs go to stderr so that
 //! stdout stays free for the lines tests and operators parse (`listening on ...`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset
@@ -13,6 +15,7 @@ pub fn init(default_filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -38,6 +38,25 @@ impl Process {
     /// Starts `bin args...`, waits for `listening on http://ADDR` on stdout and returns the
     /// address. The environment is cleared of `CONFLUX_*` variables.
     pub fn start(bin: &str, args: &[String], dir: &Path) -> (Process, String) {
+        Process::start_with_env(bin, args, dir, &[])
+    }
+
+    /// A process slot with nothing running yet.
+    fn placeholder(dir: &Path) -> Process {
+        let child = Command::new("true").spawn().expect("`true` runs");
+        Process {
+            child,
+            log: dir.join("none.log"),
+        }
+    }
+
+    /// Like [`Process::start`], with extra environment variables.
+    pub fn start_with_env(
+        bin: &str,
+        args: &[String],
+        dir: &Path,
+        env: &[(String, String)],
+    ) -> (Process, String) {
         let path = binary(bin);
         assert!(
             path.exists(),
@@ -55,6 +74,7 @@ impl Process {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONFLUX_")) {
             command.env_remove(key);
         }
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
@@ -338,5 +358,151 @@ impl BbbClient {
             content_type,
             body: response.text().await.unwrap_or_default(),
         }
+    }
+}
+
+/// Builder for a balancer with nodes and integrations, configured through its own CLI.
+pub struct BalancerBuilder {
+    nodes: Vec<(String, String, String)>,
+    integrations: Vec<(String, String)>,
+    config: String,
+    env: Vec<(String, String)>,
+}
+
+/// A running `conflux-balancer serve` with its data directory.
+pub struct Balancer {
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub dir: TempDir,
+    env: Vec<(String, String)>,
+    expected_nodes: usize,
+}
+
+pub fn balancer() -> BalancerBuilder {
+    BalancerBuilder {
+        nodes: Vec::new(),
+        integrations: Vec::new(),
+        config: String::new(),
+        env: Vec::new(),
+    }
+}
+
+impl BalancerBuilder {
+    /// Adds `node` (enabled) under the name `name`.
+    pub fn node(mut self, name: &str, node: &SimNode) -> Self {
+        self.nodes
+            .push((name.into(), node.url.clone(), node.secret.clone()));
+        self
+    }
+
+    pub fn integration(mut self, name: &str, secret: &str) -> Self {
+        self.integrations.push((name.into(), secret.into()));
+        self
+    }
+
+    /// Extra TOML appended to the generated configuration file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self.config.push('\n');
+        self
+    }
+
+    /// An environment variable for the balancer (e.g. Scalelite's LOADBALANCER_SECRET).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub async fn start(self) -> Balancer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = format!(
+            "[server]\ndata_dir = {:?}\n[poller]\ninterval_secs = 0.2\nconnect_timeout_secs = 1\nresponse_timeout_secs = 2\n{}",
+            dir.path().join("data").display().to_string(),
+            self.config
+        );
+        std::fs::write(dir.path().join("balancer.toml"), config).expect("write the config");
+        let mut lb = Balancer {
+            process: Process::placeholder(dir.path()),
+            url: String::new(),
+            dir,
+            env: self.env,
+            expected_nodes: self.nodes.len(),
+        };
+        for (name, secret) in &self.integrations {
+            lb.cli_ok(&["integrations", "add", name, "--secret", secret]);
+        }
+        for (name, url, secret) in &self.nodes {
+            lb.cli_ok(&["servers", "add", url, secret, "--name", name, "--enable"]);
+        }
+        lb.start_serving().await;
+        lb
+    }
+}
+
+impl Balancer {
+    /// Runs `conflux-balancer --config ... ARGS` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(binary("conflux-balancer"));
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("balancer.toml"))
+            .args(args);
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONFLUX_")) {
+            command.env_remove(key);
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command.output().expect("conflux-balancer runs")
+    }
+
+    /// Like [`Balancer::cli`], asserting success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "conflux-balancer {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn client(&self, secret: &str, algorithm: Algorithm) -> BbbClient {
+        BbbClient::new(&self.url, secret, algorithm)
+    }
+
+    /// Kills the balancer at once (SIGKILL) and starts it again on the same data.
+    pub async fn crash_and_restart(&mut self) {
+        self.process.kill();
+        self.start_serving().await;
+    }
+
+    async fn start_serving(&mut self) {
+        let mut args = vec![
+            "--config".to_owned(),
+            self.dir.path().join("balancer.toml").display().to_string(),
+        ];
+        args.extend(["serve", "--listen", "127.0.0.1:0"].map(String::from));
+        let (process, addr) =
+            Process::start_with_env("conflux-balancer", &args, self.dir.path(), &self.env);
+        self.process = process;
+        self.url = format!("http://{addr}");
+        wait_until_answering(&format!("{}/bigbluebutton/api", self.url), &self.process).await;
+        self.wait_online(self.expected_nodes).await;
+    }
+
+    /// Waits until `n` nodes show `online` in the status table.
+    pub async fn wait_online(&self, n: usize) {
+        for _ in 0..200 {
+            let status = self.cli_ok(&["servers", "status"]);
+            if status.lines().filter(|l| l.contains(" online ")).count() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{n} nodes never came online:\n{}",
+            self.cli_ok(&["servers", "status"])
+        );
     }
 }

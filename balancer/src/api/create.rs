@@ -10,7 +10,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::forward;
 use super::params::{rewrite, Rewrite};
-use super::request::{check_content_type, ApiRequest};
+use super::request::ApiRequest;
 use crate::placement::{self, Candidate, NoPlacement, Wish};
 use crate::state::{AppState, Route};
 use crate::store::{self, Integration, NewMeeting, Node, NodeState};
@@ -23,7 +23,6 @@ pub async fn handle(
     req: ApiRequest,
     integration: Integration,
 ) -> Result<Response, ApiError> {
-    check_content_type(&req)?;
     let meeting_id = req.meeting_id()?;
     if req
         .params

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::create::forget;
 use super::error::ApiError;
 use super::forward;
-use super::request::{check_content_type, ApiRequest};
+use super::request::ApiRequest;
 use crate::state::AppState;
 use crate::store::{self, Integration};
 
@@ -20,7 +20,6 @@ pub async fn handle(
     req: ApiRequest,
     integration: Integration,
 ) -> Result<Response, ApiError> {
-    check_content_type(&req)?;
     let meeting_id = req.meeting_id()?;
     let route = state
         .routes

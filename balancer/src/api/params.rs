@@ -23,7 +23,7 @@ pub fn rewrite(params: &Query, rules: &Rewrite<'_>) -> String {
         .params()
         .iter()
         .filter(|p| !rules.drop.contains(&p.name.as_str()))
-        .filter(|p| !rules.exclude.iter().any(|e| *e == p.name))
+        .filter(|p| !rules.exclude.contains(&p.name))
         .filter(|p| !overridden(&p.name))
         .map(|p| p.raw.clone())
         .collect();

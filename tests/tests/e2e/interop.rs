@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use conflux_tests::harness::sim;
+use conflux_tests::harness::{balancer, sim};
 
 /// The Python with the client libraries: `$CONFLUX_TEST_PYTHON`, else the repo's `.venv`.
 fn python() -> PathBuf {
@@ -21,23 +21,53 @@ fn python() -> PathBuf {
     venv
 }
 
-#[tokio::test]
-async fn python_bbb_clients_work_against_the_simulator() {
-    let node = sim().secret("interop-secret-42").start().await;
+/// Runs the interop script against `api` and asserts every check passed.
+fn run_interop(api: &str, secret: &str, control: &str, log: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/bbb_interop.py");
     let output = Command::new(python())
-        .arg(script)
-        .arg(format!("{}/bigbluebutton/api", node.url))
-        .arg(&node.secret)
-        .arg(format!("{}/sim", node.url))
+        .args([
+            script.display().to_string(),
+            api.to_owned(),
+            secret.to_owned(),
+            control.to_owned(),
+        ])
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "interop failed:\n{stdout}\n{stderr}\nsimulator log:\n{}",
-        node.process.log_text()
+        "interop failed:\n{stdout}\n{stderr}\nserver log:\n{log}"
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+}
+
+#[tokio::test]
+async fn python_bbb_clients_work_against_the_simulator() {
+    let node = sim().secret("interop-secret-42").start().await;
+    let api = format!("{}/bigbluebutton/api", node.url);
+    run_interop(
+        &api,
+        &node.secret,
+        &format!("{}/sim", node.url),
+        &node.process.log_text(),
+    );
+}
+
+#[tokio::test]
+async fn python_bbb_clients_work_against_the_balancer() {
+    let (n1, n2, n3) = (
+        sim().start().await,
+        sim().start().await,
+        sim().start().await,
+    );
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .node("bbb3", &n3)
+        .integration("uni", "uni-secret-0123456789")
+        .start()
+        .await;
+    let api = format!("{}/bigbluebutton/api", lb.url);
+    run_interop(&api, "uni-secret-0123456789", "-", &lb.process.log_text());
 }

@@ -1,6 +1,8 @@
 //! All end-to-end tests, compiled into one binary (as ripgrep does) so they link once.
 //! Each test starts the real binaries on loopback through `conflux_tests::harness`.
 
+mod balancer_api;
+mod balancer_failover;
 mod interop;
 mod sim_api;
 mod sim_faults;

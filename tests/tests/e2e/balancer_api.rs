@@ -1,0 +1,432 @@
+//! The balancer's BBB API over three simulated nodes: proxying, integration isolation, plans,
+//! burst spreading, tags, and hostile input.
+
+use conflux_shared::response::Body;
+use conflux_shared::{Algorithm, Response};
+use conflux_tests::harness::{balancer, http, sim, SimNode};
+use reqwest::Method;
+use serde_json::json;
+
+const UNI: &str = "uni-secret-0123456789";
+const SCHOOL: &str = "school-secret-0123456789";
+
+async fn three_nodes() -> (SimNode, SimNode, SimNode) {
+    (
+        sim().start().await,
+        sim().start().await,
+        sim().start().await,
+    )
+}
+
+async fn meetings_on(node: &SimNode) -> u64 {
+    let (_, status) = node.control(Method::GET, "status", json!({})).await;
+    status["meetings"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn meeting_calls_are_proxied_to_the_hosting_node() {
+    let (n1, n2, n3) = three_nodes().await;
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .node("bbb3", &n3)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    for algorithm in [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512] {
+        let bbb = lb.client(UNI, algorithm);
+        let id = format!("lecture-{algorithm}");
+        let created = bbb
+            .call(
+                "create",
+                &[
+                    ("meetingID", &id),
+                    ("name", "Lecture"),
+                    ("moderatorPW", "mp"),
+                    ("attendeePW", "ap"),
+                ],
+            )
+            .await;
+        assert!(created.is_success(), "{created:?}");
+        let again = bbb
+            .call("create", &[("meetingID", &id), ("name", "Lecture")])
+            .await;
+        assert_eq!(
+            again.key(),
+            Some("duplicateWarning"),
+            "a repeated create goes to the same node"
+        );
+
+        let join = bbb
+            .get(&bbb.url(
+                "join",
+                &[("meetingID", &id), ("fullName", "Ann"), ("password", "mp")],
+            ))
+            .await;
+        assert_eq!(join.status, 302);
+        let location = join.location.unwrap();
+        let hosting = [&n1, &n2, &n3]
+            .into_iter()
+            .find(|n| location.starts_with(&n.url))
+            .expect("redirect to a node");
+        let followed = http().get(&location).send().await.unwrap();
+        assert_eq!(
+            followed.status(),
+            302,
+            "the node accepts the re-signed join"
+        );
+
+        let info = bbb.call("getMeetingInfo", &[("meetingID", &id)]).await;
+        let Body::Meeting(m) = &info.body else {
+            panic!("{info:?}")
+        };
+        assert_eq!((m.participant_count, m.moderator_count), (1, 1));
+        let direct = hosting
+            .client(Algorithm::Sha1)
+            .call("getMeetingInfo", &[("meetingID", &id)])
+            .await;
+        assert!(
+            direct.is_success(),
+            "the meeting lives on the node the join pointed at"
+        );
+        assert_eq!(
+            bbb.call("isMeetingRunning", &[("meetingID", &id)])
+                .await
+                .field("running"),
+            Some("true")
+        );
+
+        let Body::Meetings(listed) = bbb.call("getMeetings", &[]).await.body else {
+            panic!()
+        };
+        assert!(listed.iter().any(|m| m.meeting_id == id));
+
+        assert_eq!(
+            bbb.call("end", &[("meetingID", &id)]).await.key(),
+            Some("sentEndMeetingRequest")
+        );
+        assert_eq!(
+            bbb.call("getMeetingInfo", &[("meetingID", &id)])
+                .await
+                .key(),
+            Some("notFound")
+        );
+    }
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    assert_eq!(
+        bbb.call("isMeetingRunning", &[("meetingID", "never")])
+            .await
+            .field("running"),
+        Some("false")
+    );
+    assert_eq!(
+        bbb.call("end", &[("meetingID", "never")]).await.key(),
+        Some("notFound")
+    );
+    let index =
+        Response::from_xml(&bbb.get(&format!("{}/bigbluebutton/api", lb.url)).await.body).unwrap();
+    assert_eq!(index.field("version"), Some("2.0"));
+}
+
+#[tokio::test]
+async fn integrations_see_only_their_own_meetings() {
+    let (n1, n2, n3) = three_nodes().await;
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .node("bbb3", &n3)
+        .integration("uni", UNI)
+        .integration("school", SCHOOL)
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha1);
+    let school = lb.client(SCHOOL, Algorithm::Sha256);
+    assert!(uni
+        .call(
+            "create",
+            &[("meetingID", "shared-name"), ("name", "Uni room")]
+        )
+        .await
+        .is_success());
+    assert_eq!(
+        school
+            .call(
+                "create",
+                &[("meetingID", "shared-name"), ("name", "School")]
+            )
+            .await
+            .key(),
+        Some("idNotUnique")
+    );
+    assert_eq!(
+        school
+            .call("getMeetingInfo", &[("meetingID", "shared-name")])
+            .await
+            .key(),
+        Some("notFound")
+    );
+    assert_eq!(
+        school
+            .call("end", &[("meetingID", "shared-name")])
+            .await
+            .key(),
+        Some("notFound")
+    );
+    let join = school
+        .call(
+            "join",
+            &[
+                ("meetingID", "shared-name"),
+                ("fullName", "Eve"),
+                ("role", "MODERATOR"),
+                ("redirect", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(join.key(), Some("invalidMeetingIdentifier"));
+    assert_eq!(
+        school.call("getMeetings", &[]).await.key(),
+        Some("noMeetings")
+    );
+    assert!(school
+        .call(
+            "create",
+            &[("meetingID", "school-room"), ("name", "School")]
+        )
+        .await
+        .is_success());
+    let Body::Meetings(mine) = uni.call("getMeetings", &[]).await.body else {
+        panic!()
+    };
+    assert_eq!(
+        mine.iter()
+            .map(|m| m.meeting_id.as_str())
+            .collect::<Vec<_>>(),
+        ["shared-name"]
+    );
+    assert!(uni
+        .call("getMeetingInfo", &[("meetingID", "shared-name")])
+        .await
+        .is_success());
+
+    // Scalelite's LOADBALANCER_SECRET(S) make a default integration with extra secrets.
+    let mobile = lb.client("wrong-secret-0123", Algorithm::Sha1);
+    assert_eq!(
+        mobile.call("getMeetings", &[]).await.key(),
+        Some("checksumError")
+    );
+}
+
+#[tokio::test]
+async fn plans_refuse_with_permission_denied() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    lb.cli_ok(&[
+        "integrations",
+        "update",
+        "uni",
+        "--max-meetings",
+        "1",
+        "--recording-allowed",
+        "false",
+    ]);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await; // the serve process reloads every 2 s
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    assert!(bbb
+        .call("create", &[("meetingID", "one"), ("name", "One")])
+        .await
+        .is_success());
+    let second = bbb
+        .call("create", &[("meetingID", "two"), ("name", "Two")])
+        .await;
+    assert_eq!(
+        (second.key(), second.text()),
+        (
+            Some("permissionDenied"),
+            Some("This application is not allowed to have any more concurrent meetings.")
+        )
+    );
+    bbb.call("end", &[("meetingID", "one")]).await;
+    let recorded = bbb
+        .call(
+            "create",
+            &[("meetingID", "rec"), ("name", "Rec"), ("record", "true")],
+        )
+        .await;
+    assert_eq!(
+        recorded.text(),
+        Some("This application is not allowed to record meetings.")
+    );
+    let reserved = bbb
+        .call(
+            "create",
+            &[
+                ("meetingID", "r"),
+                ("name", "Room R"),
+                ("meta_mconflb-institution", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(reserved.key(), Some("invalidParameters"));
+    lb.cli_ok(&["integrations", "update", "uni", "--api-enabled", "false"]);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        bbb.call("getMeetings", &[]).await.key(),
+        Some("permissionDenied")
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_creates_spreads_over_the_pool() {
+    let (n1, n2, n3) = three_nodes().await;
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .node("bbb3", &n3)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = std::sync::Arc::new(lb.client(UNI, Algorithm::Sha256));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let bbb = bbb.clone();
+        tasks.spawn(async move {
+            bbb.call(
+                "create",
+                &[("meetingID", &format!("burst-{i}")), ("name", "Burst")],
+            )
+            .await
+            .is_success()
+        });
+    }
+    while let Some(ok) = tasks.join_next().await {
+        assert!(ok.unwrap());
+    }
+    let counts = [
+        meetings_on(&n1).await,
+        meetings_on(&n2).await,
+        meetings_on(&n3).await,
+    ];
+    assert_eq!(counts, [10, 10, 10], "creates in one burst spread evenly");
+}
+
+#[tokio::test]
+async fn server_tags_choose_nodes() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let lb = balancer()
+        .node("plain", &n1)
+        .node("gpu", &n2)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    lb.cli_ok(&["servers", "update", "gpu", "--tags", "gpu"]);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    for i in 0..3 {
+        assert!(bbb
+            .call(
+                "create",
+                &[
+                    ("meetingID", &format!("g{i}")),
+                    ("name", "Room G"),
+                    ("meta_server-tag", "gpu!")
+                ]
+            )
+            .await
+            .is_success());
+        assert!(bbb
+            .call(
+                "create",
+                &[("meetingID", &format!("p{i}")), ("name", "Room P")]
+            )
+            .await
+            .is_success());
+    }
+    assert_eq!((meetings_on(&n1).await, meetings_on(&n2).await), (3, 3));
+    let missing = bbb
+        .call(
+            "create",
+            &[
+                ("meetingID", "x"),
+                ("name", "Room X"),
+                ("meta_server-tag", "asia!"),
+            ],
+        )
+        .await;
+    assert_eq!(missing.key(), Some("serverTagUnavailable"));
+}
+
+#[tokio::test]
+async fn hostile_input_gets_bbb_errors() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    let api = format!("{}/bigbluebutton/api", lb.url);
+    let key = |body: &str| {
+        Response::from_xml(body)
+            .ok()
+            .and_then(|r| r.key().map(String::from))
+    };
+    for garbage in [
+        "",
+        "checksum=",
+        "checksum=zz",
+        "checksum=%ZZ&&&",
+        "checksum=1&checksum=2",
+        "meetingID=%FF",
+    ] {
+        let raw = bbb.get(&format!("{api}/getMeetings?{garbage}")).await;
+        assert!(
+            matches!(
+                key(&raw.body).as_deref(),
+                Some("checksumError" | "validationError")
+            ),
+            "{garbage}: {}",
+            raw.body
+        );
+    }
+    assert_eq!(
+        bbb.call("frobnicate", &[]).await.key(),
+        Some("unsupportedRequest")
+    );
+    assert_eq!(
+        bbb.call("create", &[("name", "x")]).await.key(),
+        Some("missingParamMeetingID")
+    );
+    let post = bbb
+        .post(
+            &bbb.url("getMeetings", &[]),
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(key(&post.body).as_deref(), Some("unsupportedContentType"));
+    let big = http()
+        .post(bbb.url("create", &[("meetingID", "b"), ("name", "Room B")]))
+        .header("content-type", "application/xml")
+        .body(vec![b'<'; 33 << 20])
+        .send()
+        .await;
+    if let Ok(r) = big {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    let long = bbb
+        .get(&format!(
+            "{api}/getMeetings?x={}&checksum=abc",
+            "a".repeat(65_000)
+        ))
+        .await;
+    assert!(long.status >= 400 || key(&long.body).is_some());
+    assert!(
+        bbb.call("getMeetings", &[]).await.is_success(),
+        "still serving"
+    );
+}

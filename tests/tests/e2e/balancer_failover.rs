@@ -1,0 +1,187 @@
+//! The balancer when things break: a node dies, the balancer is killed with SIGKILL.
+
+use std::time::Duration;
+
+use conflux_shared::response::Body;
+use conflux_shared::Algorithm;
+use conflux_tests::harness::{balancer, binary, sim};
+
+const UNI: &str = "uni-secret-0123456789";
+
+#[tokio::test]
+async fn a_dead_node_gets_nothing_new_and_its_meetings_move() {
+    let (n1, mut n2) = (sim().start().await, sim().start().await);
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    for i in 0..4 {
+        assert!(bbb
+            .call(
+                "create",
+                &[("meetingID", &format!("m{i}")), ("name", "Room M")]
+            )
+            .await
+            .is_success());
+    }
+    let on_n2: Vec<String> = match n2
+        .client(Algorithm::Sha1)
+        .call("getMeetings", &[])
+        .await
+        .body
+    {
+        Body::Meetings(list) => list.into_iter().map(|m| m.meeting_id).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(on_n2.len(), 2);
+    n2.process.kill();
+    lb.wait_online(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its meetings were forgotten: the next create places them on the live node.
+    for id in &on_n2 {
+        assert_eq!(
+            bbb.call("getMeetingInfo", &[("meetingID", id)]).await.key(),
+            Some("notFound")
+        );
+        assert!(bbb
+            .call("create", &[("meetingID", id), ("name", "Room M")])
+            .await
+            .is_success());
+        assert!(n1
+            .client(Algorithm::Sha1)
+            .call("getMeetingInfo", &[("meetingID", id)])
+            .await
+            .is_success());
+    }
+    for i in 10..14 {
+        assert!(
+            bbb.call(
+                "create",
+                &[("meetingID", &format!("m{i}")), ("name", "Room M")]
+            )
+            .await
+            .is_success(),
+            "nothing goes to the dead node"
+        );
+    }
+    let status = lb.cli_ok(&["servers", "status"]);
+    assert!(status.lines().any(|l| l.contains("offline")), "{status}");
+    let events = lb.cli_ok(&["meetings", "info", &on_n2[0]]);
+    assert!(events.contains("server: bbb1"), "{events}");
+}
+
+#[tokio::test]
+async fn nothing_is_lost_when_the_balancer_is_killed() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let mut lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    for i in 0..20 {
+        let r = bbb
+            .call(
+                "create",
+                &[("meetingID", &format!("k{i}")), ("name", "Room K")],
+            )
+            .await;
+        assert!(r.is_success(), "{r:?}\n{}", lb.process.log_text());
+    }
+    lb.crash_and_restart().await;
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    for i in 0..20 {
+        let info = bbb
+            .call("getMeetingInfo", &[("meetingID", &format!("k{i}"))])
+            .await;
+        assert!(info.is_success(), "k{i} lost after kill -9: {info:?}");
+    }
+    let Body::Meetings(all) = bbb.call("getMeetings", &[]).await.body else {
+        panic!()
+    };
+    assert_eq!(all.len(), 20);
+}
+
+#[tokio::test]
+async fn admin_cli_refuses_bad_input_and_changes_nothing() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    for args in [
+        &["servers", "enable", "nope"][..],
+        &["servers", "add", "ftp://x", "secret"],
+        &["servers", "add", "not a url", "secret"],
+        &[
+            "servers",
+            "add",
+            "http://x.example.org",
+            "s",
+            "--load-multiplier",
+            "-1",
+        ],
+        &["servers", "update", "bbb1", "--load-multiplier", "0"],
+        &[
+            "integrations",
+            "add",
+            "uni",
+            "--secret",
+            "another-secret-123",
+        ],
+        &["integrations", "add", "other", "--secret", UNI],
+        &["integrations", "rotate", "nope"],
+        &["meetings", "end", "nope"],
+    ] {
+        let out = lb.cli(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("error: "),
+            "{args:?}"
+        );
+    }
+    let status = lb.cli_ok(&["servers", "status"]);
+    assert_eq!(
+        status.lines().count(),
+        2,
+        "one header and one node: {status}"
+    );
+    let header: Vec<&str> = status.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["HOSTNAME", "STATE", "STATUS", "MEETINGS", "USERS", "LARGEST", "MEETING", "VIDEOS"]
+    );
+    let with_config = |path: &std::path::Path| {
+        std::process::Command::new(binary("conflux-balancer"))
+            .arg("--config")
+            .arg(path)
+            .args(["servers", "list"])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(
+        with_config(std::path::Path::new("/nonexistent.toml"))
+            .status
+            .code(),
+        Some(2)
+    );
+    let bad = lb.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[poller]\ninterval_secs = \"often\"\n").unwrap();
+    let out = with_config(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interval_secs") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
