@@ -1,12 +1,12 @@
 //! The balancer's shared state: configuration, store, and read-mostly snapshots of nodes,
-//! integrations and meeting routes that the request path reads without waiting on a lock.
+//! integrations and meeting routes that the request path reads without waiting on I/O.
 //!
 //! SQLite is the source of truth. The snapshots are replaced as a whole (arc-swap) by
 //! [`AppState::refresh`], which the refresher task calls every couple of seconds (so changes
 //! made by the admin CLI in another process show up) and request handlers call after writes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -22,7 +22,8 @@ pub struct AppState {
     pub store: Store,
     pub nodes: ArcSwap<NodeTable>,
     pub integrations: ArcSwap<Vec<Integration>>,
-    pub routes: ArcSwap<HashMap<String, Route>>,
+    /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
+    routes: RwLock<HashMap<String, Route>>,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub http: reqwest::Client,
@@ -76,7 +77,7 @@ impl AppState {
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(Vec::new()),
-            routes: ArcSwap::from_pointee(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
             http,
             shutdown: broadcast::channel(1).0,
@@ -120,7 +121,7 @@ impl AppState {
                         (m.meeting_id, route)
                     })
                     .collect();
-                self.routes.store(Arc::new(routes));
+                *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
             }
             Err(e) => tracing::error!(error = %e, "Could not load meetings."),
         }
@@ -158,13 +159,28 @@ impl AppState {
 
     /// Sets or clears one meeting route in the snapshot (the store was written already).
     pub fn set_route(&self, meeting_id: &str, route: Option<Route>) {
-        self.routes.rcu(|routes| {
-            let mut routes = HashMap::clone(routes);
-            match route {
-                Some(r) => routes.insert(meeting_id.to_owned(), r),
-                None => routes.remove(meeting_id),
-            };
-            routes
-        });
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        match route {
+            Some(r) => routes.insert(meeting_id.to_owned(), r),
+            None => routes.remove(meeting_id),
+        };
+    }
+
+    /// Where `meeting_id` lives, if the balancer knows it.
+    pub fn route(&self, meeting_id: &str) -> Option<Route> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(meeting_id)
+            .copied()
+    }
+
+    /// How many meetings `integration` has.
+    pub fn meetings_of(&self, integration: IntegrationId) -> usize {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes
+            .values()
+            .filter(|r| r.integration == integration)
+            .count()
     }
 }

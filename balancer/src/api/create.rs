@@ -41,7 +41,7 @@ pub async fn handle(
             "This application is not allowed to record meetings.",
         ));
     }
-    let existing = state.routes.load().get(&meeting_id).copied();
+    let existing = state.route(&meeting_id);
     let (node, is_new) = match existing {
         Some(route) if route.integration != integration.id => {
             return Err(ApiError::Bbb(messages::ID_NOT_UNIQUE))
@@ -112,13 +112,7 @@ async fn place(
     meeting_id: &str,
 ) -> Result<Arc<Node>, ApiError> {
     if let Some(max) = integration.max_meetings {
-        let running = state
-            .routes
-            .load()
-            .values()
-            .filter(|r| r.integration == integration.id)
-            .count();
-        if running >= usize::try_from(max).unwrap_or(usize::MAX) {
+        if state.meetings_of(integration.id) >= usize::try_from(max).unwrap_or(usize::MAX) {
             return Err(ApiError::PermissionDenied(
                 "This application is not allowed to have any more concurrent meetings.",
             ));

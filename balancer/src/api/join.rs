@@ -31,10 +31,7 @@ pub async fn handle(
         return Err(ApiError::Bbb(messages::MISSING_FULL_NAME));
     }
     let route = state
-        .routes
-        .load()
-        .get(&meeting_id)
-        .copied()
+        .route(&meeting_id)
         .filter(|r| r.integration == integration.id)
         .ok_or(ApiError::Bbb(messages::INVALID_MEETING_ID))?;
     let node = state

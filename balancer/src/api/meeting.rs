@@ -22,10 +22,7 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let meeting_id = req.meeting_id()?;
     let route = state
-        .routes
-        .load()
-        .get(&meeting_id)
-        .copied()
+        .route(&meeting_id)
         .filter(|r| r.integration == integration.id);
     let node = route.and_then(|r| state.nodes.load().get(r.node).cloned());
     let Some(node) = node else {
