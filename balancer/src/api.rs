@@ -6,8 +6,10 @@ mod create;
 mod error;
 mod forward;
 mod join;
+mod lb_calls;
 mod meeting;
 mod meetings;
+mod mobile;
 mod params;
 mod request;
 
@@ -43,6 +45,7 @@ use crate::state::AppState;
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let state_for_mobile = state.clone();
     let api = warp::path("bigbluebutton")
         .and(warp::path::tail())
         .and(warp::method())
@@ -75,6 +78,9 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
                         .to_owned();
                     let client_ip =
                         request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies);
+                    if call == "demo/mobile.jsp" {
+                        return mobile_reply(mobile::handle(&state, &raw_query, client_ip).await);
+                    }
                     let content_type = content_type.map(|c| {
                         c.split(';')
                             .next()
@@ -98,7 +104,21 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
     let health = warp::path("health_check")
         .and(warp::path::end())
         .map(|| "success".into_response());
-    api.or(health).unify().boxed()
+    let mobile = warp::path!("demo" / "mobile.jsp")
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(warp::addr::remote())
+        .then(
+            move |raw_query: String, xff: Option<String>, peer: Option<SocketAddr>| {
+                let state = state_for_mobile.clone();
+                async move {
+                    let client_ip =
+                        request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies);
+                    mobile_reply(mobile::handle(&state, &raw_query, client_ip).await)
+                }
+            },
+        );
+    api.or(health).unify().or(mobile).unify().boxed()
 }
 
 #[tracing::instrument(skip_all, fields(call = %call))]
@@ -117,6 +137,7 @@ async fn handle(
     };
     match answer {
         Ok(Answer::Xml(response)) => xml(&response),
+        Ok(Answer::Raw(body)) => xml_bytes(body),
         Ok(Answer::Redirect(location)) => {
             let reply = warp::reply::with_header(warp::reply(), header::LOCATION, location);
             warp::reply::with_status(reply, StatusCode::FOUND).into_response()
@@ -125,8 +146,11 @@ async fn handle(
     }
 }
 
-enum Answer {
+/// What a call answers.
+pub(crate) enum Answer {
     Xml(Response),
+    /// A node's XML answer passed on unchanged.
+    Raw(Bytes),
     Redirect(String),
 }
 
@@ -184,8 +208,10 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
                 join::Joined::Xml(r) => Answer::Xml(r),
             })
         }
-        "getMeetings" => meetings::handle(state, integration).await?,
-        _ => meeting::handle(state, req, integration).await?,
+        "getMeetings" => return meetings::handle(state, integration).await,
+        "getServers" => lb_calls::get_servers(state),
+        "getMeetingEvents" => lb_calls::get_meeting_events(state, &req, integration).await?,
+        _ => return meeting::handle(state, req, integration).await,
     };
     Ok(Answer::Xml(response))
 }
@@ -196,9 +222,8 @@ fn is_known(call: &str, method: &Method) -> bool {
     match call {
         "join" | "sendChatMessage" => get_only,
         "insertDocument" => *method == Method::POST,
-        "create" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings" => {
-            get_only || *method == Method::POST
-        }
+        "create" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings" | "getServers"
+        | "getMeetingEvents" => get_only || *method == Method::POST,
         _ => false,
     }
 }
@@ -218,6 +243,43 @@ fn index(state: &AppState) -> Response {
         }
     }
     response
+}
+
+fn mobile_reply(answer: mobile::MobileAnswer) -> warp::reply::Response {
+    match answer {
+        mobile::MobileAnswer::Xml(e) => {
+            warp::reply::with_header(e.to_xml(), header::CONTENT_TYPE, "text/xml;charset=utf-8")
+                .into_response()
+        }
+        mobile::MobileAnswer::Text(t) => t.into_response(),
+    }
+}
+
+impl Answer {
+    /// The answer as a typed response (redirects have none).
+    fn into_response(self) -> Option<Response> {
+        match self {
+            Answer::Xml(r) => Some(r),
+            Answer::Raw(body) => std::str::from_utf8(&body)
+                .ok()
+                .and_then(|t| Response::from_xml(t).ok()),
+            Answer::Redirect(_) => None,
+        }
+    }
+}
+
+fn xml_bytes(body: Bytes) -> warp::reply::Response {
+    let mut reply = warp::reply::Response::new(body.into());
+    let headers = reply.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/xml;charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    reply
 }
 
 fn xml(response: &Response) -> warp::reply::Response {

@@ -46,6 +46,7 @@ pub async fn poll_all(state: &Arc<AppState>) {
         .buffer_unordered(state.config.poller.concurrency)
         .collect::<Vec<()>>()
         .await;
+    state.meetings_changed(); // the poll rewrote the nodes' meeting data
     if let Err(e) = state.refresh().await {
         tracing::error!(error = %e, "Could not refresh the node table.");
     }

@@ -6,12 +6,14 @@
 //! made by the admin CLI in another process show up) and request handlers call after writes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use conflux_shared::SignedQuery;
 use tokio::sync::broadcast;
+use warp::hyper::body::Bytes;
 
 use crate::config::Config;
 use crate::store::{self, Integration, IntegrationId, Node, NodeId, Store, StoreError};
@@ -28,6 +30,12 @@ pub struct AppState {
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub http: reqwest::Client,
     pub shutdown: broadcast::Sender<()>,
+    /// Bumped whenever meetings may have changed; invalidates `meetings_cache`.
+    generation: AtomicU64,
+    /// Each integration's rendered getMeetings answer, with the generation it was built at.
+    meetings_cache: Mutex<HashMap<IntegrationId, (u64, Bytes)>>,
+    /// Held while a getMeetings answer is rebuilt, so concurrent misses build it once.
+    pub meetings_rebuild: tokio::sync::Mutex<()>,
 }
 
 /// The nodes, by id.
@@ -81,6 +89,9 @@ impl AppState {
             recent: Mutex::new(HashMap::new()),
             http,
             shutdown: broadcast::channel(1).0,
+            generation: AtomicU64::new(0),
+            meetings_cache: Mutex::new(HashMap::new()),
+            meetings_rebuild: tokio::sync::Mutex::new(()),
         });
         state.store.blocking(|c| {
             state.load(c);
@@ -120,8 +131,12 @@ impl AppState {
                         };
                         (m.meeting_id, route)
                     })
-                    .collect();
-                *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+                    .collect::<HashMap<_, _>>();
+                let mut current = self.routes.write().unwrap_or_else(|p| p.into_inner());
+                if *current != routes {
+                    *current = routes;
+                    self.meetings_changed();
+                }
             }
             Err(e) => tracing::error!(error = %e, "Could not load meetings."),
         }
@@ -159,11 +174,40 @@ impl AppState {
 
     /// Sets or clears one meeting route in the snapshot (the store was written already).
     pub fn set_route(&self, meeting_id: &str, route: Option<Route>) {
+        self.meetings_changed();
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         match route {
             Some(r) => routes.insert(meeting_id.to_owned(), r),
             None => routes.remove(meeting_id),
         };
+    }
+
+    /// Marks cached meeting lists stale.
+    pub fn meetings_changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The cached getMeetings answer of `integration`, if still current.
+    pub fn cached_meetings(&self, integration: IntegrationId) -> Option<Bytes> {
+        let cache = self
+            .meetings_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (generation, bytes) = cache.get(&integration)?;
+        (*generation == self.generation.load(Ordering::Acquire)).then(|| bytes.clone())
+    }
+
+    /// Caches `integration`'s getMeetings answer, built at generation `generation`.
+    pub fn cache_meetings(&self, integration: IntegrationId, generation: u64, answer: Bytes) {
+        let mut cache = self
+            .meetings_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cache.insert(integration, (generation, answer));
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Where `meeting_id` lives, if the balancer knows it.

@@ -210,6 +210,7 @@ async fn record_created(
             )
         })
         .await?;
+    state.meetings_changed(); // after the write, so no stale list is cached as current
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use conflux_shared::response::{messages, Body};
+use conflux_shared::response::messages;
 use conflux_shared::Response;
 use serde_json::json;
 
@@ -12,6 +12,7 @@ use super::create::forget;
 use super::error::ApiError;
 use super::forward;
 use super::request::ApiRequest;
+use super::Answer;
 use crate::state::AppState;
 use crate::store::{self, Integration};
 
@@ -19,17 +20,17 @@ pub async fn handle(
     state: &Arc<AppState>,
     req: ApiRequest,
     integration: Integration,
-) -> Result<Response, ApiError> {
+) -> Result<Answer, ApiError> {
     let meeting_id = req.meeting_id()?;
     let route = state
         .route(&meeting_id)
         .filter(|r| r.integration == integration.id);
     let node = route.and_then(|r| state.nodes.load().get(r.node).cloned());
     let Some(node) = node else {
-        return Ok(match req.call.as_str() {
+        return Ok(Answer::Xml(match req.call.as_str() {
             "isMeetingRunning" => Response::fields(&[("running", "false")]),
             _ => Response::failed(messages::NOT_FOUND),
-        });
+        }));
     };
     let context = match req.call.as_str() {
         "insertDocument" => "Unable to insert document on server.",
@@ -45,6 +46,11 @@ pub async fn handle(
         context,
     )
     .await?;
+    // Fast path: a successful answer to a read-only call is passed on byte for byte.
+    let failed = memchr_find(&answer.body, b"<returncode>FAILED");
+    if req.call != "end" && !failed && memchr_find(&answer.body, b"<returncode>SUCCESS") {
+        return Ok(Answer::Raw(answer.body));
+    }
     let response = answer.parse(context)?;
     let gone = !response.is_success() && response.key() == Some("notFound");
     if (req.call == "end" && response.is_success()) || gone {
@@ -65,18 +71,9 @@ pub async fn handle(
             .await?;
         forget(state, &meeting_id).await;
     }
-    if req.call == "getMeetingInfo" {
-        if let Body::Meeting(m) = &response.body {
-            let (id, internal, xml) = (
-                meeting_id,
-                m.internal_meeting_id.clone(),
-                m.to_element().to_xml(),
-            );
-            state
-                .store
-                .run(move |c| store::meetings::set_info(c, &id, &internal, &xml))
-                .await?;
-        }
-    }
-    Ok(response)
+    Ok(Answer::Xml(response))
+}
+
+fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

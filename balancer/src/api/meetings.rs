@@ -1,5 +1,6 @@
 //! `getMeetings`, answered from the store: the calling integration's meetings as the nodes
-//! last reported them (poll or create), so one slow or dead node never fails the call.
+//! last reported them (poll or create), so one slow or dead node never fails the call. The
+//! rendered answer is cached per integration until meetings change.
 
 use std::sync::Arc;
 
@@ -7,15 +8,32 @@ use conflux_shared::response::{messages, Body, Meeting};
 use conflux_shared::{Element, Response};
 
 use super::error::ApiError;
+use super::Answer;
 use crate::state::AppState;
 use crate::store::{self, Integration};
 
-pub async fn handle(state: &Arc<AppState>, integration: Integration) -> Result<Response, ApiError> {
+pub async fn handle(state: &Arc<AppState>, integration: Integration) -> Result<Answer, ApiError> {
     if state.config.api.get_meetings_disabled {
-        return Ok(
-            Response::success(Body::Meetings(Vec::new())).with_message(messages::NO_MEETINGS)
-        );
+        return Ok(Answer::Xml(
+            Response::success(Body::Meetings(Vec::new())).with_message(messages::NO_MEETINGS),
+        ));
     }
+    if let Some(cached) = state.cached_meetings(integration.id) {
+        return Ok(Answer::Raw(cached));
+    }
+    let _one_builder = state.meetings_rebuild.lock().await;
+    if let Some(cached) = state.cached_meetings(integration.id) {
+        return Ok(Answer::Raw(cached));
+    }
+    let generation = state.generation();
+    let response = list(state, &integration).await?;
+    let bytes = warp::hyper::body::Bytes::from(response.to_xml());
+    state.cache_meetings(integration.id, generation, bytes.clone());
+    Ok(Answer::Raw(bytes))
+}
+
+/// The integration's meetings as a getMeetings answer.
+pub async fn list(state: &Arc<AppState>, integration: &Integration) -> Result<Response, ApiError> {
     let id = integration.id;
     let records = state
         .store
