@@ -34,7 +34,7 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
             Command::Meetings(c) => meetings::run(&state, c).await,
             Command::Integrations(c) => integrations::run(&state, c).await,
             Command::Poll => {
-                crate::poller::poll_all(&state).await;
+                crate::poller::poll_all(&state, true).await;
                 servers::status(&state)
             }
             Command::Demo { .. } => Err(UsageError("demo is not an admin command".into()).into()),

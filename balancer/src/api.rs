@@ -11,6 +11,7 @@ mod meeting;
 mod meetings;
 mod mobile;
 mod params;
+mod recordings;
 mod request;
 
 use std::net::SocketAddr;
@@ -138,6 +139,14 @@ async fn handle(
     match answer {
         Ok(Answer::Xml(response)) => xml(&response),
         Ok(Answer::Raw(body)) => xml_bytes(body),
+        Ok(Answer::Json(body)) => {
+            let mut reply = warp::reply::Response::new(body.into());
+            reply.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            reply
+        }
         Ok(Answer::Redirect(location)) => {
             let reply = warp::reply::with_header(warp::reply(), header::LOCATION, location);
             warp::reply::with_status(reply, StatusCode::FOUND).into_response()
@@ -151,6 +160,8 @@ pub(crate) enum Answer {
     Xml(Response),
     /// A node's XML answer passed on unchanged.
     Raw(Bytes),
+    /// A node's JSON answer passed on unchanged.
+    Json(Bytes),
     Redirect(String),
 }
 
@@ -211,6 +222,11 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
         "getMeetings" => return meetings::handle(state, integration).await,
         "getServers" => lb_calls::get_servers(state),
         "getMeetingEvents" => lb_calls::get_meeting_events(state, &req, integration).await?,
+        "getRecordings"
+        | "publishRecordings"
+        | "deleteRecordings"
+        | "updateRecordings"
+        | "getRecordingTextTracks" => return recordings::handle(state, req, integration).await,
         _ => return meeting::handle(state, req, integration).await,
     };
     Ok(Answer::Xml(response))
@@ -220,10 +236,18 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
 fn is_known(call: &str, method: &Method) -> bool {
     let get_only = *method == Method::GET;
     match call {
-        "join" | "sendChatMessage" => get_only,
+        "join" | "sendChatMessage" | "publishRecordings" | "deleteRecordings" => get_only,
         "insertDocument" => *method == Method::POST,
-        "create" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings" | "getServers"
-        | "getMeetingEvents" => get_only || *method == Method::POST,
+        "create"
+        | "end"
+        | "isMeetingRunning"
+        | "getMeetingInfo"
+        | "getMeetings"
+        | "getServers"
+        | "getMeetingEvents"
+        | "getRecordings"
+        | "updateRecordings"
+        | "getRecordingTextTracks" => get_only || *method == Method::POST,
         _ => false,
     }
 }
@@ -263,7 +287,7 @@ impl Answer {
             Answer::Raw(body) => std::str::from_utf8(&body)
                 .ok()
                 .and_then(|t| Response::from_xml(t).ok()),
-            Answer::Redirect(_) => None,
+            Answer::Redirect(_) | Answer::Json(_) => None,
         }
     }
 }

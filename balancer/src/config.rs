@@ -94,6 +94,8 @@ pub struct RawPoller {
     pub connect_timeout_secs: f64,
     pub response_timeout_secs: f64,
     pub concurrency: usize,
+    /// Nodes' recordings are fetched every this many polls.
+    pub recordings_every: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +151,7 @@ pub struct PollerConfig {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub concurrency: usize,
+    pub recordings_every: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +212,7 @@ impl Default for RawPoller {
             connect_timeout_secs: 5.0,
             response_timeout_secs: 10.0,
             concurrency: 64,
+            recordings_every: 5,
         }
     }
 }
@@ -508,6 +512,7 @@ impl Config {
                     raw.poller.response_timeout_secs,
                 )?,
                 concurrency: raw.poller.concurrency,
+                recordings_every: raw.poller.recordings_every.max(1),
             },
             placement: PlacementConfig {
                 min_user_count: raw.placement.min_user_count,
@@ -572,6 +577,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
             "connect_timeout_secs",
             "response_timeout_secs",
             "concurrency",
+            "recordings_every",
         ],
     ),
     ("placement", &["min_user_count", "join_buffer_secs"]),

@@ -97,7 +97,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         state.refresh().await?;
-        crate::poller::poll_all(&state).await;
+        crate::poller::poll_all(&state, true).await;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

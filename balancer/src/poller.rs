@@ -20,16 +20,20 @@ use crate::store::{self, EventKind, Node, NodeState, PollResult};
 pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
     let mut tick = tokio::time::interval(state.config.poller.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut round: u32 = 0;
     loop {
         tokio::select! {
-            _ = tick.tick() => poll_all(&state).await,
+            _ = tick.tick() => {
+                poll_all(&state, round % state.config.poller.recordings_every == 0).await;
+                round = round.wrapping_add(1);
+            }
             _ = shutdown.recv() => return,
         }
     }
 }
 
-/// One round over every pollable node.
-pub async fn poll_all(state: &Arc<AppState>) {
+/// One round over every pollable node; with `recordings`, their recordings are fetched too.
+pub async fn poll_all(state: &Arc<AppState>, recordings: bool) {
     if let Err(e) = state.refresh().await {
         tracing::error!(error = %e, "Could not refresh the node table.");
     }
@@ -42,7 +46,7 @@ pub async fn poll_all(state: &Arc<AppState>) {
         .cloned()
         .collect();
     futures_util::stream::iter(nodes)
-        .map(|node| poll_node(state, node))
+        .map(|node| poll_node(state, node, recordings))
         .buffer_unordered(state.config.poller.concurrency)
         .collect::<Vec<()>>()
         .await;
@@ -52,9 +56,14 @@ pub async fn poll_all(state: &Arc<AppState>) {
     }
 }
 
-async fn poll_node(state: &Arc<AppState>, node: Arc<Node>) {
+async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) {
     let started = store::now_ms();
     let meetings = fetch(state, &node).await;
+    if recordings && meetings.is_ok() {
+        if let Err(e) = sync_recordings(state, &node, started).await {
+            tracing::warn!(node = %node.name, error = %e, "Could not fetch recordings.");
+        }
+    }
     let result = match &meetings {
         Ok(list) => summarize(list),
         Err(e) => {
@@ -153,6 +162,45 @@ async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, ApiError> 
             detail: format!("{}: getMeetings answered {:?}", node.name, response.key()),
         }),
     }
+}
+
+/// Stores the node's recordings under the integrations that created their meetings, and
+/// drops those the node no longer lists.
+async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Result<(), ApiError> {
+    let answer = crate::api::call_node(
+        state,
+        node,
+        "getRecordings",
+        "state=any",
+        "Unable to access server.",
+    )
+    .await?;
+    let Body::Recordings(list) = answer.parse("Unable to access server.")?.body else {
+        return Ok(());
+    };
+    let id = node.id;
+    state
+        .store
+        .run(move |c| {
+            for r in list {
+                let Some(owner) = store::recordings::owner_of(c, &r.meeting_id, id)? else {
+                    continue;
+                };
+                let record = store::recordings::RecordingRecord {
+                    record_id: r.record_id.clone(),
+                    integration_id: owner,
+                    node_id: Some(id),
+                    meeting_id: r.meeting_id.clone(),
+                    state: r.state.clone(),
+                    xml: r.to_element().to_xml(),
+                };
+                store::recordings::upsert(c, &record, r.start_time)?;
+            }
+            store::recordings::remove_unseen(c, id, started)?;
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 /// A node's counters from its running meetings.

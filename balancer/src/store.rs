@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod meetings;
 mod migrations;
 pub mod nodes;
+pub mod recordings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -8,11 +8,13 @@ mod meeting;
 pub mod messages;
 mod reader;
 mod recording;
+mod recording_query;
 mod session;
 
 pub use meeting::{Attendee, Meeting};
 pub use messages::Message;
 pub use recording::{PlaybackFormat, Recording};
+pub use recording_query::RecordingQuery;
 pub use session::{Created, Joined};
 
 use crate::xml::{Element, XmlError};

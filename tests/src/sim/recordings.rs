@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use conflux_shared::response::{messages, Body, PlaybackFormat, Recording};
+use conflux_shared::response::{messages, Body, PlaybackFormat, Recording, RecordingQuery};
 use conflux_shared::{Element, Response};
 use rand::RngCore;
 
@@ -29,58 +29,11 @@ pub(crate) fn is_recording_call(call: &str) -> bool {
 }
 
 pub(crate) fn get_recordings(sim: &Sim, req: &ApiRequest) -> Answer {
-    let q = &req.params;
-    let list = |name: &str| -> Vec<String> {
-        q.get(name)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
+    let filters = match RecordingQuery::from_query(&req.params) {
+        Ok(f) => f,
+        Err(message) => return xml_error(message),
     };
-    let record_ids = list("recordID");
-    let meeting_ids = if record_ids.is_empty() {
-        list("meetingID")
-    } else {
-        Vec::new()
-    };
-    let mut states = list("state");
-    if states.is_empty() {
-        states = vec!["published".into(), "unpublished".into()];
-    }
-    let any_state = states.iter().any(|s| s == "any");
-    let meta: Vec<(&str, &str)> = q.with_prefix("meta_").collect();
-    let number = |name: &str| q.get_trimmed(name).map(|v| v.parse::<usize>());
-    let offset = match number("offset") {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return xml_error(messages::validation("Offset must be an integral value")),
-    };
-    let limit = match number("limit") {
-        None => usize::MAX,
-        Some(Ok(n)) => n.clamp(1, 100),
-        Some(Err(_)) => return xml_error(messages::validation("Limit must be an integral value")),
-    };
-    let inner = sim.lock();
-    let found: Vec<Recording> = inner
-        .recordings
-        .values()
-        .filter(|r| {
-            record_ids.is_empty()
-                || record_ids
-                    .iter()
-                    .any(|id| r.record_id.starts_with(id.as_str()))
-        })
-        .filter(|r| meeting_ids.is_empty() || meeting_ids.contains(&r.meeting_id))
-        .filter(|r| any_state || states.contains(&r.state))
-        .filter(|r| meta.iter().all(|(k, v)| r.meta(k) == Some(*v)))
-        .skip(offset)
-        .take(limit)
-        .cloned()
-        .collect();
+    let found = filters.apply(sim.lock().recordings.values().cloned());
     let empty = found.is_empty();
     let response = Response::success(Body::Recordings(found));
     Answer::Xml(if empty {

@@ -3,6 +3,8 @@
 
 mod balancer_api;
 mod balancer_failover;
+mod balancer_mconf;
+mod balancer_recordings;
 mod interop;
 mod sim_api;
 mod sim_faults;
