@@ -4,7 +4,7 @@
 //! meetings of nodes that went offline and of meetings a node no longer has, and disables
 //! cordoned nodes once empty. It never blocks API requests: they read snapshots.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use conflux_shared::response::{Body, Meeting};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::api::ApiError;
 use crate::state::AppState;
-use crate::store::{self, EventKind, Node, NodeState, PollResult};
+use crate::store::{self, EventKind, IntegrationId, Node, NodeState, PollResult};
 
 /// Polls until `shutdown` fires.
 pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
@@ -45,18 +45,26 @@ pub async fn poll_all(state: &Arc<AppState>, recordings: bool) {
         .filter(|n| n.state != NodeState::Disabled)
         .cloned()
         .collect();
-    futures_util::stream::iter(nodes)
+    let polled: Vec<Vec<(String, u32)>> = futures_util::stream::iter(nodes)
         .map(|node| poll_node(state, node, recordings))
         .buffer_unordered(state.config.poller.concurrency)
-        .collect::<Vec<()>>()
+        .collect()
         .await;
+    let mut users: HashMap<IntegrationId, u32> = HashMap::new();
+    for (meeting_id, participants) in polled.into_iter().flatten() {
+        if let Some(route) = state.route(&meeting_id) {
+            *users.entry(route.integration).or_default() += participants;
+        }
+    }
+    state.integration_users.store(Arc::new(users));
     state.meetings_changed(); // the poll rewrote the nodes' meeting data
     if let Err(e) = state.refresh().await {
         tracing::error!(error = %e, "Could not refresh the node table.");
     }
 }
 
-async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) {
+/// Polls one node; returns its running meetings' ids and participant counts.
+async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> Vec<(String, u32)> {
     let started = store::now_ms();
     let meetings = fetch(state, &node).await;
     if recordings && meetings.is_ok() {
@@ -64,6 +72,10 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) {
             tracing::warn!(node = %node.name, error = %e, "Could not fetch recordings.");
         }
     }
+    let counts: Vec<(String, u32)> = match &meetings {
+        Ok(list) => list.iter().filter(|m| m.end_time == 0).map(|m| (m.meeting_id.clone(), m.participant_count)).collect(),
+        Err(_) => Vec::new(),
+    };
     let result = match &meetings {
         Ok(list) => summarize(list),
         Err(e) => {
@@ -149,6 +161,7 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) {
         Ok(_) => {}
         Err(e) => tracing::error!(node = %name, error = %e, "Could not store a poll result."),
     }
+    counts
 }
 
 async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, ApiError> {

@@ -34,6 +34,8 @@ pub struct AppState {
     generation: AtomicU64,
     /// Each integration's rendered getMeetings answer, with the generation it was built at.
     meetings_cache: Mutex<HashMap<IntegrationId, (u64, Bytes)>>,
+    /// Users in each integration's meetings, as of the last poll.
+    pub integration_users: ArcSwap<HashMap<IntegrationId, u32>>,
     /// Held while a getMeetings answer is rebuilt, so concurrent misses build it once.
     pub meetings_rebuild: tokio::sync::Mutex<()>,
 }
@@ -92,6 +94,7 @@ impl AppState {
             generation: AtomicU64::new(0),
             meetings_cache: Mutex::new(HashMap::new()),
             meetings_rebuild: tokio::sync::Mutex::new(()),
+            integration_users: ArcSwap::from_pointee(HashMap::new()),
         });
         state.store.blocking(|c| {
             state.load(c);

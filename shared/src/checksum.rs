@@ -157,12 +157,13 @@ impl Default for AlgorithmSet {
     }
 }
 
-/// Parses a comma list such as `sha1,sha256` (bbb-web's `supportedChecksumAlgorithms`).
+/// Parses a list such as `sha1,sha256` (bbb-web's `supportedChecksumAlgorithms`) or
+/// `SHA1:SHA256` (Scalelite's `LOADBALANCER_CHECKSUM_ALGORITHM`).
 impl FromStr for AlgorithmSet {
     type Err = ChecksumError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.split(',')
+        s.split([',', ':'])
             .filter(|part| !part.trim().is_empty())
             .try_fold(AlgorithmSet::empty(), |set, part| {
                 Ok(set.with(part.parse()?))
@@ -412,6 +413,8 @@ mod tests {
 
     #[test]
     fn algorithm_sets_parse_and_print() {
+        let scalelite: AlgorithmSet = "SHA1:SHA256".parse().unwrap();
+        assert_eq!(scalelite.to_string(), "sha1,sha256");
         let set: AlgorithmSet = "sha256, SHA512".parse().unwrap();
         assert!(set.contains(Algorithm::Sha256) && set.contains(Algorithm::Sha512));
         assert!(!set.contains(Algorithm::Sha1));
