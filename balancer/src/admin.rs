@@ -5,6 +5,7 @@
 mod integrations;
 mod meetings;
 mod servers;
+mod sync;
 
 use std::sync::Arc;
 

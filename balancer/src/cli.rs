@@ -75,6 +75,33 @@ pub enum ServersCommand {
     Update(UpdateServer),
     /// The status table: HOSTNAME STATE STATUS MEETINGS USERS LARGEST MEETING VIDEOS.
     Status,
+    /// Make the pool match a YAML (or JSON) file in Scalelite's servers:sync format:
+    /// `servers: {ID: {url, secret, enabled, load_multiplier, tag}}`.
+    Sync {
+        /// The file, or `-` for standard input.
+        file: String,
+        /// What happens to nodes the file does not list: keep them, cordon them (removed when
+        /// empty), or force (end their meetings and remove them).
+        #[arg(long, value_enum, default_value = "cordon")]
+        mode: SyncMode,
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the pool in the servers:sync format.
+    Yaml {
+        /// Add state, load and online status.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+/// servers sync's treatment of unlisted nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    Keep,
+    Cordon,
+    Force,
 }
 
 #[derive(Debug, Args)]

@@ -73,7 +73,11 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
         }
     }
     let counts: Vec<(String, u32)> = match &meetings {
-        Ok(list) => list.iter().filter(|m| m.end_time == 0).map(|m| (m.meeting_id.clone(), m.participant_count)).collect(),
+        Ok(list) => list
+            .iter()
+            .filter(|m| m.end_time == 0)
+            .map(|m| (m.meeting_id.clone(), m.participant_count))
+            .collect(),
         Err(_) => Vec::new(),
     };
     let result = match &meetings {

@@ -38,6 +38,12 @@ pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Resu
         ServersCommand::Panic { server, keep_state } => panic(state, &server, keep_state).await,
         ServersCommand::Update(update) => update_server(state, update),
         ServersCommand::Status => status(state),
+        ServersCommand::Sync {
+            file,
+            mode,
+            dry_run,
+        } => super::sync::sync(state, &file, mode, dry_run).await,
+        ServersCommand::Yaml { verbose } => super::sync::yaml(state, verbose),
     }
 }
 
@@ -66,7 +72,7 @@ fn list(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Checks a node URL and returns its API base.
-fn api_url(url: &str) -> Result<String, UsageError> {
+pub(super) fn api_url(url: &str) -> Result<String, UsageError> {
     let trimmed = url.trim();
     let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
         && trimmed

@@ -41,7 +41,12 @@ pub async fn handle(
         .cloned()
         .ok_or(ApiError::Bbb(messages::INVALID_MEETING_ID))?;
     if let Some(max) = integration.max_users {
-        let users = state.integration_users.load().get(&integration.id).copied().unwrap_or(0);
+        let users = state
+            .integration_users
+            .load()
+            .get(&integration.id)
+            .copied()
+            .unwrap_or(0);
         if users >= max {
             return Err(ApiError::PermissionDenied(
                 "This application is not allowed to have any more concurrent users.",

@@ -274,8 +274,18 @@ async fn plans_refuse_with_permission_denied() {
     assert_eq!(reserved.key(), Some("invalidParameters"));
     lb.cli_ok(&["integrations", "update", "uni", "--max-users", "1"]);
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let join = |name: &'static str| [("meetingID", "one"), ("fullName", name), ("role", "VIEWER"), ("redirect", "false")];
-    assert!(bbb.call("create", &[("meetingID", "one"), ("name", "One")]).await.is_success());
+    let join = |name: &'static str| {
+        [
+            ("meetingID", "one"),
+            ("fullName", name),
+            ("role", "VIEWER"),
+            ("redirect", "false"),
+        ]
+    };
+    assert!(bbb
+        .call("create", &[("meetingID", "one"), ("name", "One")])
+        .await
+        .is_success());
     assert!(bbb.call("join", &join("first")).await.is_success());
     tokio::time::sleep(std::time::Duration::from_millis(600)).await; // a poll counts the user
     let full = bbb.call("join", &join("second")).await;

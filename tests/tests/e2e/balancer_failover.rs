@@ -185,3 +185,76 @@ async fn admin_cli_refuses_bad_input_and_changes_nothing() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn servers_sync_makes_the_pool_match_a_file() {
+    let (n1, n2, n3) = (
+        sim().start().await,
+        sim().start().await,
+        sim().start().await,
+    );
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("old", &n3)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let file = lb.dir.path().join("pool.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "servers:\n  bbb1:\n    url: {}/bigbluebutton/api\n    secret: {}\n    enabled: false\n  bbb2:\n    url: {}\n    secret: {}\n    load_multiplier: 2.5\n    tag: gpu\n",
+            n1.url, n1.secret, n2.url, n2.secret
+        ),
+    )
+    .unwrap();
+    let before = lb.cli_ok(&["servers", "yaml"]);
+    let dry = lb.cli_ok(&["servers", "sync", file.to_str().unwrap(), "--dry-run"]);
+    assert!(
+        dry.contains("would add bbb2")
+            && dry.contains("would set bbb1 cordoned")
+            && dry.contains("would remove old"),
+        "{dry}"
+    );
+    assert_eq!(
+        lb.cli_ok(&["servers", "yaml"]),
+        before,
+        "a dry run changes nothing"
+    );
+
+    let bad = lb.dir.path().join("bad.yml");
+    std::fs::write(&bad, "servers:\n  bbb9:\n    secret: s\n    colour: blue\n").unwrap();
+    assert_eq!(
+        lb.cli(&["servers", "sync", bad.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    std::fs::write(&bad, "servers:\n  'bad id!':\n    secret: s\n").unwrap();
+    assert_eq!(
+        lb.cli(&["servers", "sync", bad.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        lb.cli_ok(&["servers", "yaml"]),
+        before,
+        "a bad file changes nothing"
+    );
+
+    lb.cli_ok(&["servers", "sync", file.to_str().unwrap()]);
+    let after = lb.cli_ok(&["servers", "yaml", "--verbose"]);
+    assert!(
+        after.contains("bbb2:")
+            && after.contains("load_multiplier: 2.5")
+            && after.contains("tag: gpu"),
+        "{after}"
+    );
+    assert!(
+        after.contains("state: cordoned") && !after.contains("old:"),
+        "{after}"
+    );
+    let status = lb.cli_ok(&["servers", "status"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+}

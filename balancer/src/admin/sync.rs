@@ -1,0 +1,257 @@
+//! `servers sync` and `servers yaml`: Scalelite's declarative pool file. The whole file is
+//! validated before anything changes, and the changes are applied in one transaction.
+#![allow(clippy::print_stdout)] // command output
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::UsageError;
+use crate::cli::SyncMode;
+use crate::config::Secret;
+use crate::state::AppState;
+use crate::store::{self, NewNode, Node, NodeState, NodeUpdate};
+
+/// The file: `servers: {ID: {...}}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct PoolFile {
+    #[serde(default)]
+    servers: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    secret: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "one")]
+    load_multiplier: f64,
+    /// Comma list of tags (Scalelite has one tag; Conflux nodes may have several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tag: Option<String>,
+    // Written by `servers yaml --verbose`; ignored on input, as in Scalelite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    load: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    online: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// One planned change.
+enum Change {
+    Add(NewNode),
+    Update(Node, NodeUpdate),
+    SetState(Node, NodeState),
+    Remove(Node),
+}
+
+pub async fn sync(
+    state: &AppState,
+    file: &str,
+    mode: SyncMode,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read {file}: {e}")))?
+    };
+    let pool: PoolFile =
+        serde_yaml_ng::from_str(&text).map_err(|e| UsageError(format!("{file}: {e}")))?;
+    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+    let meetings = state.store.blocking(|c| store::meetings::list(c))?;
+    let changes = plan(
+        &pool,
+        &nodes,
+        |n| meetings.iter().any(|m| m.node_id == n.id),
+        mode,
+    )?;
+    for change in &changes {
+        println!(
+            "{}{}",
+            if dry_run { "would " } else { "" },
+            describe(change)
+        );
+    }
+    if dry_run || changes.is_empty() {
+        println!(
+            "OK ({} changes{})",
+            changes.len(),
+            if dry_run { ", dry run" } else { "" }
+        );
+        return Ok(());
+    }
+    let count = changes.len();
+    let ended = state.store.blocking(move |c| {
+        let tx = c.transaction()?;
+        let mut ended = Vec::new();
+        for change in changes {
+            match change {
+                Change::Add(new) => drop(store::nodes::insert(&tx, &new)?),
+                Change::Update(node, update) => drop(store::nodes::update(&tx, node.id, &update)?),
+                Change::SetState(node, s) => store::nodes::set_state(&tx, node.id, s)?,
+                Change::Remove(node) => {
+                    let meetings = store::meetings::remove_on_node(&tx, node.id)?;
+                    store::nodes::remove(&tx, node.id)?;
+                    ended.push((node, meetings));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(ended)
+    })?;
+    // force: the removed nodes' meetings are ended there too (best effort, as Scalelite).
+    for (node, meetings) in ended {
+        for meeting_id in meetings {
+            let query = format!("meetingID={}", conflux_shared::query::encode(&meeting_id));
+            if let Err(e) = crate::api::call_node(
+                state,
+                &node,
+                "end",
+                &query,
+                "Unable to access meeting on server.",
+            )
+            .await
+            {
+                eprintln!("warning: could not end {meeting_id} on {}: {e}", node.name);
+            }
+        }
+    }
+    println!("OK ({count} changes)");
+    Ok(())
+}
+
+/// The changes that make `nodes` match `pool`; refuses an invalid file as a whole.
+fn plan(
+    pool: &PoolFile,
+    nodes: &[Node],
+    has_meetings: impl Fn(&Node) -> bool,
+    mode: SyncMode,
+) -> Result<Vec<Change>, UsageError> {
+    let mut changes = Vec::new();
+    for (id, entry) in &pool.servers {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
+            return Err(UsageError(format!(
+                "ERROR: server id {id:?} must match [A-Za-z0-9_.-]+"
+            )));
+        }
+        let url = entry
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("https://{id}/bigbluebutton/api"));
+        let url = super::servers::api_url(&url)
+            .map_err(|e| UsageError(format!("ERROR: server {id}: {e}")))?;
+        if entry.secret.trim().is_empty() {
+            return Err(UsageError(format!(
+                "ERROR: server {id}: the secret must not be empty"
+            )));
+        }
+        if !(entry.load_multiplier.is_finite() && entry.load_multiplier > 0.0) {
+            return Err(UsageError(format!(
+                "ERROR: server {id}: load_multiplier must be a positive number"
+            )));
+        }
+        let tags = entry
+            .tag
+            .as_deref()
+            .map(store::nodes::split_tags)
+            .unwrap_or_default();
+        match nodes.iter().find(|n| n.name == *id) {
+            None => changes.push(Change::Add(NewNode {
+                name: id.clone(),
+                url,
+                secret: Secret(entry.secret.trim().to_owned()),
+                load_multiplier: entry.load_multiplier,
+                tags,
+                state: if entry.enabled {
+                    NodeState::Enabled
+                } else {
+                    NodeState::Cordoned
+                },
+            })),
+            Some(node) => {
+                let update = NodeUpdate {
+                    url: (node.url != url).then_some(url),
+                    secret: (node.secret.0 != entry.secret.trim())
+                        .then(|| Secret(entry.secret.trim().to_owned())),
+                    load_multiplier: (node.load_multiplier != entry.load_multiplier)
+                        .then_some(entry.load_multiplier),
+                    tags: (node.tags != tags).then_some(tags),
+                };
+                if update.url.is_some()
+                    || update.secret.is_some()
+                    || update.load_multiplier.is_some()
+                    || update.tags.is_some()
+                {
+                    changes.push(Change::Update(node.clone(), update));
+                }
+                if entry.enabled && node.state != NodeState::Enabled {
+                    changes.push(Change::SetState(node.clone(), NodeState::Enabled));
+                } else if !entry.enabled && node.state == NodeState::Enabled {
+                    changes.push(Change::SetState(node.clone(), NodeState::Cordoned));
+                }
+            }
+        }
+    }
+    for node in nodes.iter().filter(|n| !pool.servers.contains_key(&n.name)) {
+        match mode {
+            SyncMode::Keep => {}
+            SyncMode::Cordon if has_meetings(node) => {
+                changes.push(Change::SetState(node.clone(), NodeState::Cordoned))
+            }
+            SyncMode::Cordon | SyncMode::Force => changes.push(Change::Remove(node.clone())),
+        }
+    }
+    Ok(changes)
+}
+
+fn describe(change: &Change) -> String {
+    match change {
+        Change::Add(n) => format!("add {} ({}, {})", n.name, n.url, n.state),
+        Change::Update(n, _) => format!("update {}", n.name),
+        Change::SetState(n, s) => format!("set {} {s}", n.name),
+        Change::Remove(n) => format!("remove {}", n.name),
+    }
+}
+
+pub fn yaml(state: &AppState, verbose: bool) -> anyhow::Result<()> {
+    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+    let servers = nodes
+        .into_iter()
+        .map(|n| {
+            let entry = Entry {
+                url: Some(n.url.clone()),
+                secret: n.secret.0.clone(),
+                enabled: n.state == NodeState::Enabled,
+                load_multiplier: n.load_multiplier,
+                tag: (!n.tags.is_empty()).then(|| n.tags.join(",")),
+                state: verbose.then(|| n.state.to_string()),
+                load: verbose.then_some(f64::from(n.users) * n.load_multiplier),
+                online: verbose.then_some(n.online),
+            };
+            (n.name, entry)
+        })
+        .collect();
+    print!("{}", serde_yaml_ng::to_string(&PoolFile { servers })?);
+    Ok(())
+}
