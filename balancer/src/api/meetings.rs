@@ -26,8 +26,28 @@ pub async fn handle(state: &Arc<AppState>, integration: Integration) -> Result<A
         return Ok(Answer::Raw(cached));
     }
     let generation = state.generation();
-    let response = list(state, &integration).await?;
-    let bytes = warp::hyper::body::Bytes::from(response.to_xml());
+    let id = integration.id;
+    let records = state
+        .store
+        .run(move |c| store::meetings::for_integration(c, id))
+        .await?;
+    // The stored <meeting> elements were written by this balancer: concatenated, not reparsed.
+    let stored: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.info_xml.as_deref())
+        .collect();
+    let xml = if stored.is_empty() {
+        Response::success(Body::Meetings(Vec::new()))
+            .with_message(messages::NO_MEETINGS)
+            .to_xml()
+    } else {
+        let mut xml = String::with_capacity(stored.iter().map(|s| s.len()).sum::<usize>() + 96);
+        xml.push_str("<response><returncode>SUCCESS</returncode><meetings>");
+        stored.iter().for_each(|m| xml.push_str(m));
+        xml.push_str("</meetings></response>");
+        xml
+    };
+    let bytes = warp::hyper::body::Bytes::from(xml);
     state.cache_meetings(integration.id, generation, bytes.clone());
     Ok(Answer::Raw(bytes))
 }
