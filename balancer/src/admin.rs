@@ -68,6 +68,24 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Asks `node` to end `meetings` (best effort: failures are warnings, as in Scalelite).
+async fn end_on_node(state: &AppState, node: &crate::store::Node, meetings: &[String]) {
+    for meeting_id in meetings {
+        let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
+        if let Err(e) = crate::api::call_node(
+            state,
+            node,
+            "end",
+            &query,
+            "Unable to access meeting on server.",
+        )
+        .await
+        {
+            eprintln!("warning: could not end {meeting_id} on {}: {e}", node.name);
+        }
+    }
+}
+
 /// Turns "not found" and "conflict" from the store into usage errors (exit 2).
 fn usage(e: StoreError) -> anyhow::Error {
     match e {

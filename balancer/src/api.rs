@@ -19,11 +19,10 @@ use std::sync::Arc;
 
 use conflux_shared::response::messages;
 use conflux_shared::{Element, Query, Response};
-use futures_util::{Stream, StreamExt};
 use warp::http::{header, Method, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reply::Reply;
-use warp::{Buf, Filter};
+use warp::Filter;
 
 pub use create::host_of;
 pub use error::ApiError;
@@ -65,7 +64,8 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
                   body| {
                 let state = state.clone();
                 async move {
-                    let Some(body) = read_body(body, MAX_BODY).await else {
+                    let Some(body) = conflux_shared::body::read_limited(body, MAX_BODY).await
+                    else {
                         return warp::reply::with_status(
                             "Request body too large",
                             StatusCode::PAYLOAD_TOO_LARGE,
@@ -82,23 +82,11 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
                     if call == "demo/mobile.jsp" {
                         return mobile_reply(mobile::handle(&state, &raw_query, client_ip).await);
                     }
-                    let content_type = content_type.map(|c| {
-                        c.split(';')
-                            .next()
-                            .unwrap_or("")
-                            .trim()
-                            .to_ascii_lowercase()
-                    });
-                    handle(
-                        &state,
-                        call,
-                        method,
-                        raw_query,
-                        content_type,
-                        body,
-                        client_ip,
-                    )
-                    .await
+                    let content_type = content_type
+                        .as_deref()
+                        .map(conflux_shared::body::media_type);
+                    let req = build_request(call, method, raw_query, content_type, body, client_ip);
+                    handle(&state, req).await
                 }
             },
         );
@@ -122,17 +110,9 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
     api.or(health).unify().or(mobile).unify().boxed()
 }
 
-#[tracing::instrument(skip_all, fields(call = %call))]
-async fn handle(
-    state: &Arc<AppState>,
-    call: String,
-    method: Method,
-    raw_query: String,
-    content_type: Option<String>,
-    body: Bytes,
-    client_ip: Option<std::net::IpAddr>,
-) -> warp::reply::Response {
-    let answer = match build_request(call, method, raw_query, content_type, body, client_ip) {
+#[tracing::instrument(skip_all, fields(call = %req.as_ref().map_or("", |r| r.call.as_str())))]
+async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> warp::reply::Response {
+    let answer = match req {
         Ok(req) => dispatch(state, req).await,
         Err(e) => Err(e),
     };
@@ -313,27 +293,4 @@ fn xml(response: &Response) -> warp::reply::Response {
         "text/xml;charset=utf-8",
     );
     warp::reply::with_header(reply, header::CACHE_CONTROL, "no-cache").into_response()
-}
-
-/// The request body, or `None` beyond `max` bytes (checked while reading).
-async fn read_body<S, B>(body: S, max: usize) -> Option<Bytes>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    let mut body = std::pin::pin!(body);
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.ok()?;
-        if out.len() + chunk.remaining() > max {
-            return None;
-        }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            let n = piece.len();
-            out.extend_from_slice(piece);
-            chunk.advance(n);
-        }
-    }
-    Some(Bytes::from(out))
 }

@@ -1,9 +1,11 @@
 //! The BigBlueButton protocol, done once: checksums, query strings, signed URLs and typed XML
 //! responses, shared by the balancer, the agent, the recorder and the test simulator.
 //!
-//! Invariant: no network or file I/O and no async runtime here, so everything can be unit- and
+//! Invariant: no network or file I/O and no async runtime here (`body` reads any stream it is
+//! given, on any executor), so everything can be unit- and
 //! property-tested; [`telemetry::init`] is the one side effect, called by the binaries.
 
+pub mod body;
 pub mod checksum;
 pub mod date;
 pub mod query;

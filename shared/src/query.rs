@@ -86,6 +86,19 @@ impl Query {
         self.get(name).map(sanitize).filter(|v| !v.is_empty())
     }
 
+    /// A comma list parameter (`recordID=a,b`), decoded, trimmed, without empty items.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.params.iter().any(|p| p.name == name)
     }

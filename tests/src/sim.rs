@@ -19,11 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use conflux_shared::AlgorithmSet;
-use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use warp::hyper::body::Bytes;
-use warp::Buf;
 use warp::Filter;
 
 pub use state::{Audio, Fault, Role};
@@ -116,30 +113,6 @@ pub async fn serve(
         .await;
     sweeper.abort();
     Ok(())
-}
-
-/// The request body, or `None` when it is larger than `max` bytes (checked while reading, so
-/// a huge or endless chunked body costs at most `max` bytes of memory).
-async fn read_body<S, B>(body: S, max: usize) -> Option<Bytes>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    let mut body = std::pin::pin!(body);
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.ok()?;
-        if out.len() + chunk.remaining() > max {
-            return None;
-        }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            out.extend_from_slice(piece);
-            let n = piece.len();
-            chunk.advance(n);
-        }
-    }
-    Some(Bytes::from(out))
 }
 
 /// HTTP 413 for a body over the limit.

@@ -69,18 +69,7 @@ pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Res
                 })
                 .map_err(usage)?;
             if let Some(node) = state.nodes.load().get(m.node_id).cloned() {
-                let query = format!("meetingID={}", conflux_shared::query::encode(&meeting_id));
-                if let Err(e) = crate::api::call_node(
-                    state,
-                    &node,
-                    "end",
-                    &query,
-                    "Unable to access meeting on server.",
-                )
-                .await
-                {
-                    eprintln!("warning: the node did not confirm: {e}");
-                }
+                super::end_on_node(state, &node, std::slice::from_ref(&meeting_id)).await;
             }
             state
                 .store

@@ -162,20 +162,7 @@ async fn panic(state: &Arc<AppState>, key: &str, keep_state: bool) -> anyhow::Re
         }
         Ok(ids)
     })?;
-    for meeting_id in &forgotten {
-        let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
-        if let Err(e) = crate::api::call_node(
-            state,
-            &node,
-            "end",
-            &query,
-            "Unable to access meeting on server.",
-        )
-        .await
-        {
-            tracing::warn!(meeting_id, error = %e, "Could not end a meeting on the panicked node.");
-        }
-    }
+    super::end_on_node(state, &node, &forgotten).await;
     println!("OK ({} meetings forgotten)", forgotten.len());
     Ok(())
 }

@@ -118,20 +118,7 @@ pub async fn sync(
     })?;
     // force: the removed nodes' meetings are ended there too (best effort, as Scalelite).
     for (node, meetings) in ended {
-        for meeting_id in meetings {
-            let query = format!("meetingID={}", conflux_shared::query::encode(&meeting_id));
-            if let Err(e) = crate::api::call_node(
-                state,
-                &node,
-                "end",
-                &query,
-                "Unable to access meeting on server.",
-            )
-            .await
-            {
-                eprintln!("warning: could not end {meeting_id} on {}: {e}", node.name);
-            }
-        }
+        super::end_on_node(state, &node, &meetings).await;
     }
     println!("OK ({count} changes)");
     Ok(())

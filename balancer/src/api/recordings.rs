@@ -48,17 +48,7 @@ pub async fn handle(
             response
         }));
     }
-    let ids: Vec<String> = req
-        .params
-        .get("recordID")
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids = req.params.list("recordID");
     if ids.is_empty() {
         return Err(ApiError::Bbb(messages::MISSING_RECORD_ID));
     }

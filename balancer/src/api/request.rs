@@ -67,16 +67,7 @@ pub fn check_content_type(req: &ApiRequest) -> Result<(), ApiError> {
     if req.body.is_empty() {
         return Ok(());
     }
-    let allowed: &[&str] = match req.call.as_str() {
-        "create" => &[
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-            "application/xml",
-            "text/xml",
-        ],
-        "insertDocument" => &["application/xml", "text/xml"],
-        _ => &["application/x-www-form-urlencoded", "multipart/form-data"],
-    };
+    let allowed = conflux_shared::body::accepted_content_types(&req.call);
     match req.content_type.as_deref() {
         Some(m) if allowed.contains(&m) => Ok(()),
         _ => Err(ApiError::Bbb(messages::UNSUPPORTED_CONTENT_TYPE)),

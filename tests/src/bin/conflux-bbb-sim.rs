@@ -100,19 +100,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         {
             println!("listening on http://{addr}");
         }
-        sim::serve(listener, config, shutdown_signal()).await
+        sim::serve(listener, config, conflux_balancer::admin::shutdown_signal()).await
     })
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 #[cfg(test)]

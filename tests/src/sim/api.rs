@@ -13,7 +13,7 @@ use warp::reply::Reply;
 use warp::Filter;
 
 use super::state::Fault;
-use super::{meetings, read_body, recordings, too_large, Sim};
+use super::{meetings, recordings, too_large, Sim};
 
 /// Largest request body accepted (bbb-web's default max POST size is about 2 MB; presentations
 /// sent inline may be larger, so allow more).
@@ -46,7 +46,8 @@ pub(crate) fn routes(sim: Arc<Sim>) -> warp::filters::BoxedFilter<(warp::reply::
             move |tail: warp::path::Tail, method, raw_query, content_type, body| {
                 let sim = sim.clone();
                 async move {
-                    let Some(body) = read_body(body, MAX_BODY).await else {
+                    let Some(body) = conflux_shared::body::read_limited(body, MAX_BODY).await
+                    else {
                         return too_large();
                     };
                     let call = tail
@@ -115,13 +116,9 @@ fn prepare(
     } else {
         messages::CHECKSUM_ERROR
     };
-    let mime = content_type.as_deref().map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let mime = content_type
+        .as_deref()
+        .map(conflux_shared::body::media_type);
     if !body.is_empty() && !content_type_allowed(&call, mime.as_deref()) {
         return Err(xml_error(messages::UNSUPPORTED_CONTENT_TYPE));
     }
@@ -154,17 +151,7 @@ fn prepare(
 }
 
 fn content_type_allowed(call: &str, mime: Option<&str>) -> bool {
-    let allowed: &[&str] = match call {
-        "create" => &[
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-            "application/xml",
-            "text/xml",
-        ],
-        "insertDocument" => &["application/xml", "text/xml"],
-        _ => &["application/x-www-form-urlencoded", "multipart/form-data"],
-    };
-    mime.is_some_and(|m| allowed.contains(&m))
+    mime.is_some_and(|m| conflux_shared::body::accepted_content_types(call).contains(&m))
 }
 
 fn dispatch(sim: &Sim, req: ApiRequest) -> Answer {

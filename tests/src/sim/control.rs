@@ -20,7 +20,7 @@ use warp::Filter;
 
 use super::recordings::write_folder;
 use super::state::{Audio, Fault, Role, User};
-use super::{read_body, too_large, Sim};
+use super::{too_large, Sim};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -64,7 +64,8 @@ pub(crate) fn routes(sim: Arc<Sim>) -> warp::filters::BoxedFilter<(Response,)> {
             move |tail: warp::path::Tail, method: warp::http::Method, body| {
                 let sim = sim.clone();
                 async move {
-                    let Some(body) = read_body(body, 64 * 1024).await else {
+                    let Some(body) = conflux_shared::body::read_limited(body, 64 * 1024).await
+                    else {
                         return too_large();
                     };
                     let segments: Vec<String> = tail

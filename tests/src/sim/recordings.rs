@@ -105,14 +105,7 @@ pub(crate) fn text_tracks(sim: &Sim, req: &ApiRequest) -> Answer {
 }
 
 fn record_ids(req: &ApiRequest) -> Option<Vec<String>> {
-    let ids: Vec<String> = req
-        .params
-        .get("recordID")?
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
+    let ids = req.params.list("recordID");
     (!ids.is_empty()).then_some(ids)
 }
 
