@@ -30,6 +30,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let poller = tokio::spawn(poller::run(state.clone(), state.shutdown.subscribe()));
     let refresher = tokio::spawn(refresh_loop(state.clone(), state.shutdown.subscribe()));
+    let extra = extra_acceptors(&listener, &state)?;
     let routes = api::routes(state.clone());
     warp::serve(routes)
         .incoming(listener)
@@ -39,7 +40,55 @@ pub async fn serve(
     state.shutdown.send(()).ok();
     poller.await?;
     refresher.await?;
+    for thread in extra {
+        let _ = thread.join();
+    }
     Ok(())
+}
+
+/// One more acceptor per core beyond the first, each a single-threaded runtime on its own
+/// thread sharing the listening socket: a request and the node call it makes stay on one
+/// thread (no cross-thread wake-ups on the proxy path).
+fn extra_acceptors(
+    listener: &TcpListener,
+    state: &Arc<AppState>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = Vec::new();
+    for i in 1..cores {
+        let shared: std::net::TcpListener = socket2::SockRef::from(listener).try_clone()?.into();
+        shared.set_nonblocking(true)?;
+        let state = state.clone();
+        let mut stop = state.shutdown.subscribe();
+        let thread = std::thread::Builder::new()
+            .name(format!("acceptor-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => return tracing::error!(error = %e, "Could not start an acceptor."),
+                };
+                runtime.block_on(async move {
+                    match TcpListener::from_std(shared) {
+                        Ok(listener) => {
+                            let stopped = async move {
+                                stop.recv().await.ok();
+                            };
+                            warp::serve(api::routes(state))
+                                .incoming(listener)
+                                .graceful(stopped)
+                                .run()
+                                .await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "Could not share the listener."),
+                    }
+                });
+            })?;
+        threads.push(thread);
+    }
+    Ok(threads)
 }
 
 async fn refresh_loop(state: Arc<AppState>, mut shutdown: tokio::sync::broadcast::Receiver<()>) {

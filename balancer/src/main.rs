@@ -10,7 +10,7 @@ use conflux_balancer::{admin, demo};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    conflux_shared::telemetry::init("info");
+    conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
     let env = |name: &str| std::env::var(name).ok();
     let config = match Config::load(cli.config.as_deref(), cli.data_dir.clone(), &env) {
         Ok(c) => c,

@@ -54,6 +54,16 @@ pub struct Route {
     pub node: NodeId,
 }
 
+/// A client for calling nodes, with the configured timeouts.
+pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(config.poller.connect_timeout)
+        .timeout(config.poller.response_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .build()
+}
+
 impl NodeTable {
     pub fn new(nodes: Vec<Node>) -> NodeTable {
         let by_id = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
@@ -75,13 +85,8 @@ impl AppState {
         if let Some(default) = &config.default_integration {
             store.blocking(|c| store::integrations::ensure(c, &default.name, &default.secrets))?;
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.poller.connect_timeout)
-            .timeout(config.poller.response_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(256)
-            .build()
-            .map_err(|e| StoreError::Task(format!("HTTP client: {e}")))?;
+        let http =
+            http_client(&config).map_err(|e| StoreError::Task(format!("HTTP client: {e}")))?;
         let state = Arc::new(AppState {
             config: Arc::new(config),
             store,

@@ -7,6 +7,10 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// The filter when `RUST_LOG` is unset: lifecycle at INFO; warp's per-connection errors (a
+/// client hanging up mid-request) are not an operator's business.
+pub const DEFAULT_FILTER: &str = "info,warp::server=off";
+
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset
 /// (for example `"info"`). Calling it twice is harmless.
 pub fn init(default_filter: &str) {

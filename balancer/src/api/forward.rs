@@ -47,13 +47,13 @@ pub async fn call(
     let url = node_url(state, node, call, raw_query);
     let request = match body {
         Some((content_type, body)) if !body.is_empty() => {
-            let mut r = state.http.request(Method::POST, &url).body(body);
+            let mut r = client(state).request(Method::POST, &url).body(body);
             if let Some(ct) = content_type {
                 r = r.header("content-type", ct);
             }
             r
         }
-        _ => state.http.get(&url),
+        _ => client(state).get(&url),
     };
     let node_error = |detail: String| ApiError::Node {
         context,
@@ -72,4 +72,19 @@ pub async fn call(
         .await
         .map_err(|e| node_error(e.to_string()))?;
     Ok(NodeAnswer { body })
+}
+
+thread_local! {
+    /// One HTTP client per server thread: its pooled connections are driven by the thread's
+    /// own runtime, so a proxied call never wakes another thread.
+    static CLIENT: std::cell::OnceCell<reqwest::Client> = const { std::cell::OnceCell::new() };
+}
+
+fn client(state: &AppState) -> reqwest::Client {
+    CLIENT.with(|c| {
+        c.get_or_init(|| {
+            crate::state::http_client(&state.config).unwrap_or_else(|_| state.http.clone())
+        })
+        .clone()
+    })
 }

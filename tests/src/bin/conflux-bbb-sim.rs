@@ -59,7 +59,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    conflux_shared::telemetry::init("info");
+    conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
