@@ -95,6 +95,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let shown = data.clone();
     runtime.block_on(async move {
         state.refresh().await?;
         crate::poller::poll_all(&state, true).await;
@@ -108,18 +109,20 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         println!("  BBB API URL:  http://{addr}/bigbluebutton/api/");
         println!("  secret:       {DEMO_SECRET}");
         println!("  nodes:        {}", urls.join(", "));
-        println!("  data:         {}", data.display());
+        println!("  data:         {}", shown.display());
         println!();
         println!("Point Greenlight, Moodle or any BBB client at the URL and secret above, or try:");
         println!("  curl http://{addr}/bigbluebutton/api");
         println!(
             "  conflux-balancer --data-dir {} servers status",
-            data.join("balancer").display()
+            shown.join("balancer").display()
         );
         println!("Press Ctrl-C to stop.");
         crate::serve(listener, state, crate::admin::shutdown_signal()).await
     })?;
     drop(children);
     std::thread::sleep(Duration::from_millis(100));
+    // The demo's data is throwaway: nothing is left behind in the temporary directory.
+    let _ = std::fs::remove_dir_all(&data);
     Ok(())
 }
