@@ -243,7 +243,8 @@ impl Inner {
     /// digits once the 5-digit range is crowded.
     pub fn free_voice_bridge(&self) -> String {
         let mut rng = rand::rng();
-        for attempt in 0.. {
+        let mut attempt = 0u32;
+        loop {
             let range = if attempt < 64 {
                 70_000..80_000
             } else {
@@ -253,8 +254,8 @@ impl Inner {
             if !self.voice_bridge_in_use(&candidate) {
                 return candidate;
             }
+            attempt = attempt.saturating_add(1);
         }
-        unreachable!("the loop above only ends by returning")
     }
 
     pub fn voice_bridge_in_use(&self, voice_bridge: &str) -> bool {
