@@ -44,70 +44,117 @@ use crate::state::AppState;
 /// Largest request body accepted (inline presentations in create/insertDocument).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
+/// Where a request goes, from its path.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// `[/PREFIX]/bigbluebutton[/api][/CALL]`
+    Api {
+        prefix: Option<String>,
+        call: String,
+    },
+    /// `[/PREFIX][/bigbluebutton]/demo/mobile.jsp`
+    Mobile {
+        prefix: Option<String>,
+    },
+    Health,
+    Unknown,
+}
+
+fn target(path: &str) -> Target {
+    let path = path.trim_start_matches('/');
+    if path == "health_check" {
+        return Target::Health;
+    }
+    let (prefix, rest) = match path.split_once('/') {
+        Some((first, rest)) if first != "bigbluebutton" && first != "demo" => {
+            (Some(first.to_ascii_lowercase()), rest)
+        }
+        _ => (None, path),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest == "demo/mobile.jsp" || rest == "bigbluebutton/demo/mobile.jsp" {
+        return Target::Mobile { prefix };
+    }
+    let Some(api) = rest.strip_prefix("bigbluebutton") else {
+        return Target::Unknown;
+    };
+    let api = api.trim_start_matches('/');
+    let call = api
+        .strip_prefix("api")
+        .map_or(api, |c| c.trim_start_matches('/'));
+    Target::Api {
+        prefix,
+        call: call.to_owned(),
+    }
+}
+
+/// The one filter of the balancer's HTTP API: path, method, query, headers, peer and body, then
+/// [`target`] and the pipeline.
 pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    let state_for_mobile = state.clone();
-    let api = warp::path("bigbluebutton")
-        .and(warp::path::tail())
+    warp::path::full()
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("content-type"))
-        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(warp::body::stream())
         .then(
-            move |tail: warp::path::Tail,
+            move |path: warp::path::FullPath,
                   method,
                   raw_query: String,
-                  content_type: Option<String>,
-                  xff: Option<String>,
+                  headers: warp::http::HeaderMap,
                   peer: Option<SocketAddr>,
                   body| {
                 let state = state.clone();
                 async move {
-                    let Some(body) = conflux_shared::body::read_limited(body, MAX_BODY).await
-                    else {
-                        return warp::reply::with_status(
-                            "Request body too large",
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                        )
-                        .into_response();
+                    let header = |name: header::HeaderName| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from)
                     };
-                    let call = tail
-                        .as_str()
-                        .trim_start_matches("api")
-                        .trim_matches('/')
-                        .to_owned();
-                    let client_ip =
-                        request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies);
-                    if call == "demo/mobile.jsp" {
-                        return mobile_reply(mobile::handle(&state, &raw_query, client_ip).await);
+                    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                    let client_ip = request::client_ip(peer, xff, &state.config.trusted_proxies);
+                    let host = header(header::HOST);
+                    match target(path.as_str()) {
+                        Target::Health => "success".into_response(),
+                        Target::Unknown => StatusCode::NOT_FOUND.into_response(),
+                        Target::Mobile { prefix } => {
+                            let prefix = state.request_prefix(prefix, host.as_deref());
+                            mobile_reply(
+                                mobile::handle(&state, &raw_query, client_ip, prefix.as_deref())
+                                    .await,
+                            )
+                        }
+                        Target::Api { prefix, call } => {
+                            let Some(body) =
+                                conflux_shared::body::read_limited(body, MAX_BODY).await
+                            else {
+                                return warp::reply::with_status(
+                                    "Request body too large",
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                )
+                                .into_response();
+                            };
+                            let content_type = header(header::CONTENT_TYPE)
+                                .as_deref()
+                                .map(conflux_shared::body::media_type);
+                            let prefix = state.request_prefix(prefix, host.as_deref());
+                            let req = build_request(
+                                call,
+                                method,
+                                raw_query,
+                                content_type,
+                                body,
+                                client_ip,
+                            )
+                            .map(|r| ApiRequest { prefix, ..r });
+                            handle(&state, req).await
+                        }
                     }
-                    let content_type = content_type
-                        .as_deref()
-                        .map(conflux_shared::body::media_type);
-                    let req = build_request(call, method, raw_query, content_type, body, client_ip);
-                    handle(&state, req).await
                 }
             },
-        );
-    let health = warp::path("health_check")
-        .and(warp::path::end())
-        .map(|| "success".into_response());
-    let mobile = warp::path!("demo" / "mobile.jsp")
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("x-forwarded-for"))
-        .and(warp::addr::remote())
-        .then(
-            move |raw_query: String, xff: Option<String>, peer: Option<SocketAddr>| {
-                let state = state_for_mobile.clone();
-                async move {
-                    let client_ip =
-                        request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies);
-                    mobile_reply(mobile::handle(&state, &raw_query, client_ip).await)
-                }
-            },
-        );
-    api.or(health).unify().or(mobile).unify().boxed()
+        )
+        .boxed()
 }
 
 #[tracing::instrument(skip_all, fields(call = %req.as_ref().map_or("", |r| r.call.as_str())))]
@@ -179,6 +226,7 @@ fn build_request(
         content_type,
         body,
         client_ip,
+        prefix: None,
     })
 }
 
@@ -293,4 +341,44 @@ fn xml(response: &Response) -> warp::reply::Response {
         "text/xml;charset=utf-8",
     );
     warp::reply::with_header(reply, header::CACHE_CONTROL, "no-cache").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(prefix: Option<&str>, call: &str) -> Target {
+        Target::Api {
+            prefix: prefix.map(String::from),
+            call: call.into(),
+        }
+    }
+
+    #[test]
+    fn paths_name_their_target() {
+        for (path, expected) in [
+            ("/bigbluebutton/api", api(None, "")),
+            ("/bigbluebutton/api/", api(None, "")),
+            ("/bigbluebutton/", api(None, "")),
+            ("/bigbluebutton/api/getMeetings", api(None, "getMeetings")),
+            ("/uni/bigbluebutton/api/create", api(Some("uni"), "create")),
+            ("/UNI/bigbluebutton/api/", api(Some("uni"), "")),
+            ("/demo/mobile.jsp", Target::Mobile { prefix: None }),
+            (
+                "/bigbluebutton/demo/mobile.jsp",
+                Target::Mobile { prefix: None },
+            ),
+            (
+                "/uni/bigbluebutton/demo/mobile.jsp",
+                Target::Mobile {
+                    prefix: Some("uni".into()),
+                },
+            ),
+            ("/health_check", Target::Health),
+            ("/", Target::Unknown),
+            ("/elsewhere/thing", Target::Unknown),
+        ] {
+            assert_eq!(target(path), expected, "{path}");
+        }
+    }
 }

@@ -187,4 +187,9 @@ pub struct UpdateIntegration {
     /// Maximum concurrent users (0 = unlimited).
     #[arg(long)]
     pub max_users: Option<u32>,
+    /// A short name (a-z, 0-9, -) that selects this integration by URL path
+    /// (`/PREFIX/bigbluebutton/api/...`) or by the first label of the Host header, so requests
+    /// are checked against its secrets only; empty clears it.
+    #[arg(long)]
+    pub prefix: Option<String>,
 }

@@ -150,13 +150,37 @@ impl AppState {
         }
     }
 
-    /// The integration whose secret signed this request for `call`.
-    pub fn integration_for(&self, call: &str, signed: &SignedQuery) -> Option<Integration> {
+    /// The integration whose secret signed this request for `call`; with a `prefix`, only the
+    /// integration it names is tried.
+    pub fn integration_for(
+        &self,
+        call: &str,
+        signed: &SignedQuery,
+        prefix: Option<&str>,
+    ) -> Option<Integration> {
         self.integrations
             .load()
             .iter()
+            .filter(|i| prefix.is_none() || i.prefix.as_deref() == prefix)
             .find(|i| i.secrets.iter().any(|s| signed.matches(call, &s.0)))
             .cloned()
+    }
+
+    /// The prefix naming an integration in this request: the path's, else the Host header's
+    /// first label when an integration uses it.
+    pub fn request_prefix(
+        &self,
+        path_prefix: Option<String>,
+        host: Option<&str>,
+    ) -> Option<String> {
+        path_prefix.or_else(|| {
+            let label = host?.split(['.', ':']).next()?.to_ascii_lowercase();
+            self.integrations
+                .load()
+                .iter()
+                .any(|i| i.prefix.as_deref() == Some(label.as_str()))
+                .then_some(label)
+        })
     }
 
     /// Records a placement so it counts before the next poll; old entries expire after the

@@ -98,12 +98,23 @@ fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<
         return Err(UsageError("the integration name must not be empty".into()).into());
     }
     let limit = |v: Option<u32>| v.map(|n| (n > 0).then_some(n));
+    let prefix = match u.prefix.map(|p| p.trim().to_ascii_lowercase()) {
+        Some(p) if p.is_empty() => Some(None),
+        Some(p) if p.len() <= 63 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            Some(Some(p))
+        }
+        Some(p) => {
+            return Err(UsageError(format!("prefix {p:?} must be 1-63 of a-z, 0-9 and -")).into())
+        }
+        None => None,
+    };
     let change = IntegrationUpdate {
         name: u.name.map(|n| n.trim().to_owned()),
         api_enabled: u.api_enabled,
         recording_allowed: u.recording_allowed,
         max_meetings: limit(u.max_meetings),
         max_users: limit(u.max_users),
+        prefix,
     };
     state
         .store

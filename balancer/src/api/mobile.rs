@@ -53,12 +53,13 @@ pub async fn handle(
     state: &Arc<AppState>,
     raw_query: &str,
     client_ip: Option<std::net::IpAddr>,
+    prefix: Option<&str>,
 ) -> MobileAnswer {
     if raw_query.is_empty() {
         return xml(Response::success(Body::Fields(Vec::new()))
             .with_message(m("mobileSupported", "This server supports mobile devices.")));
     }
-    let Some(integration) = authenticate(state, raw_query) else {
+    let Some(integration) = authenticate(state, raw_query, prefix) else {
         return failed(CHECKSUM);
     };
     let Ok(query) = Query::parse(raw_query) else {
@@ -84,12 +85,13 @@ pub async fn handle(
 }
 
 /// The integration whose mobile salt signed `raw_query` (checksum last, case-sensitive).
-fn authenticate(state: &AppState, raw_query: &str) -> Option<Integration> {
+fn authenticate(state: &AppState, raw_query: &str, prefix: Option<&str>) -> Option<Integration> {
     let (signed, sum) = raw_query.rsplit_once("&checksum=")?;
     state
         .integrations
         .load()
         .iter()
+        .filter(|i| prefix.is_none() || i.prefix.as_deref() == prefix)
         .find(|i| {
             i.mobile_salt()
                 .is_some_and(|salt| checksum::compute(Algorithm::Sha1, "", signed, &salt) == sum)
@@ -225,6 +227,7 @@ fn internal_request(call: &str, raw: &str, client_ip: Option<std::net::IpAddr>) 
         content_type: None,
         body: Default::default(),
         client_ip,
+        prefix: None,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ApiRequest {
     pub content_type: Option<String>,
     pub body: Bytes,
     pub client_ip: Option<IpAddr>,
+    /// The integration prefix from the path or Host header, if any.
+    pub prefix: Option<String>,
 }
 
 impl ApiRequest {
@@ -52,7 +54,7 @@ pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Integration, A
     let signed = SignedQuery::parse(&req.raw_query, state.config.api.algorithms)
         .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
     let integration = state
-        .integration_for(&req.call, &signed)
+        .integration_for(&req.call, &signed, req.prefix.as_deref())
         .ok_or(ApiError::Bbb(messages::CHECKSUM_ERROR))?;
     if !integration.api_enabled {
         return Err(ApiError::PermissionDenied(

@@ -18,6 +18,9 @@ pub struct Integration {
     pub recording_allowed: bool,
     pub max_meetings: Option<u32>,
     pub max_users: Option<u32>,
+    /// Names the integration in the URL (`/PREFIX/bigbluebutton/api/...`) or as the first label
+    /// of the Host header.
+    pub prefix: Option<String>,
 }
 
 /// What `integrations update` may change; `None` leaves a field alone, `Some(None)` clears a
@@ -29,6 +32,7 @@ pub struct IntegrationUpdate {
     pub recording_allowed: Option<bool>,
     pub max_meetings: Option<Option<u32>>,
     pub max_users: Option<Option<u32>>,
+    pub prefix: Option<Option<String>>,
 }
 
 /// What `integrations add` stores.
@@ -62,10 +66,11 @@ fn from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Integration> {
         recording_allowed: row.get(3)?,
         max_meetings: row.get(4)?,
         max_users: row.get(5)?,
+        prefix: row.get(6)?,
     })
 }
 
-const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users";
+const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix";
 
 pub fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
     let mut stmt =
@@ -208,7 +213,28 @@ pub fn update(
         recording_allowed,
         max_meetings,
         max_users,
+        prefix,
     } = change;
+    if let Some(Some(p)) = prefix {
+        let taken = conn
+            .query_row(
+                "SELECT 1 FROM integrations WHERE prefix = ?1 AND id != ?2",
+                params![p, id.0],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "another integration uses the prefix {p:?}"
+            )));
+        }
+    }
+    if let Some(v) = prefix {
+        conn.execute(
+            "UPDATE integrations SET prefix = ?2 WHERE id = ?1",
+            params![id.0, v],
+        )?;
+    }
     if let Some(name) = name {
         conn.execute(
             "UPDATE integrations SET name = ?2 WHERE id = ?1",

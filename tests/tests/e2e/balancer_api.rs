@@ -448,3 +448,79 @@ async fn hostile_input_gets_bbb_errors() {
         "still serving"
     );
 }
+
+#[tokio::test]
+async fn a_prefix_names_the_integration_by_path_or_host() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .integration("school", SCHOOL)
+        .start()
+        .await;
+    lb.cli_ok(&["integrations", "update", "uni", "--prefix", "uni"]);
+    assert_eq!(
+        lb.cli(&["integrations", "update", "school", "--prefix", "uni"])
+            .status
+            .code(),
+        Some(2),
+        "prefixes are unique"
+    );
+    assert_eq!(
+        lb.cli(&["integrations", "update", "school", "--prefix", "bad prefix"])
+            .status
+            .code(),
+        Some(2)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let by_path = conflux_tests::harness::BbbClient::new(
+        &format!("{}/uni/bigbluebutton/api", lb.url),
+        UNI,
+        Algorithm::Sha256,
+    );
+    assert!(by_path
+        .call("create", &[("meetingID", "p1"), ("name", "Prefixed")])
+        .await
+        .is_success());
+    let wrong = conflux_tests::harness::BbbClient::new(
+        &format!("{}/uni/bigbluebutton/api", lb.url),
+        SCHOOL,
+        Algorithm::Sha256,
+    );
+    assert_eq!(
+        wrong.call("getMeetings", &[]).await.key(),
+        Some("checksumError"),
+        "only uni's secrets are tried"
+    );
+    let unknown = conflux_tests::harness::BbbClient::new(
+        &format!("{}/nobody/bigbluebutton/api", lb.url),
+        UNI,
+        Algorithm::Sha256,
+    );
+    assert_eq!(
+        unknown.call("getMeetings", &[]).await.key(),
+        Some("checksumError")
+    );
+    let url = lb.client(SCHOOL, Algorithm::Sha1).url("getMeetings", &[]);
+    let by_host = http()
+        .get(&url)
+        .header("host", "uni.lb.example.org")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        by_host.contains("checksumError"),
+        "the Host label names uni: {by_host}"
+    );
+    let plain = lb.client(UNI, Algorithm::Sha1);
+    assert!(
+        plain
+            .call("getMeetingInfo", &[("meetingID", "p1")])
+            .await
+            .is_success(),
+        "without a prefix every secret is tried"
+    );
+}
