@@ -20,24 +20,13 @@ pub struct RecordingQuery {
 
 impl RecordingQuery {
     pub fn from_query(q: &Query) -> Result<RecordingQuery, Message> {
-        let list = |name: &str| -> Vec<String> {
-            q.get(name)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let record_ids = list("recordID");
+        let record_ids = q.list("recordID");
         let meeting_ids = if record_ids.is_empty() {
-            list("meetingID")
+            q.list("meetingID")
         } else {
             Vec::new()
         };
-        let mut states = list("state");
+        let mut states = q.list("state");
         if states.is_empty() {
             states = vec!["published".into(), "unpublished".into()];
         }
