@@ -31,6 +31,9 @@ struct Args {
     /// Seconds per measured call.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// The balancer's poll interval (seconds): short intervals measure answers while polling.
+    #[arg(long, default_value_t = 10.0)]
+    poll_secs: f64,
 }
 
 const SECRET: &str = "bench-integration-secret";
@@ -64,8 +67,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[server]\ndata_dir = {:?}\n[poller]\ninterval_secs = 10\n[default_integration]\nsecret = {SECRET:?}\n",
-            dir.path().join("data").display().to_string()
+            "[server]\ndata_dir = {:?}\n[poller]\ninterval_secs = {}\n[default_integration]\nsecret = {SECRET:?}\n",
+            dir.path().join("data").display().to_string(),
+            args.poll_secs
         ),
     )?;
     let cli = |args: &[&str]| {
