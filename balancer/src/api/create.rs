@@ -15,6 +15,8 @@ use crate::placement::{self, Candidate, NoPlacement, Wish};
 use crate::state::{AppState, Route};
 use crate::store::{self, Integration, NewMeeting, Node, NodeState};
 
+const CREATE_FAILED: &str = "Unable to create meeting on server.";
+
 /// Parameters the balancer consumes itself.
 const BALANCER_PARAMS: [&str; 2] = ["checksum", "preferredServer"];
 
@@ -52,25 +54,28 @@ pub async fn handle(
         },
         None => (place(state, &req, &integration, &meeting_id).await?, true),
     };
-    let query = node_query(state, &req);
+    let mut query = node_query(state, &req);
     let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
-    let answer = forward::call(
-        state,
-        &node,
-        "create",
-        &query,
-        body,
-        "Unable to create meeting on server.",
-    )
-    .await;
-    let response = match answer.and_then(|a| a.parse("Unable to create meeting on server.")) {
-        Ok(r) => r,
-        Err(e) => {
-            if is_new {
-                forget(state, &meeting_id).await;
+    let mut attempts = 0;
+    let response = loop {
+        let answer =
+            forward::call(state, &node, "create", &query, body.clone(), CREATE_FAILED).await;
+        let response = match answer.and_then(|a| a.parse(CREATE_FAILED)) {
+            Ok(r) => r,
+            Err(e) => {
+                if is_new {
+                    forget(state, &meeting_id).await;
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        // voiceBridge is unique per node, not per network: the balancer picks another and the
+        // client reads the one used from the answer (Mconf-LB).
+        if response.key() != Some("nonUniqueVoiceBridge") || attempts >= 5 {
+            break response;
         }
+        attempts += 1;
+        query = with_voice_bridge(&query, &random_voice_bridge());
     };
     match (&response.body, response.is_success()) {
         (Body::Created(created), true) => {
@@ -262,4 +267,41 @@ pub fn host_of(url: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// `query` with its voiceBridge replaced by `voice_bridge`.
+fn with_voice_bridge(query: &str, voice_bridge: &str) -> String {
+    let replacement = format!("voiceBridge={voice_bridge}");
+    let mut pieces: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("voiceBridge="))
+        .collect();
+    pieces.push(&replacement);
+    pieces.join("&")
+}
+
+fn random_voice_bridge() -> String {
+    use rand::Rng;
+    rand::rng().random_range(70_000..100_000).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voice_bridge_is_replaced_in_place_of_the_old_one() {
+        assert_eq!(
+            with_voice_bridge("meetingID=a&voiceBridge=71111&name=x", "72222"),
+            "meetingID=a&name=x&voiceBridge=72222"
+        );
+        assert_eq!(
+            with_voice_bridge("meetingID=a", "72222"),
+            "meetingID=a&voiceBridge=72222"
+        );
+        assert_eq!(
+            host_of("https://bbb1.example.org:8443/bigbluebutton/api"),
+            "bbb1.example.org"
+        );
+    }
 }

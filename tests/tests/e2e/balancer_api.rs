@@ -524,3 +524,42 @@ async fn a_prefix_names_the_integration_by_path_or_host() {
         "without a prefix every secret is tried"
     );
 }
+
+#[tokio::test]
+async fn a_taken_voice_bridge_is_replaced_by_a_free_one() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    let first = bbb
+        .call(
+            "create",
+            &[
+                ("meetingID", "vb-1"),
+                ("name", "Room one"),
+                ("voiceBridge", "71111"),
+            ],
+        )
+        .await;
+    let second = bbb
+        .call(
+            "create",
+            &[
+                ("meetingID", "vb-2"),
+                ("name", "Room two"),
+                ("voiceBridge", "71111"),
+            ],
+        )
+        .await;
+    let (Body::Created(a), Body::Created(b)) = (&first.body, &second.body) else {
+        panic!("{first:?} {second:?}")
+    };
+    assert_eq!(a.voice_bridge, "71111");
+    assert_ne!(
+        b.voice_bridge, "71111",
+        "the balancer picked another bridge and reports it"
+    );
+}
