@@ -60,8 +60,14 @@ pub enum ServersCommand {
     Remove { server: String },
     /// Let a node take new meetings.
     Enable { server: String },
-    /// Stop sending anything to a node; its meetings are forgotten.
-    Disable { server: String },
+    /// Stop sending anything to a node. If it still hosts meetings, asks first (or --yes); they
+    /// are then ended on the node and forgotten.
+    Disable {
+        server: String,
+        /// Do not ask: end and forget the node's meetings.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Keep a node's meetings but send it no new ones; it becomes disabled once empty.
     Cordon { server: String },
     /// Forget every meeting of a node, end them on the node, and disable it.

@@ -26,15 +26,7 @@ pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Resu
         }
         ServersCommand::Enable { server } => set_state(state, &server, NodeState::Enabled),
         ServersCommand::Cordon { server } => set_state(state, &server, NodeState::Cordoned),
-        ServersCommand::Disable { server } => {
-            let node = find(state, &server)?;
-            state.store.blocking(|c| {
-                store::meetings::remove_on_node(c, node.id)?;
-                store::nodes::set_state(c, node.id, NodeState::Disabled)
-            })?;
-            println!("OK");
-            Ok(())
-        }
+        ServersCommand::Disable { server, yes } => disable(state, &server, yes).await,
         ServersCommand::Panic { server, keep_state } => panic(state, &server, keep_state).await,
         ServersCommand::Update(update) => update_server(state, update),
         ServersCommand::Status => status(state),
@@ -146,6 +138,35 @@ fn set_state(state: &AppState, key: &str, new: NodeState) -> anyhow::Result<()> 
     state
         .store
         .blocking(|c| store::nodes::set_state(c, node.id, new))?;
+    println!("OK");
+    Ok(())
+}
+
+/// Disables a node, asking first when it still hosts meetings (as Scalelite's
+/// servers:disable): only "yes" ends and forgets them; anything else changes nothing.
+async fn disable(state: &Arc<AppState>, key: &str, yes: bool) -> anyhow::Result<()> {
+    let node = find(state, key)?;
+    let id = node.id;
+    let hosted = state.store.blocking(|c| store::meetings::for_node(c, id))?;
+    if !hosted.is_empty() && !yes {
+        eprint!(
+            "{} hosts {} meetings; end them and disable it? (yes/no) ",
+            node.name,
+            hosted.len()
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !answer.trim().eq_ignore_ascii_case("yes") {
+            println!("OK (nothing changed)");
+            return Ok(());
+        }
+    }
+    let forgotten = state.store.blocking(|c| {
+        let ids = store::meetings::remove_on_node(c, id)?;
+        store::nodes::set_state(c, id, NodeState::Disabled)?;
+        Ok(ids)
+    })?;
+    super::end_on_node(state, &node, &forgotten).await;
     println!("OK");
     Ok(())
 }
