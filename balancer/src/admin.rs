@@ -22,8 +22,11 @@ use crate::store::StoreError;
 pub struct UsageError(pub String);
 
 pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Single-threaded: `serve` adds one more single-threaded runtime per further core. Store
+    // calls serialize on one connection, so a few blocking threads are enough.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .build()?;
     let data_dir = config.data_dir.clone();
     let state = AppState::open(config)

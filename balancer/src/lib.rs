@@ -64,6 +64,7 @@ fn extra_acceptors(
             .name(format!("acceptor-{i}"))
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .max_blocking_threads(4)
                     .enable_all()
                     .build()
                 {

@@ -16,6 +16,10 @@ use crate::api::ApiError;
 use crate::state::AppState;
 use crate::store::{self, EventKind, IntegrationId, Node, NodeState, PollResult};
 
+/// A meeting the node does not list is forgotten only if it was placed this long before the
+/// poll began: a create still on its way to the node is not yet listed.
+const FORGET_GRACE_MS: i64 = 60_000;
+
 /// Polls until `shutdown` fires.
 pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
     let mut tick = tokio::time::interval(state.config.poller.interval);
@@ -125,7 +129,7 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
                             &m.internal_meeting_id,
                             &m.to_element().to_xml(),
                         )?,
-                        None if record.created_at < started
+                        None if record.created_at < started - FORGET_GRACE_MS
                             && !seen.contains(record.meeting_id.as_str()) =>
                         {
                             store::meetings::remove(c, &record.meeting_id)?;

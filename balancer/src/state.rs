@@ -183,25 +183,26 @@ impl AppState {
         })
     }
 
-    /// Records a placement so it counts before the next poll; old entries expire after the
-    /// join buffer.
-    pub fn note_placement(&self, node: NodeId) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.entry(node).or_default().push(Instant::now());
-    }
-
-    /// Meetings placed on each node within `window`.
-    pub fn recent_placements(&self, window: Duration) -> HashMap<NodeId, u32> {
+    /// Runs `choose` with the meetings placed on each node within `window` and records the
+    /// chosen node, all under one lock, so a burst of creates spreads instead of piling up.
+    pub fn place<E>(
+        &self,
+        window: Duration,
+        choose: impl FnOnce(&HashMap<NodeId, u32>) -> Result<crate::placement::Decision, E>,
+    ) -> Result<crate::placement::Decision, E> {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         recent.retain(|_, times| {
             times.retain(|t| now.duration_since(*t) < window);
             !times.is_empty()
         });
-        recent
+        let young: HashMap<NodeId, u32> = recent
             .iter()
             .map(|(id, times)| (*id, u32::try_from(times.len()).unwrap_or(u32::MAX)))
-            .collect()
+            .collect();
+        let decision = choose(&young)?;
+        recent.entry(decision.node).or_default().push(now);
+        Ok(decision)
     }
 
     /// Sets or clears one meeting route in the snapshot (the store was written already).

@@ -124,41 +124,42 @@ async fn place(
         }
     }
     let nodes = state.nodes.load();
-    let young = state.recent_placements(state.config.placement.join_buffer);
-    let candidates: Vec<Candidate> = nodes
-        .nodes
-        .iter()
-        .map(|n| Candidate {
-            id: n.id,
-            name: n.name.clone(),
-            host: host_of(&n.url),
-            eligible: n.state == NodeState::Enabled && n.online,
-            load: placement::load(
-                n.users,
-                young.get(&n.id).copied().unwrap_or(0),
-                state.config.placement.min_user_count,
-                n.load_multiplier,
-            ),
-            tags: n.tags.clone(),
-        })
-        .collect();
     let tag = req.params.get("meta_server-tag");
-    let decision = placement::choose(
-        &candidates,
-        &Wish {
-            tag,
-            preferred: req.params.get("preferredServer"),
-        },
-    )
-    .map_err(|e| match e {
-        NoPlacement::NoServer => ApiError::NoServer,
-        NoPlacement::TagUnavailable(tag) => ApiError::NoTaggedServer(tag),
-    })?;
+    let wish = Wish {
+        tag,
+        preferred: req.params.get("preferredServer"),
+    };
+    // Choosing and counting the placement happen under one lock, so concurrent creates on
+    // different threads see each other's placements.
+    let decision = state
+        .place(state.config.placement.join_buffer, |young| {
+            let candidates: Vec<Candidate> = nodes
+                .nodes
+                .iter()
+                .map(|n| Candidate {
+                    id: n.id,
+                    name: n.name.clone(),
+                    host: host_of(&n.url),
+                    eligible: n.state == NodeState::Enabled && n.online,
+                    load: placement::load(
+                        n.users,
+                        young.get(&n.id).copied().unwrap_or(0),
+                        state.config.placement.min_user_count,
+                        n.load_multiplier,
+                    ),
+                    tags: n.tags.clone(),
+                })
+                .collect();
+            placement::choose(&candidates, &wish)
+        })
+        .map_err(|e| match e {
+            NoPlacement::NoServer => ApiError::NoServer,
+            NoPlacement::TagUnavailable(tag) => ApiError::NoTaggedServer(tag),
+        })?;
     let node = nodes
         .get(decision.node)
         .cloned()
         .ok_or(ApiError::NoServer)?;
-    state.note_placement(node.id);
     tracing::info!(meeting_id, node = %node.name, reason = %decision.reason, "Meeting placed.");
     let new = NewMeeting {
         meeting_id: meeting_id.to_owned(),
