@@ -19,8 +19,9 @@ use tokio::net::TcpListener;
 
 use crate::state::AppState;
 
-/// How often snapshots are reloaded from the store (to see the admin CLI's changes).
-const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// How often the store is checked for the admin CLI's changes (a one-row PRAGMA; the snapshots
+/// are reloaded only when another process wrote).
+const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
 /// Serves the balancer on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -97,7 +98,7 @@ async fn refresh_loop(state: Arc<AppState>, mut shutdown: tokio::sync::broadcast
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = state.refresh().await {
+                if let Err(e) = state.refresh_if_changed().await {
                     tracing::error!(error = %e, "Could not refresh snapshots.");
                 }
             }

@@ -38,9 +38,6 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
 
 /// One round over every pollable node; with `recordings`, their recordings are fetched too.
 pub async fn poll_all(state: &Arc<AppState>, recordings: bool) {
-    if let Err(e) = state.refresh().await {
-        tracing::error!(error = %e, "Could not refresh the node table.");
-    }
     let nodes: Vec<Arc<Node>> = state
         .nodes
         .load()

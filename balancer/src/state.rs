@@ -2,11 +2,11 @@
 //! integrations and meeting routes that the request path reads without waiting on I/O.
 //!
 //! SQLite is the source of truth. The snapshots are replaced as a whole (arc-swap) by
-//! [`AppState::refresh`], which the refresher task calls every couple of seconds (so changes
-//! made by the admin CLI in another process show up) and request handlers call after writes.
+//! [`AppState::refresh`] after each poll and by [`AppState::refresh_if_changed`] when another
+//! process (the admin CLI) wrote; request handlers update the routes they change themselves.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,9 @@ pub struct AppState {
     routes: RwLock<HashMap<String, Route>>,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
-    pub http: reqwest::Client,
     pub shutdown: broadcast::Sender<()>,
+    /// The store's `data_version` when the snapshots were last reloaded.
+    seen_version: AtomicI64,
     /// Bumped whenever meetings may have changed; invalidates `meetings_cache`.
     generation: AtomicU64,
     /// Each integration's rendered getMeetings answer, with the generation it was built at.
@@ -85,8 +86,8 @@ impl AppState {
         if let Some(default) = &config.default_integration {
             store.blocking(|c| store::integrations::ensure(c, &default.name, &default.secrets))?;
         }
-        let http =
-            http_client(&config).map_err(|e| StoreError::Task(format!("HTTP client: {e}")))?;
+        // Fail at start-up, not on the first node call, if no client can be built (TLS roots).
+        http_client(&config).map_err(|e| StoreError::Task(format!("HTTP client: {e}")))?;
         let state = Arc::new(AppState {
             config: Arc::new(config),
             store,
@@ -94,9 +95,9 @@ impl AppState {
             integrations: ArcSwap::from_pointee(Vec::new()),
             routes: RwLock::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
-            http,
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),
+            seen_version: AtomicI64::new(-1),
             meetings_cache: Mutex::new(HashMap::new()),
             meetings_rebuild: tokio::sync::Mutex::new(()),
             integration_users: ArcSwap::from_pointee(HashMap::new()),
@@ -106,6 +107,21 @@ impl AppState {
             Ok(())
         })?;
         Ok(state)
+    }
+
+    /// Reloads the snapshots when another process (the admin CLI) changed the store since the
+    /// last look; this process's own writes keep the snapshots current themselves.
+    pub async fn refresh_if_changed(self: &Arc<Self>) -> Result<(), StoreError> {
+        let state = self.clone();
+        self.store
+            .run(move |c| {
+                let version = store::data_version(c)?;
+                if state.seen_version.swap(version, Ordering::AcqRel) != version {
+                    state.load(c);
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Reloads every snapshot from the store.

@@ -114,3 +114,9 @@ impl Store {
 pub fn now_ms() -> i64 {
     i64::try_from(conflux_shared::date::now_ms()).unwrap_or(i64::MAX)
 }
+
+/// SQLite's `data_version`: it changes when another connection commits, not on this
+/// connection's own writes.
+pub fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}

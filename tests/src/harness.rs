@@ -396,6 +396,14 @@ impl BalancerBuilder {
         self
     }
 
+    /// Adds every node of `nodes` (enabled), named `bbb1`, `bbb2`, ...
+    pub fn nodes(self, nodes: &[&SimNode]) -> Self {
+        nodes
+            .iter()
+            .enumerate()
+            .fold(self, |b, (i, n)| b.node(&format!("bbb{}", i + 1), n))
+    }
+
     pub fn integration(mut self, name: &str, secret: &str) -> Self {
         self.integrations.push((name.into(), secret.into()));
         self
@@ -505,4 +513,20 @@ impl Balancer {
             self.cli_ok(&["servers", "status"])
         );
     }
+}
+
+/// Polls `check` every 50 ms for up to 10 s; whether it ever held. For state that another
+/// process changes asynchronously (the balancer reloading after an admin command, a poll).
+pub async fn eventually<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }

@@ -83,7 +83,8 @@ thread_local! {
 fn client(state: &AppState) -> reqwest::Client {
     CLIENT.with(|c| {
         c.get_or_init(|| {
-            crate::state::http_client(&state.config).unwrap_or_else(|_| state.http.clone())
+            // AppState::open built one with this configuration already: building cannot fail.
+            crate::state::http_client(&state.config).unwrap_or_default()
         })
         .clone()
     })

@@ -365,21 +365,12 @@ pub(crate) fn end(sim: &Sim, req: &ApiRequest) -> Answer {
     let Some(meeting_id) = req.params.get_trimmed("meetingID") else {
         return xml_error(messages::MISSING_MEETING_ID);
     };
-    let mut inner = sim.lock();
-    match inner
-        .meetings
-        .get_mut(&meeting_id)
-        .filter(|m| !m.is_ended())
-    {
-        Some(meeting) => {
-            meeting.end(true);
-            Answer::Xml(
-                Response::success(Body::Fields(Vec::new()))
-                    .with_message(messages::SENT_END_MEETING),
-            )
-        }
-        None => xml_error(messages::NOT_FOUND),
-    }
+    with_live_meeting(sim, &meeting_id, |meeting| {
+        meeting.end(true);
+        Answer::Xml(
+            Response::success(Body::Fields(Vec::new())).with_message(messages::SENT_END_MEETING),
+        )
+    })
 }
 
 pub(crate) fn is_meeting_running(sim: &Sim, req: &ApiRequest) -> Answer {
@@ -434,21 +425,13 @@ pub(crate) fn insert_document(sim: &Sim, req: &ApiRequest) -> Answer {
     let Some(documents) = documents else {
         return xml_error(messages::validation("Request not recognized"));
     };
-    let mut inner = sim.lock();
-    match inner
-        .meetings
-        .get_mut(&meeting_id)
-        .filter(|m| !m.is_ended())
-    {
-        Some(meeting) => {
-            meeting.documents += u32::try_from(documents).unwrap_or(u32::MAX);
-            Answer::Xml(
-                Response::success(Body::Fields(Vec::new()))
-                    .with_message(messages::PRESENTATION_UPLOADING),
-            )
-        }
-        None => xml_error(messages::NOT_FOUND),
-    }
+    with_live_meeting(sim, &meeting_id, |meeting| {
+        meeting.documents += u32::try_from(documents).unwrap_or(u32::MAX);
+        Answer::Xml(
+            Response::success(Body::Fields(Vec::new()))
+                .with_message(messages::PRESENTATION_UPLOADING),
+        )
+    })
 }
 
 pub(crate) fn send_chat_message(sim: &Sim, req: &ApiRequest) -> Answer {
@@ -469,21 +452,13 @@ pub(crate) fn send_chat_message(sim: &Sim, req: &ApiRequest) -> Answer {
             "Param userName must not exceed 255 characters",
         ));
     }
-    let mut inner = sim.lock();
-    match inner
-        .meetings
-        .get_mut(&meeting_id)
-        .filter(|m| !m.is_ended())
-    {
-        Some(meeting) => {
-            meeting.chat_messages += 1;
-            let mut response = Response::success(Body::Fields(Vec::new()));
-            response.message_key = Some(String::new());
-            response.message = Some(String::new());
-            Answer::Xml(response)
-        }
-        None => xml_error(messages::NOT_FOUND),
-    }
+    with_live_meeting(sim, &meeting_id, |meeting| {
+        meeting.chat_messages += 1;
+        let mut response = Response::success(Body::Fields(Vec::new()));
+        response.message_key = Some(String::new());
+        response.message = Some(String::new());
+        Answer::Xml(response)
+    })
 }
 
 /// bbb-web's meeting id rules: present, 2-256 characters, no comma, no blanks around it.
@@ -544,5 +519,18 @@ impl Meeting {
         self.ended_at = Some(Instant::now());
         self.forcibly_ended = forcibly;
         tracing::debug!(meeting_id = %self.meeting_id, forcibly, "Meeting ended.");
+    }
+}
+
+/// Runs `f` on the live meeting `meeting_id`, or answers notFound.
+fn with_live_meeting(
+    sim: &Sim,
+    meeting_id: &str,
+    f: impl FnOnce(&mut Meeting) -> Answer,
+) -> Answer {
+    let mut inner = sim.lock();
+    match inner.meetings.get_mut(meeting_id).filter(|m| !m.is_ended()) {
+        Some(meeting) => f(meeting),
+        None => xml_error(messages::NOT_FOUND),
     }
 }

@@ -3,7 +3,7 @@
 
 use conflux_shared::response::Body;
 use conflux_shared::{Algorithm, Response};
-use conflux_tests::harness::{balancer, http, sim, SimNode};
+use conflux_tests::harness::{balancer, eventually, http, sim, SimNode};
 use reqwest::Method;
 use serde_json::json;
 
@@ -27,9 +27,7 @@ async fn meetings_on(node: &SimNode) -> u64 {
 async fn meeting_calls_are_proxied_to_the_hosting_node() {
     let (n1, n2, n3) = three_nodes().await;
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
-        .node("bbb3", &n3)
+        .nodes(&[&n1, &n2, &n3])
         .integration("uni", UNI)
         .start()
         .await;
@@ -132,9 +130,7 @@ async fn meeting_calls_are_proxied_to_the_hosting_node() {
 async fn integrations_see_only_their_own_meetings() {
     let (n1, n2, n3) = three_nodes().await;
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
-        .node("bbb3", &n3)
+        .nodes(&[&n1, &n2, &n3])
         .integration("uni", UNI)
         .integration("school", SCHOOL)
         .start()
@@ -234,8 +230,18 @@ async fn plans_refuse_with_permission_denied() {
         "--recording-allowed",
         "false",
     ]);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await; // the serve process reloads every 2 s
     let bbb = lb.client(UNI, Algorithm::Sha1);
+    // The serve process picks the change up; the probe has no effect before it does (the node
+    // refuses a create without a name).
+    assert!(
+        eventually(|| async {
+            let probe = bbb
+                .call("create", &[("meetingID", "probe"), ("record", "true")])
+                .await;
+            probe.key() == Some("permissionDenied")
+        })
+        .await
+    );
     assert!(bbb
         .call("create", &[("meetingID", "one"), ("name", "One")])
         .await
@@ -273,7 +279,6 @@ async fn plans_refuse_with_permission_denied() {
         .await;
     assert_eq!(reserved.key(), Some("invalidParameters"));
     lb.cli_ok(&["integrations", "update", "uni", "--max-users", "1"]);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let join = |name: &'static str| {
         [
             ("meetingID", "one"),
@@ -287,14 +292,19 @@ async fn plans_refuse_with_permission_denied() {
         .await
         .is_success());
     assert!(bbb.call("join", &join("first")).await.is_success());
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await; // a poll counts the user
-    let full = bbb.call("join", &join("second")).await;
-    assert_eq!(full.key(), Some("permissionDenied"), "{full:?}");
+    // Once a poll has counted the user (and the plan is loaded), the next join is refused.
+    assert!(
+        eventually(|| async {
+            bbb.call("join", &join("second")).await.key() == Some("permissionDenied")
+        })
+        .await
+    );
     lb.cli_ok(&["integrations", "update", "uni", "--api-enabled", "false"]);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    assert_eq!(
-        bbb.call("getMeetings", &[]).await.key(),
-        Some("permissionDenied")
+    assert!(
+        eventually(|| async {
+            bbb.call("getMeetings", &[]).await.key() == Some("permissionDenied")
+        })
+        .await
     );
 }
 
@@ -302,9 +312,7 @@ async fn plans_refuse_with_permission_denied() {
 async fn a_burst_of_creates_spreads_over_the_pool() {
     let (n1, n2, n3) = three_nodes().await;
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
-        .node("bbb3", &n3)
+        .nodes(&[&n1, &n2, &n3])
         .integration("uni", UNI)
         .start()
         .await;
@@ -342,8 +350,24 @@ async fn server_tags_choose_nodes() {
         .start()
         .await;
     lb.cli_ok(&["servers", "update", "gpu", "--tags", "gpu"]);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let bbb = lb.client(UNI, Algorithm::Sha1);
+    // Until the tag is loaded, a required-tag create is refused and changes nothing.
+    assert!(
+        eventually(|| async {
+            let probe = bbb
+                .call(
+                    "create",
+                    &[
+                        ("meetingID", "g0"),
+                        ("name", "Room G"),
+                        ("meta_server-tag", "gpu!"),
+                    ],
+                )
+                .await;
+            probe.is_success()
+        })
+        .await
+    );
     for i in 0..3 {
         assert!(bbb
             .call(
@@ -472,16 +496,21 @@ async fn a_prefix_names_the_integration_by_path_or_host() {
             .code(),
         Some(2)
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let by_path = conflux_tests::harness::BbbClient::new(
         &format!("{}/uni/bigbluebutton/api", lb.url),
         UNI,
         Algorithm::Sha256,
     );
-    assert!(by_path
-        .call("create", &[("meetingID", "p1"), ("name", "Prefixed")])
+    // An unknown prefix is a checksum error until the serve process loads the new one.
+    assert!(
+        eventually(|| async {
+            by_path
+                .call("create", &[("meetingID", "p1"), ("name", "Prefixed")])
+                .await
+                .is_success()
+        })
         .await
-        .is_success());
+    );
     let wrong = conflux_tests::harness::BbbClient::new(
         &format!("{}/uni/bigbluebutton/api", lb.url),
         SCHOOL,

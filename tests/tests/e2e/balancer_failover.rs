@@ -1,10 +1,8 @@
 //! The balancer when things break: a node dies, the balancer is killed with SIGKILL.
 
-use std::time::Duration;
-
 use conflux_shared::response::Body;
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{balancer, binary, sim};
+use conflux_tests::harness::{balancer, binary, eventually, sim};
 
 const UNI: &str = "uni-secret-0123456789";
 
@@ -12,8 +10,7 @@ const UNI: &str = "uni-secret-0123456789";
 async fn a_dead_node_gets_nothing_new_and_its_meetings_move() {
     let (n1, mut n2) = (sim().start().await, sim().start().await);
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
+        .nodes(&[&n1, &n2])
         .integration("uni", UNI)
         .start()
         .await;
@@ -39,8 +36,16 @@ async fn a_dead_node_gets_nothing_new_and_its_meetings_move() {
     assert_eq!(on_n2.len(), 2);
     n2.process.kill();
     lb.wait_online(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // Its meetings were forgotten: the next create places them on the live node.
+    assert!(
+        eventually(|| async {
+            bbb.call("getMeetingInfo", &[("meetingID", &on_n2[0])])
+                .await
+                .key()
+                == Some("notFound")
+        })
+        .await
+    );
     for id in &on_n2 {
         assert_eq!(
             bbb.call("getMeetingInfo", &[("meetingID", id)]).await.key(),
@@ -77,8 +82,7 @@ async fn a_dead_node_gets_nothing_new_and_its_meetings_move() {
 async fn nothing_is_lost_when_the_balancer_is_killed() {
     let (n1, n2) = (sim().start().await, sim().start().await);
     let mut lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
+        .nodes(&[&n1, &n2])
         .integration("uni", UNI)
         .start()
         .await;

@@ -147,8 +147,7 @@ async fn mobile_clients_use_the_first_five_characters_of_the_secret() {
 async fn get_servers_and_meeting_events() {
     let (n1, n2) = (sim().start().await, sim().start().await);
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
+        .nodes(&[&n1, &n2])
         .integration("uni", SECRET)
         .start()
         .await;

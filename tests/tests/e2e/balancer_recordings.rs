@@ -3,7 +3,7 @@
 
 use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{balancer, sim, BbbClient, SimNode};
+use conflux_tests::harness::{balancer, eventually, sim, BbbClient, SimNode};
 use reqwest::Method;
 use serde_json::json;
 
@@ -37,8 +37,7 @@ async fn host<'a>(nodes: &'a [&'a SimNode], meeting_id: &str) -> &'a SimNode {
 async fn recordings_are_listed_per_integration_and_changed_on_their_node() {
     let (n1, n2) = (sim().start().await, sim().start().await);
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
+        .nodes(&[&n1, &n2])
         .integration("uni", UNI)
         .integration("school", SCHOOL)
         .env("CONFLUX_POLLER__RECORDINGS_EVERY", "1")
@@ -81,15 +80,11 @@ async fn recordings_are_listed_per_integration_and_changed_on_their_node() {
         assert_eq!(status, 200, "{body}");
         record_ids.push(body["recordID"].as_str().unwrap().to_owned());
     }
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        found = listed(&uni, &[]).await;
-        if found.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(found.len(), 2, "the poller imports the recordings");
+    assert!(
+        eventually(|| async { listed(&uni, &[]).await.len() == 2 }).await,
+        "the poller imports the recordings"
+    );
+    let found = listed(&uni, &[]).await;
     assert!(found.iter().all(|r| r.meeting_id.starts_with("lecture")));
     let school_list = listed(&school, &[]).await;
     assert_eq!(

@@ -62,9 +62,7 @@ async fn python_bbb_clients_work_against_the_balancer() {
         sim().start().await,
     );
     let lb = balancer()
-        .node("bbb1", &n1)
-        .node("bbb2", &n2)
-        .node("bbb3", &n3)
+        .nodes(&[&n1, &n2, &n3])
         .integration("uni", "uni-secret-0123456789")
         .start()
         .await;

@@ -3,7 +3,7 @@
 
 use conflux_shared::response::Body;
 use conflux_shared::{Algorithm, Response};
-use conflux_tests::harness::{sim, BbbClient, SimNode};
+use conflux_tests::harness::{eventually, sim, BbbClient, SimNode};
 use reqwest::Method;
 use serde_json::json;
 
@@ -476,14 +476,14 @@ async fn participants_counters_and_lifecycle() {
         assert_eq!(status, 200);
     }
     // Last user left: the meeting ends after meetingExpireWhenLastUserLeftInMinutes (1 "minute").
-    let ended = wait_for(|| async {
+    let ended = eventually(|| async {
         !meeting(&bbb.call("getMeetingInfo", &[("meetingID", "live")]).await).running
     })
     .await;
     assert!(ended);
     // ...and is forgotten after the retention period.
     assert!(
-        wait_for(|| async {
+        eventually(|| async {
             bbb.call("getMeetingInfo", &[("meetingID", "live")])
                 .await
                 .key()
@@ -500,7 +500,7 @@ async fn participants_counters_and_lifecycle() {
     .await;
     add_user(&node, "short").await;
     assert!(
-        wait_for(|| async {
+        eventually(|| async {
             bbb.call("isMeetingRunning", &[("meetingID", "short")])
                 .await
                 .field("running")
@@ -668,21 +668,6 @@ pub(crate) async fn add_user(node: &SimNode, meeting_id: &str) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-}
-
-/// Polls `check` every 50 ms for up to 10 s.
-pub(crate) async fn wait_for<F, Fut>(check: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test]
