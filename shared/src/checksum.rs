@@ -242,6 +242,29 @@ pub fn strip_checksum(raw_query: &str) -> Result<(String, String), ChecksumError
     if values.next().is_some() {
         return Err(ChecksumError::Duplicate);
     }
+    let payload = match memchr::memmem::find_iter(raw_query.as_bytes(), b"checksum=").count() {
+        // The usual case: the one occurrence is the pair itself, at the start or after a `&`,
+        // and bbb-web's three replacements reduce to cutting that pair and one `&`.
+        1 => {
+            let pair = raw_value.as_ptr() as usize - raw_query.as_ptr() as usize - 9;
+            let end = pair + 9 + raw_value.len();
+            if pair > 0 {
+                [&raw_query[..pair - 1], &raw_query[end..]].concat()
+            } else {
+                raw_query.get(end + 1..).unwrap_or_default().to_owned()
+            }
+        }
+        _ => replace_literally(raw_query, raw_value),
+    };
+    let value = percent_encoding::percent_decode_str(raw_value)
+        .decode_utf8_lossy()
+        .trim()
+        .to_owned();
+    Ok((payload, value))
+}
+
+/// bbb-web's removal, word for word: three literal replacements over the whole query.
+fn replace_literally(raw_query: &str, raw_value: &str) -> String {
     let mut payload = raw_query.to_owned();
     for pattern in [
         format!("&checksum={raw_value}"),
@@ -250,11 +273,7 @@ pub fn strip_checksum(raw_query: &str) -> Result<(String, String), ChecksumError
     ] {
         payload = payload.replace(&pattern, "");
     }
-    let value = percent_encoding::percent_decode_str(raw_value)
-        .decode_utf8_lossy()
-        .trim()
-        .to_owned();
-    Ok((payload, value))
+    payload
 }
 
 #[cfg(test)]
@@ -420,5 +439,22 @@ mod tests {
         assert!(!set.contains(Algorithm::Sha1));
         assert_eq!(set.to_string(), "sha256,sha512");
         assert!("sha1,md5".parse::<AlgorithmSet>().is_err());
+    }
+
+    proptest::proptest! {
+        /// The single-occurrence shortcut removes exactly what bbb-web's replacements remove.
+        #[test]
+        fn stripping_matches_bbb_web(
+            pairs in proptest::collection::vec("(x?checksum|a|b)=[a-c0-9%]{0,4}", 0..5),
+            at in 0usize..6,
+            value in "[a-c0-9]{0,6}",
+        ) {
+            let mut pairs = pairs;
+            pairs.insert(at.min(pairs.len()), format!("checksum={value}"));
+            let query = pairs.join("&");
+            if let Ok((payload, _)) = strip_checksum(&query) {
+                proptest::prop_assert_eq!(payload, replace_literally(&query, &value));
+            }
+        }
     }
 }

@@ -1,8 +1,14 @@
 //! Calling a node: re-sign the client's query with the node's secret (never re-encoding it),
 //! send it, and read the node's BBB answer.
 
+use std::cell::OnceCell;
+
 use conflux_shared::{Response, SignedUrl};
-use warp::http::Method;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use warp::http::header::CONTENT_TYPE;
+use warp::http::{Method, StatusCode};
 use warp::hyper::body::Bytes;
 
 use super::error::ApiError;
@@ -35,6 +41,9 @@ pub fn node_url(state: &AppState, node: &Node, call: &str, raw_query: &str) -> S
         .sign(&node.secret.0, state.config.api.node_algorithm)
 }
 
+/// The largest node answer read (a getRecordings page of a busy node stays far below).
+const ANSWER_LIMIT: usize = 64 << 20;
+
 /// Sends `call` to `node`; `body` (with its Content-Type) is forwarded unchanged for POSTs.
 pub async fn call(
     state: &AppState,
@@ -45,43 +54,125 @@ pub async fn call(
     context: &'static str,
 ) -> Result<NodeAnswer, ApiError> {
     let url = node_url(state, node, call, raw_query);
-    let request = match body {
-        Some((content_type, body)) if !body.is_empty() => {
-            let mut r = client(state).request(Method::POST, &url).body(body);
+    let body = body.filter(|(_, b)| !b.is_empty());
+    let timeout = state.config.poller.response_timeout;
+    let exchange = async {
+        if url.starts_with("http://") {
+            plain(state, url, body).await
+        } else {
+            tls(state, &url, body).await
+        }
+    };
+    let answer = match tokio::time::timeout(timeout, exchange).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    };
+    answer
+        .map(|body| NodeAnswer { body })
+        .map_err(|detail| ApiError::Node {
+            context,
+            detail: format!("{}: {detail}", node.name),
+        })
+}
+
+/// A plain-HTTP node, through hyper's pooled client (no URL re-parsing, no redirect layer:
+/// this is the hot path of every proxied call).
+async fn plain(
+    state: &AppState,
+    url: String,
+    body: Option<(Option<&str>, Bytes)>,
+) -> Result<Bytes, String> {
+    let mut request = hyper::Request::builder().uri(url);
+    let payload = match body {
+        Some((content_type, payload)) => {
+            request = request.method(Method::POST);
             if let Some(ct) = content_type {
-                r = r.header("content-type", ct);
+                request = request.header(CONTENT_TYPE, ct);
+            }
+            payload
+        }
+        None => Bytes::new(),
+    };
+    let request = request
+        .body(Full::new(payload))
+        .map_err(|e| e.to_string())?;
+    let response = plain_client(state)
+        .request(request)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    check_status(response.status())?;
+    let body = Limited::new(response.into_body(), ANSWER_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| error_chain(&*e))?;
+    Ok(body.to_bytes())
+}
+
+/// An HTTPS node, through reqwest (rustls with the system's roots).
+async fn tls(
+    state: &AppState,
+    url: &str,
+    body: Option<(Option<&str>, Bytes)>,
+) -> Result<Bytes, String> {
+    let request = match body {
+        Some((content_type, body)) => {
+            let mut r = tls_client(state).request(Method::POST, url).body(body);
+            if let Some(ct) = content_type {
+                r = r.header(CONTENT_TYPE, ct);
             }
             r
         }
-        _ => client(state).get(&url),
+        None => tls_client(state).get(url),
     };
-    let node_error = |detail: String| ApiError::Node {
-        context,
-        detail: format!("{}: {detail}", node.name),
-    };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| node_error(e.to_string()))?;
-    let status = response.status();
-    if status.is_server_error() || status.is_client_error() {
-        return Err(node_error(format!("HTTP {status}")));
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| node_error(e.to_string()))?;
-    Ok(NodeAnswer { body })
+    let response = request.send().await.map_err(|e| error_chain(&e))?;
+    check_status(response.status())?;
+    response.bytes().await.map_err(|e| error_chain(&e))
 }
+
+fn check_status(status: StatusCode) -> Result<(), String> {
+    if status.is_server_error() || status.is_client_error() {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(())
+}
+
+/// An error and its causes on one line ("client error (Connect): tcp connect error: ...").
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+type PlainClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
 thread_local! {
-    /// One HTTP client per server thread: its pooled connections are driven by the thread's
-    /// own runtime, so a proxied call never wakes another thread.
-    static CLIENT: std::cell::OnceCell<reqwest::Client> = const { std::cell::OnceCell::new() };
+    /// One pair of HTTP clients per server thread: their pooled connections are driven by the
+    /// thread's own runtime, so a proxied call never wakes another thread.
+    static PLAIN: OnceCell<PlainClient> = const { OnceCell::new() };
+    static TLS: OnceCell<reqwest::Client> = const { OnceCell::new() };
 }
 
-fn client(state: &AppState) -> reqwest::Client {
-    CLIENT.with(|c| {
+fn plain_client(state: &AppState) -> PlainClient {
+    PLAIN.with(|c| {
+        c.get_or_init(|| {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(state.config.poller.connect_timeout));
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build(connector)
+        })
+        .clone()
+    })
+}
+
+fn tls_client(state: &AppState) -> reqwest::Client {
+    TLS.with(|c| {
         c.get_or_init(|| {
             // AppState::open built one with this configuration already: building cannot fail.
             crate::state::http_client(&state.config).unwrap_or_default()

@@ -2,7 +2,11 @@
 
 use conflux_shared::response::Body;
 use conflux_shared::Algorithm;
+use std::time::{Duration, Instant};
+
 use conflux_tests::harness::{balancer, binary, eventually, sim};
+use reqwest::Method;
+use serde_json::json;
 
 const UNI: &str = "uni-secret-0123456789";
 
@@ -261,4 +265,39 @@ async fn servers_sync_makes_the_pool_match_a_file() {
     );
     let status = lb.cli_ok(&["servers", "status"]);
     assert_eq!(status.lines().count(), 3, "{status}");
+}
+
+#[tokio::test]
+async fn a_failing_or_hanging_node_answers_internal_error_in_time() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&node])
+        .integration("uni", UNI)
+        .env("CONFLUX_POLLER__RESPONSE_TIMEOUT_SECS", "1")
+        .env("CONFLUX_POLLER__INTERVAL_SECS", "3600")
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    let room = [("meetingID", "room"), ("name", "Room")];
+    assert!(bbb.call("create", &room).await.is_success());
+    let info = [("meetingID", "room")];
+
+    node.control(Method::POST, "fault", json!({"mode": "error"}))
+        .await;
+    let failed = bbb.call("getMeetingInfo", &info).await;
+    assert_eq!(failed.key(), Some("internalError"), "{failed:?}");
+
+    node.control(Method::POST, "fault", json!({"mode": "hang"}))
+        .await;
+    let started = Instant::now();
+    let hung = bbb.call("isMeetingRunning", &info).await;
+    assert_eq!(hung.key(), Some("internalError"), "{hung:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the response timeout holds"
+    );
+
+    node.control(Method::POST, "fault", json!({"mode": "ok"}))
+        .await;
+    assert!(bbb.call("getMeetingInfo", &info).await.is_success());
 }
