@@ -4,7 +4,7 @@
 
 mod integrations;
 mod meetings;
-mod servers;
+pub(crate) mod servers;
 mod sync;
 
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
         .build()?;
     let data_dir = config.data_dir.clone();
     let state = AppState::open(config)
-        .with_context(|| format!("while opening the store in {}", data_dir.display()))?;
+        .with_context(|| format!("while starting with data dir {}", data_dir.display()))?;
     runtime.block_on(async move {
         match command {
             Command::Serve { listen } => serve(state, listen).await,

@@ -77,8 +77,17 @@ pub enum ServersCommand {
         #[arg(long)]
         keep_state: bool,
     },
-    /// Change a node's URL, secret, load multiplier or tags.
+    /// Change a node's URL, secret, load multiplier, tags, location or checked ports.
     Update(UpdateServer),
+    /// Override monitoring: `on` takes meetings even with failing checks, `off` takes none
+    /// whatever the checks say, `auto` follows the checks again.
+    Force {
+        server: String,
+        #[arg(value_enum)]
+        mode: ForceMode,
+    },
+    /// A node's monitoring checks: state, since when, output (Nagios-like).
+    Checks { server: String },
     /// The status table: HOSTNAME STATE STATUS MEETINGS USERS LARGEST MEETING VIDEOS.
     Status,
     /// Make the pool match a YAML (or JSON) file in Scalelite's servers:sync format:
@@ -142,6 +151,19 @@ pub struct UpdateServer {
     /// Replace the tags (comma list; empty string clears them).
     #[arg(long)]
     pub tags: Option<String>,
+    /// Where the node is, `LAT,LON` in degrees (for geo placement); empty string clears it.
+    #[arg(long, allow_hyphen_values = true)]
+    pub location: Option<String>,
+    /// TCP ports the balancer checks on this node (comma list; empty = the configured default).
+    #[arg(long)]
+    pub ports: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ForceMode {
+    On,
+    Off,
+    Auto,
 }
 
 #[derive(Debug, Subcommand)]

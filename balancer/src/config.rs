@@ -53,6 +53,8 @@ pub struct RawConfig {
     pub api: RawApi,
     pub poller: RawPoller,
     pub placement: RawPlacement,
+    pub geoip: RawGeoIp,
+    pub monitor: RawMonitor,
     pub default_integration: RawDefaultIntegration,
 }
 
@@ -103,6 +105,44 @@ pub struct RawPoller {
 pub struct RawPlacement {
     pub min_user_count: u32,
     pub join_buffer_secs: f64,
+    pub policy: String,
+    pub fallback: String,
+    pub radius_km: f64,
+    pub cpu_limit_percent: f64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawGeoIp {
+    /// MaxMind DB files; empty = every `*.mmdb` in `<data_dir>/geoip`.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMonitor {
+    /// Agents enrol with this token; no token = enrolment closed.
+    pub enrolment_token: Option<Secret>,
+    /// Whether a node an agent enrolled takes meetings at once (else it waits for an admin).
+    pub enrol_enabled: bool,
+    pub cpu_warning: f64,
+    pub cpu_critical: f64,
+    pub memory_warning: f64,
+    pub memory_critical: f64,
+    pub disk_warning: f64,
+    pub disk_critical: f64,
+    /// A report this many agent intervals late makes the report check UNKNOWN, then CRITICAL.
+    pub stale_unknown_intervals: f64,
+    pub stale_critical_intervals: f64,
+    /// TCP ports checked on every node unless a node lists its own.
+    pub ports: Vec<u16>,
+    pub ports_interval_secs: f64,
+    /// A node whose API version does not start with this is WARNING (empty = any).
+    pub expected_version: String,
+    pub version_interval_secs: f64,
+    /// Paths that must not answer 200 on a node (BBB's demos).
+    pub demo_paths: Vec<String>,
+    pub demo_interval_secs: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +163,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub poller: PollerConfig,
     pub placement: PlacementConfig,
+    pub geoip_files: Vec<PathBuf>,
+    pub monitor: MonitorConfig,
     pub default_integration: Option<DefaultIntegration>,
 }
 
@@ -158,6 +200,31 @@ pub struct PollerConfig {
 pub struct PlacementConfig {
     pub min_user_count: u32,
     pub join_buffer: Duration,
+    pub rules: crate::placement::Rules,
+}
+
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub enrolment_token: Option<Secret>,
+    pub enrol_enabled: bool,
+    pub cpu: Thresholds,
+    pub memory: Thresholds,
+    pub disk: Thresholds,
+    pub stale_unknown_intervals: f64,
+    pub stale_critical_intervals: f64,
+    pub ports: Vec<u16>,
+    pub ports_interval: Duration,
+    pub expected_version: String,
+    pub version_interval: Duration,
+    pub demo_paths: Vec<String>,
+    pub demo_interval: Duration,
+}
+
+/// WARNING at or above `warning`, CRITICAL at or above `critical` (percent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub warning: f64,
+    pub critical: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +289,33 @@ impl Default for RawPlacement {
         RawPlacement {
             min_user_count: 15,
             join_buffer_secs: 900.0,
+            policy: "geo".into(),
+            fallback: "scalelite".into(),
+            radius_km: 300.0,
+            cpu_limit_percent: 70.0,
+        }
+    }
+}
+
+impl Default for RawMonitor {
+    fn default() -> Self {
+        RawMonitor {
+            enrolment_token: None,
+            enrol_enabled: false,
+            cpu_warning: 85.0,
+            cpu_critical: 95.0,
+            memory_warning: 90.0,
+            memory_critical: 95.0,
+            disk_warning: 85.0,
+            disk_critical: 95.0,
+            stale_unknown_intervals: 3.0,
+            stale_critical_intervals: 6.0,
+            ports: Vec::new(),
+            ports_interval_secs: 30.0,
+            expected_version: String::new(),
+            version_interval_secs: 60.0,
+            demo_paths: vec!["/demo/demo1.jsp".into()],
+            demo_interval_secs: 300.0,
         }
     }
 }
@@ -401,6 +495,20 @@ impl Config {
             Duration::try_from_secs_f64(v)
                 .map_err(|_| invalid(key, format!("{v} is not a number of seconds")))
         };
+        let positive = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(invalid(key, format!("{v} is not a positive number")))
+            }
+        };
+        let percent = |key: &str, v: f64| {
+            if (0.0..=100.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(key, format!("{v} is not a percentage (0-100)")))
+            }
+        };
         let algorithms: AlgorithmSet = raw
             .api
             .checksum_algorithms
@@ -477,6 +585,71 @@ impl Config {
             }
             None => None,
         };
+        let policy = |key: &str, v: &str| {
+            v.parse::<crate::placement::Policy>()
+                .map_err(|e| invalid(key, e))
+        };
+        let rules = crate::placement::Rules {
+            policy: policy("placement.policy", &raw.placement.policy)?,
+            fallback: match policy("placement.fallback", &raw.placement.fallback)? {
+                crate::placement::Policy::Geo => {
+                    return Err(invalid(
+                        "placement.fallback",
+                        "must not be geo (it is what geo falls back to)".into(),
+                    ))
+                }
+                p => p,
+            },
+            radius_km: positive("placement.radius_km", raw.placement.radius_km)?,
+            cpu_limit: percent(
+                "placement.cpu_limit_percent",
+                raw.placement.cpu_limit_percent,
+            )?,
+        };
+        let m = &raw.monitor;
+        let thresholds = |name: &str, warning: f64, critical: f64| {
+            let warning = percent(&format!("monitor.{name}_warning"), warning)?;
+            let critical = percent(&format!("monitor.{name}_critical"), critical)?;
+            if warning > critical {
+                return Err(invalid(
+                    &format!("monitor.{name}_warning"),
+                    format!("{warning} is above {name}_critical {critical}"),
+                ));
+            }
+            Ok(Thresholds { warning, critical })
+        };
+        if m.stale_unknown_intervals <= 0.0
+            || m.stale_critical_intervals < m.stale_unknown_intervals
+        {
+            return Err(invalid(
+                "monitor.stale_critical_intervals",
+                "needs 0 < stale_unknown_intervals <= stale_critical_intervals".into(),
+            ));
+        }
+        if m.ports.contains(&0) {
+            return Err(invalid("monitor.ports", "0 is not a port".into()));
+        }
+        if let Some(path) = m.demo_paths.iter().find(|p| !p.starts_with('/')) {
+            return Err(invalid(
+                "monitor.demo_paths",
+                format!("{path:?} must start with /"),
+            ));
+        }
+        let monitor = MonitorConfig {
+            enrolment_token: m.enrolment_token.clone().filter(|t| !t.0.trim().is_empty()),
+            enrol_enabled: m.enrol_enabled,
+            cpu: thresholds("cpu", m.cpu_warning, m.cpu_critical)?,
+            memory: thresholds("memory", m.memory_warning, m.memory_critical)?,
+            disk: thresholds("disk", m.disk_warning, m.disk_critical)?,
+            stale_unknown_intervals: m.stale_unknown_intervals,
+            stale_critical_intervals: m.stale_critical_intervals,
+            ports: m.ports.clone(),
+            ports_interval: seconds("monitor.ports_interval_secs", m.ports_interval_secs)?,
+            expected_version: m.expected_version.trim().to_owned(),
+            version_interval: seconds("monitor.version_interval_secs", m.version_interval_secs)?,
+            demo_paths: m.demo_paths.clone(),
+            demo_interval: seconds("monitor.demo_interval_secs", m.demo_interval_secs)?,
+        };
         Ok(Config {
             listen: raw.server.listen,
             data_dir: raw
@@ -517,7 +690,10 @@ impl Config {
             placement: PlacementConfig {
                 min_user_count: raw.placement.min_user_count,
                 join_buffer: seconds("placement.join_buffer_secs", raw.placement.join_buffer_secs)?,
+                rules,
             },
+            geoip_files: raw.geoip.files,
+            monitor,
             default_integration,
         })
     }
@@ -580,7 +756,39 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
             "recordings_every",
         ],
     ),
-    ("placement", &["min_user_count", "join_buffer_secs"]),
+    (
+        "placement",
+        &[
+            "min_user_count",
+            "join_buffer_secs",
+            "policy",
+            "fallback",
+            "radius_km",
+            "cpu_limit_percent",
+        ],
+    ),
+    ("geoip", &["files"]),
+    (
+        "monitor",
+        &[
+            "enrolment_token",
+            "enrol_enabled",
+            "cpu_warning",
+            "cpu_critical",
+            "memory_warning",
+            "memory_critical",
+            "disk_warning",
+            "disk_critical",
+            "stale_unknown_intervals",
+            "stale_critical_intervals",
+            "ports",
+            "ports_interval_secs",
+            "expected_version",
+            "version_interval_secs",
+            "demo_paths",
+            "demo_interval_secs",
+        ],
+    ),
     ("default_integration", &["name", "secret"]),
 ];
 

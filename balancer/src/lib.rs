@@ -2,10 +2,12 @@
 //! and admin commands. `main.rs` is a thin CLI over it; tests can run [`serve`] in-process.
 
 pub mod admin;
+pub mod agents;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod monitor;
 pub mod placement;
 pub mod poller;
 pub mod state;
@@ -31,9 +33,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let poller = tokio::spawn(poller::run(state.clone(), state.shutdown.subscribe()));
     let refresher = tokio::spawn(refresh_loop(state.clone(), state.shutdown.subscribe()));
+    let monitor = tokio::spawn(monitor::run(state.clone(), state.shutdown.subscribe()));
     let extra = extra_acceptors(&listener, &state)?;
-    let routes = api::routes(state.clone());
-    warp::serve(routes)
+    warp::serve(routes(&state))
         .incoming(listener)
         .graceful(shutdown)
         .run()
@@ -41,10 +43,20 @@ pub async fn serve(
     state.shutdown.send(()).ok();
     poller.await?;
     refresher.await?;
+    monitor.await?;
     for thread in extra {
         let _ = thread.join();
     }
     Ok(())
+}
+
+/// Everything the balancer serves: the agents' door, then the BBB API (which answers the rest).
+fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::Filter;
+    agents::routes(state.clone())
+        .or(api::routes(state.clone()))
+        .unify()
+        .boxed()
 }
 
 /// One more acceptor per core beyond the first, each a single-threaded runtime on its own
@@ -78,7 +90,7 @@ fn extra_acceptors(
                             let stopped = async move {
                                 stop.recv().await.ok();
                             };
-                            warp::serve(api::routes(state))
+                            warp::serve(routes(&state))
                                 .incoming(listener)
                                 .graceful(stopped)
                                 .run()

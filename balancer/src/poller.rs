@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use conflux_shared::response::{Body, Meeting};
+use conflux_shared::status::Status;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -81,6 +82,24 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
             .collect(),
         Err(_) => Vec::new(),
     };
+    match &meetings {
+        Ok(list) => state.monitor.set(
+            node.id,
+            "api",
+            Status::Ok,
+            format!(
+                "signed getMeetings answered in {} ms ({} meetings)",
+                store::now_ms() - started,
+                list.len()
+            ),
+        ),
+        Err(e) => state.monitor.set(
+            node.id,
+            "api",
+            Status::Critical,
+            format!("getMeetings: {e}"),
+        ),
+    }
     let result = match &meetings {
         Ok(list) => summarize(list),
         Err(e) => {

@@ -16,12 +16,41 @@ use tokio::sync::broadcast;
 use warp::hyper::body::Bytes;
 
 use crate::config::Config;
+use crate::monitor::Monitor;
 use crate::store::{self, Integration, IntegrationId, Node, NodeId, Store, StoreError};
+
+/// Why the balancer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("geoip: {0}")]
+    GeoIp(#[from] conflux_geoip::GeoIpError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// The GeoIP files: the configured ones, else every `*.mmdb` in `<data_dir>/geoip`.
+pub fn geoip_files(config: &Config) -> Vec<std::path::PathBuf> {
+    if !config.geoip_files.is_empty() {
+        return config.geoip_files.clone();
+    }
+    let mut found: Vec<_> = std::fs::read_dir(config.data_dir.join("geoip"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "mmdb"))
+        .collect();
+    found.sort();
+    found
+}
 
 /// Everything the servers share, behind one `Arc`.
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    pub monitor: Monitor,
     pub nodes: ArcSwap<NodeTable>,
     pub integrations: ArcSwap<Vec<Integration>>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
@@ -81,15 +110,17 @@ impl NodeTable {
 
 impl AppState {
     /// Opens the store, applies the configured default integration and loads the snapshots.
-    pub fn open(config: Config) -> Result<Arc<AppState>, StoreError> {
+    pub fn open(config: Config) -> Result<Arc<AppState>, OpenError> {
         let store = Store::open(&config.data_dir)?;
+        let geoip = conflux_geoip::GeoIp::open(&geoip_files(&config))?;
         if let Some(default) = &config.default_integration {
             store.blocking(|c| store::integrations::ensure(c, &default.name, &default.secrets))?;
         }
         // Fail at start-up, not on the first node call, if no client can be built (TLS roots).
-        http_client(&config).map_err(|e| StoreError::Task(format!("HTTP client: {e}")))?;
+        http_client(&config).map_err(|e| OpenError::Http(e.to_string()))?;
         let state = Arc::new(AppState {
             config: Arc::new(config),
+            monitor: Monitor::new(geoip),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(Vec::new()),
@@ -104,7 +135,7 @@ impl AppState {
         });
         state.store.blocking(|c| {
             state.load(c);
-            Ok(())
+            state.monitor.load(c)
         })?;
         Ok(state)
     }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod integrations;
 pub mod meetings;
 mod migrations;
+pub mod monitor;
 pub mod nodes;
 pub mod recordings;
 
@@ -21,7 +22,7 @@ use rusqlite::Connection;
 pub use events::{Event, EventKind};
 pub use integrations::{Integration, IntegrationId, IntegrationUpdate, NewIntegration};
 pub use meetings::{MeetingRecord, NewMeeting};
-pub use nodes::{NewNode, Node, NodeId, NodeState, NodeUpdate, PollResult};
+pub use nodes::{Forced, NewNode, Node, NodeId, NodeState, NodeUpdate, PollResult};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,10 @@ pub mod body;
 pub mod checksum;
 pub mod date;
 pub mod query;
+pub mod report;
 pub mod response;
 pub mod signed_url;
+pub mod status;
 pub mod telemetry;
 pub mod xml;
 

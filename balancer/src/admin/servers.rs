@@ -6,10 +6,10 @@ use std::sync::Arc;
 use conflux_shared::signed_url::api_base_of;
 
 use super::{usage, UsageError};
-use crate::cli::{AddServer, ServersCommand, UpdateServer};
+use crate::cli::{AddServer, ForceMode, ServersCommand, UpdateServer};
 use crate::config::Secret;
 use crate::state::AppState;
-use crate::store::{self, NewNode, Node, NodeState, NodeUpdate};
+use crate::store::{self, Forced, NewNode, Node, NodeState, NodeUpdate};
 
 pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Result<()> {
     match command {
@@ -29,6 +29,8 @@ pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Resu
         ServersCommand::Disable { server, yes } => disable(state, &server, yes).await,
         ServersCommand::Panic { server, keep_state } => panic(state, &server, keep_state).await,
         ServersCommand::Update(update) => update_server(state, update),
+        ServersCommand::Force { server, mode } => force(state, &server, mode),
+        ServersCommand::Checks { server } => checks(state, &server),
         ServersCommand::Status => status(state),
         ServersCommand::Sync {
             file,
@@ -64,7 +66,7 @@ fn list(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Checks a node URL and returns its API base.
-pub(super) fn api_url(url: &str) -> Result<String, UsageError> {
+pub(crate) fn api_url(url: &str) -> Result<String, UsageError> {
     let trimmed = url.trim();
     let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
         && trimmed
@@ -124,6 +126,8 @@ fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
             other => other,
         },
         tags: update.tags.map(|t| store::nodes::split_tags(&t)),
+        location: update.location.as_deref().map(parse_location).transpose()?,
+        ports: update.ports.as_deref().map(parse_ports).transpose()?,
     };
     state
         .store
@@ -140,6 +144,65 @@ fn set_state(state: &AppState, key: &str, new: NodeState) -> anyhow::Result<()> 
         .blocking(|c| store::nodes::set_state(c, node.id, new))?;
     println!("OK");
     Ok(())
+}
+
+fn force(state: &AppState, key: &str, mode: ForceMode) -> anyhow::Result<()> {
+    let node = find(state, key)?;
+    let forced = match mode {
+        ForceMode::On => Some(Forced::Enabled),
+        ForceMode::Off => Some(Forced::Disabled),
+        ForceMode::Auto => None,
+    };
+    state.store.blocking(|c| {
+        store::nodes::set_forced(c, node.id, forced)?;
+        store::events::log(
+            c,
+            store::EventKind::NodeState,
+            None,
+            None,
+            Some(node.id),
+            &serde_json::json!({ "forced": forced.map_or("auto", Forced::as_str) }),
+        )
+    })?;
+    println!("OK");
+    Ok(())
+}
+
+/// The node's checks as the running balancer last stored them.
+fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
+    let node = find(state, key)?;
+    let rows = state.store.blocking(|c| store::monitor::checks(c))?;
+    let rows: Vec<_> = rows.into_iter().filter(|r| r.node == node.id).collect();
+    let forced = node
+        .forced
+        .map_or("auto (follows the checks)", |f| match f {
+            Forced::Enabled => "forced on",
+            Forced::Disabled => "forced off",
+        });
+    println!("{}: {}, {}", node.name, node.state, forced);
+    if rows.is_empty() {
+        println!("no checks yet");
+    }
+    let now = store::now_ms();
+    for r in rows {
+        println!(
+            "{:<9} {:<8} for {:>6}  {}",
+            r.name,
+            r.state,
+            age((now - r.since) / 1000),
+            r.output
+        );
+    }
+    Ok(())
+}
+
+fn age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 /// Disables a node, asking first when it still hosts meetings (as Scalelite's
@@ -238,4 +301,34 @@ pub fn status(state: &AppState) -> anyhow::Result<()> {
         println!("{}", line(row.iter().map(String::as_str).collect()));
     }
     Ok(())
+}
+
+/// `LAT,LON` in degrees, or empty for none.
+fn parse_location(text: &str) -> anyhow::Result<Option<(f64, f64)>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        UsageError(format!(
+            "{text:?} is not LAT,LON in degrees (e.g. -30.03,-51.22)"
+        ))
+    };
+    let (lat, lon) = text.split_once(',').ok_or_else(bad)?;
+    let (lat, lon): (f64, f64) = (
+        lat.trim().parse().map_err(|_| bad())?,
+        lon.trim().parse().map_err(|_| bad())?,
+    );
+    conflux_geoip::Position::new(lat, lon).ok_or_else(bad)?;
+    Ok(Some((lat, lon)))
+}
+
+fn parse_ports(text: &str) -> anyhow::Result<Vec<u16>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(UsageError(format!("{p:?} is not a TCP port")).into()),
+        })
+        .collect()
 }

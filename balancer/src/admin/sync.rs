@@ -184,6 +184,7 @@ fn plan(
                     load_multiplier: (node.load_multiplier != entry.load_multiplier)
                         .then_some(entry.load_multiplier),
                     tags: (node.tags != tags).then_some(tags),
+                    ..NodeUpdate::default()
                 };
                 if update.url.is_some()
                     || update.secret.is_some()

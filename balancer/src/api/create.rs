@@ -124,33 +124,48 @@ async fn place(
         }
     }
     let nodes = state.nodes.load();
-    let tag = req.params.get("meta_server-tag");
+    let client = req
+        .client_ip
+        .and_then(|ip| state.monitor.geoip.locate(ip))
+        .map(|place| place.position);
     let wish = Wish {
-        tag,
+        tag: req.params.get("meta_server-tag"),
         preferred: req.params.get("preferredServer"),
+        client,
     };
+    let now = store::now_ms();
+    let config = &state.config;
+    let mut candidates: Vec<Candidate> = nodes
+        .nodes
+        .iter()
+        .map(|n| Candidate {
+            id: n.id,
+            name: n.name.clone(),
+            host: host_of(&n.url),
+            eligible: n.state == NodeState::Enabled && n.online && state.monitor.accepts(n),
+            load: 0.0,
+            tags: n.tags.clone(),
+            position: state.monitor.position(n),
+            cpu: state.monitor.cpu(n.id, config, now),
+            users: n.users,
+            meetings: n.meetings,
+        })
+        .collect();
     // Choosing and counting the placement happen under one lock, so concurrent creates on
     // different threads see each other's placements.
     let decision = state
-        .place(state.config.placement.join_buffer, |young| {
-            let candidates: Vec<Candidate> = nodes
-                .nodes
-                .iter()
-                .map(|n| Candidate {
-                    id: n.id,
-                    name: n.name.clone(),
-                    host: host_of(&n.url),
-                    eligible: n.state == NodeState::Enabled && n.online,
-                    load: placement::load(
-                        n.users,
-                        young.get(&n.id).copied().unwrap_or(0),
-                        state.config.placement.min_user_count,
-                        n.load_multiplier,
-                    ),
-                    tags: n.tags.clone(),
-                })
-                .collect();
-            placement::choose(&candidates, &wish)
+        .place(config.placement.join_buffer, |young| {
+            for (c, n) in candidates.iter_mut().zip(&nodes.nodes) {
+                let young = young.get(&n.id).copied().unwrap_or(0);
+                c.load = placement::load(
+                    n.users,
+                    young,
+                    config.placement.min_user_count,
+                    n.load_multiplier,
+                );
+                c.meetings += young;
+            }
+            placement::choose(&candidates, &wish, &config.placement.rules)
         })
         .map_err(|e| match e {
             NoPlacement::NoServer => ApiError::NoServer,
@@ -261,13 +276,13 @@ fn node_query(state: &AppState, req: &ApiRequest) -> String {
 }
 
 pub fn host_of(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.to_owned()
 }
 
 /// `query` with its voiceBridge replaced by `voice_bridge`.

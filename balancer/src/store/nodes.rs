@@ -42,6 +42,33 @@ pub struct Node {
     pub videos: u32,
     pub voice: u32,
     pub polled_at: Option<i64>,
+    /// Configured location (degrees).
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// An admin's override of automatic disabling by monitoring.
+    pub forced: Option<Forced>,
+    /// TCP ports checked on this node; empty = the configured default.
+    pub ports: Vec<u16>,
+    /// The key its agent signs reports with (set at enrolment).
+    pub agent_key: Option<Secret>,
+}
+
+/// An admin's override of monitoring's automatic disable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forced {
+    /// Takes meetings even with WARNING or CRITICAL checks.
+    Enabled,
+    /// Takes no new meetings whatever the checks say.
+    Disabled,
+}
+
+impl Forced {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forced::Enabled => "enabled",
+            Forced::Disabled => "disabled",
+        }
+    }
 }
 
 /// What `servers add` stores.
@@ -62,6 +89,9 @@ pub struct NodeUpdate {
     pub secret: Option<Secret>,
     pub load_multiplier: Option<f64>,
     pub tags: Option<Vec<String>>,
+    /// `Some(None)` clears the location.
+    pub location: Option<Option<(f64, f64)>>,
+    pub ports: Option<Vec<u16>>,
 }
 
 /// The outcome of polling one node.
@@ -113,7 +143,8 @@ impl fmt::Display for NodeId {
 }
 
 const COLUMNS: &str = "id, name, url, secret, state, online, healthy_streak, unhealthy_streak, \
-    load_multiplier, tags, meetings, users, largest_meeting, videos, voice, polled_at";
+    load_multiplier, tags, meetings, users, largest_meeting, videos, voice, polled_at, \
+    latitude, longitude, forced, ports, agent_key";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
     let state: String = row.get(4)?;
@@ -135,6 +166,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
         videos: row.get(13)?,
         voice: row.get(14)?,
         polled_at: row.get(15)?,
+        latitude: row.get(16)?,
+        longitude: row.get(17)?,
+        forced: match row.get::<_, Option<String>>(18)?.as_deref() {
+            Some("enabled") => Some(Forced::Enabled),
+            Some("disabled") => Some(Forced::Disabled),
+            _ => None,
+        },
+        ports: row
+            .get::<_, String>(19)?
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect(),
+        agent_key: row.get::<_, Option<String>>(20)?.map(Secret),
     })
 }
 
@@ -182,6 +226,24 @@ pub fn insert(conn: &Connection, node: &NewNode) -> Result<Node, StoreError> {
     find(conn, &conn.last_insert_rowid().to_string())
 }
 
+/// Sets or clears an admin's override of monitoring.
+pub fn set_forced(conn: &Connection, id: NodeId, forced: Option<Forced>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE nodes SET forced = ?2 WHERE id = ?1",
+        params![id.0, forced.map(Forced::as_str)],
+    )?;
+    Ok(())
+}
+
+/// Gives the node a new agent key (enrolment or re-enrolment).
+pub fn set_agent_key(conn: &Connection, id: NodeId, key: &Secret) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE nodes SET agent_key = ?2 WHERE id = ?1",
+        params![id.0, key.0],
+    )?;
+    Ok(())
+}
+
 pub fn remove(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
     conn.execute("DELETE FROM nodes WHERE id = ?1", [id.0])?;
     Ok(())
@@ -218,6 +280,19 @@ pub fn update(conn: &Connection, id: NodeId, change: &NodeUpdate) -> Result<Node
         conn.execute(
             "UPDATE nodes SET tags = ?2 WHERE id = ?1",
             params![id.0, tags.join(",")],
+        )?;
+    }
+    if let Some(location) = change.location {
+        conn.execute(
+            "UPDATE nodes SET latitude = ?2, longitude = ?3 WHERE id = ?1",
+            params![id.0, location.map(|l| l.0), location.map(|l| l.1)],
+        )?;
+    }
+    if let Some(ports) = &change.ports {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        conn.execute(
+            "UPDATE nodes SET ports = ?2 WHERE id = ?1",
+            params![id.0, ports.join(",")],
         )?;
     }
     find(conn, &id.0.to_string())

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use conflux_balancer::placement::{self, Candidate, Wish};
 use conflux_balancer::store::NodeId;
+use conflux_geoip::Position;
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{binary, BbbClient, Process};
 use conflux_tests::sim::{self, SimConfig};
@@ -50,7 +51,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    println!("placement among 1000 nodes: {}", placement_figures());
+    println!(
+        "placement among 1000 nodes, scalelite policy: {}",
+        placement_figures(placement::Policy::Scalelite)
+    );
+    println!(
+        "placement among 1000 nodes, geo policy: {}",
+        placement_figures(placement::Policy::Geo)
+    );
     let dir = tempfile::tempdir()?;
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
@@ -292,8 +300,9 @@ where
     stats
 }
 
-/// p50/p99 of building the candidates of 1,000 nodes and `placement::choose`, in process.
-fn placement_figures() -> String {
+/// p50/p99 of building the candidates of 1,000 nodes and `placement::choose`, in process,
+/// with the given policy (geo: nodes spread over the globe, clients in many places).
+fn placement_figures(policy: placement::Policy) -> String {
     let candidates: Vec<Candidate> = (0..1000)
         .map(|i| Candidate {
             id: NodeId(i),
@@ -306,11 +315,23 @@ fn placement_figures() -> String {
             } else {
                 Vec::new()
             },
+            position: Position::new(
+                ((i * 37) % 160) as f64 - 80.0,
+                ((i * 53) % 360) as f64 - 180.0,
+            ),
+            cpu: Some(((i * 13) % 100) as f64),
+            users: (i % 50) as u32,
+            meetings: (i % 7) as u32,
         })
         .collect();
+    let rules = placement::Rules {
+        policy,
+        ..placement::Rules::default()
+    };
     let mut times: Vec<Duration> = (0..10_000)
         .map(|i| {
             let tag = if i % 2 == 0 { Some("gpu") } else { None };
+            let client = Position::new((i % 140) as f64 - 70.0, (i % 340) as f64 - 170.0);
             let t = Instant::now();
             // The create path builds the candidates from the node table each time: included.
             let snapshot = candidates.clone();
@@ -319,7 +340,9 @@ fn placement_figures() -> String {
                 &Wish {
                     tag,
                     preferred: None,
+                    client,
                 },
+                &rules,
             );
             std::hint::black_box(d).ok();
             t.elapsed()

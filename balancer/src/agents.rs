@@ -1,0 +1,209 @@
+//! The agents' door: enrolment (`POST /conflux/agent/enrol`, with the operator's enrolment
+//! token) and signed reports (`POST /conflux/agent/report`); the protocol is in
+//! [`conflux_shared::report`]. Answers are JSON: `{"error": "..."}` with 400/401/403/409 on
+//! refusal, and every refusal is logged with the peer's address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use conflux_shared::report::{Enrolled, Enrolment};
+use rand::Rng;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::{Filter, Reply};
+
+use crate::admin::servers::api_url;
+use crate::monitor::ReportError;
+use crate::state::AppState;
+use crate::store::{self, EventKind, NewNode, NodeState};
+
+/// Enrolments and reports are small; anything bigger is refused unread.
+const MAX_BODY: usize = 256 * 1024;
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
+    let with_state = warp::any().map(move || state.clone());
+    let body = warp::body::stream()
+        .then(|body| async move { conflux_shared::body::read_limited(body, MAX_BODY).await });
+    let enrol = warp::post()
+        .and(warp::path!("conflux" / "agent" / "enrol"))
+        .and(with_state.clone())
+        .and(warp::addr::remote())
+        .and(body)
+        .then(enrol);
+    let report = warp::post()
+        .and(warp::path!("conflux" / "agent" / "report"))
+        .and(with_state)
+        .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
+        .and(body)
+        .then(report);
+    enrol.or(report).unify().boxed()
+}
+
+async fn enrol(
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    body: Option<Bytes>,
+) -> warp::reply::Response {
+    let Some(body) = body else {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, peer, "enrolment too large");
+    };
+    let request: Enrolment = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                peer,
+                &format!("malformed enrolment: {e}"),
+            )
+        }
+    };
+    let Some(token) = &state.config.monitor.enrolment_token else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            peer,
+            "enrolment is closed (no monitor.enrolment_token)",
+        );
+    };
+    if !bool::from(token.0.as_bytes().ct_eq(request.token.as_bytes())) {
+        return refuse(StatusCode::UNAUTHORIZED, peer, "wrong enrolment token");
+    }
+    let url = match api_url(&request.url) {
+        Ok(u) => u,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, peer, &e.0),
+    };
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || request.secret.trim().is_empty() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            peer,
+            "name and secret must not be empty",
+        );
+    }
+    let location = match (request.latitude, request.longitude) {
+        (Some(lat), Some(lon)) if conflux_geoip::Position::new(lat, lon).is_some() => {
+            Some((lat, lon))
+        }
+        (None, None) => None,
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                peer,
+                "latitude and longitude must both be given, in degrees",
+            )
+        }
+    };
+    let key = crate::config::Secret(hex::encode(rand::rng().random::<[u8; 32]>()));
+    let state_for_new = if state.config.monitor.enrol_enabled {
+        NodeState::Enabled
+    } else {
+        NodeState::Disabled
+    };
+    let secret = request.secret.trim().to_owned();
+    let stored_key = key.clone();
+    let result = state
+        .store
+        .run(move |c| {
+            let tx = c.transaction()?;
+            // The same URL again is the same node re-enrolling (a reinstalled agent): new key.
+            let existing = store::nodes::list(&tx)?.into_iter().find(|n| n.url == url);
+            let node = match existing {
+                Some(node) => node,
+                None => store::nodes::insert(
+                    &tx,
+                    &NewNode {
+                        name: name.clone(),
+                        url,
+                        secret: crate::config::Secret(secret.clone()),
+                        load_multiplier: 1.0,
+                        tags: Vec::new(),
+                        state: state_for_new,
+                    },
+                )?,
+            };
+            store::nodes::update(
+                &tx,
+                node.id,
+                &store::NodeUpdate {
+                    secret: Some(crate::config::Secret(secret)),
+                    location: location.map(Some),
+                    ..store::NodeUpdate::default()
+                },
+            )?;
+            store::nodes::set_agent_key(&tx, node.id, &stored_key)?;
+            store::events::log(
+                &tx,
+                EventKind::NodeState,
+                None,
+                None,
+                Some(node.id),
+                &json!({ "enrolled": true, "state": node.state.as_str() }),
+            )?;
+            tx.commit()?;
+            Ok(node)
+        })
+        .await;
+    match result {
+        Ok(node) => {
+            tracing::info!(node = %node.name, id = node.id.0, state = %node.state, ?peer, "Agent enrolled.");
+            if let Err(e) = state.refresh().await {
+                tracing::error!(error = %e, "Could not refresh the node table.");
+            }
+            let answer = Enrolled {
+                node: node.id.0,
+                name: node.name,
+                key: key.0,
+            };
+            warp::reply::json(&answer).into_response()
+        }
+        Err(store::StoreError::Conflict(e)) => refuse(StatusCode::CONFLICT, peer, &e),
+        Err(e) => {
+            tracing::error!(error = %e, "Could not store an enrolment.");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                peer,
+                "could not store the enrolment",
+            )
+        }
+    }
+}
+
+async fn report(
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+) -> warp::reply::Response {
+    let Some(body) = body else {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, peer, "report too large");
+    };
+    let header = |name: &'static str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let nodes = state.nodes.load();
+    match state
+        .monitor
+        .accept_report(&nodes.nodes, &state.config, &header, &body)
+    {
+        Ok(_) => warp::reply::json(&json!({ "ok": true })).into_response(),
+        Err(e) => {
+            let status = match e {
+                ReportError::Body(_) | ReportError::Header(_) => StatusCode::BAD_REQUEST,
+                ReportError::Replay => StatusCode::CONFLICT,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            refuse(status, peer, &format!("report refused: {e}"))
+        }
+    }
+}
+
+fn refuse(status: StatusCode, peer: Option<SocketAddr>, why: &str) -> warp::reply::Response {
+    tracing::warn!(?peer, status = status.as_u16(), "{why}");
+    warp::reply::with_status(warp::reply::json(&json!({ "error": why })), status).into_response()
+}

@@ -1,0 +1,292 @@
+//! Monitoring in the store: check states, each node's latest report and the metric history.
+//!
+//! History is RRD-like: every report is written at three resolutions (raw, 5-minute and
+//! hourly rows); a bucket row keeps the running mean of the reports that fell into it, so
+//! no downsampling pass has to re-read raw rows. [`prune`] drops raw rows after a day,
+//! 5-minute rows after 31 days and hourly rows after 5 years, which bounds the file:
+//! about 8,640 + 8,928 + 43,800 rows per node at a 10 s report interval.
+
+use rusqlite::{params, Connection};
+
+use super::{NodeId, StoreError};
+
+/// (resolution in seconds, retention in seconds); 0 = one row per report.
+pub const RESOLUTIONS: [(i64, i64); 3] =
+    [(0, 86_400), (300, 31 * 86_400), (3_600, 5 * 365 * 86_400)];
+
+/// One check's stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub node: NodeId,
+    pub name: String,
+    pub state: String,
+    pub output: String,
+    pub since: i64,
+    pub checked_at: i64,
+}
+
+/// The metrics of one report (or the mean of a bucket).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    pub cpu: f64,
+    pub memory: f64,
+    pub disk: f64,
+    pub net_in: f64,
+    pub net_out: f64,
+    pub meetings: f64,
+    pub users: f64,
+    pub voice: f64,
+    pub video: f64,
+}
+
+/// A write the monitor batches.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Check(CheckRow),
+    Report {
+        node: NodeId,
+        received_at: i64,
+        signed_at: i64,
+        json: String,
+        sample: Sample,
+    },
+}
+
+/// Applies a batch in one transaction.
+pub fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    for write in batch {
+        match write {
+            Write::Check(c) => {
+                tx.prepare_cached(
+                    "INSERT INTO node_checks (node_id, name, state, output, since, checked_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+                     ON CONFLICT (node_id, name) DO UPDATE SET state = excluded.state,
+                       output = excluded.output, since = excluded.since, checked_at = excluded.checked_at",
+                )?
+                .execute(params![c.node.0, c.name, c.state, c.output, c.since, c.checked_at])?;
+            }
+            Write::Report {
+                node,
+                received_at,
+                signed_at,
+                json,
+                sample,
+            } => {
+                let exists = tx
+                    .prepare_cached(
+                        "INSERT INTO node_reports (node_id, received_at, signed_at, report)
+                         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+                         ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
+                           signed_at = excluded.signed_at, report = excluded.report",
+                    )?
+                    .execute(params![node.0, received_at, signed_at, json])?;
+                if exists == 1 {
+                    add_sample(&tx, *node, received_at / 1000, sample)?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Folds a sample into each resolution's bucket as a running mean.
+fn add_sample(conn: &Connection, node: NodeId, at: i64, s: &Sample) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO history (node_id, resolution, ts, n, cpu, memory, disk, net_in, net_out,
+                              meetings, users, voice, video)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (node_id, resolution, ts) DO UPDATE SET
+           n = n + 1,
+           cpu = cpu + (excluded.cpu - cpu) / (n + 1),
+           memory = memory + (excluded.memory - memory) / (n + 1),
+           disk = disk + (excluded.disk - disk) / (n + 1),
+           net_in = net_in + (excluded.net_in - net_in) / (n + 1),
+           net_out = net_out + (excluded.net_out - net_out) / (n + 1),
+           meetings = meetings + (excluded.meetings - meetings) / (n + 1),
+           users = users + (excluded.users - users) / (n + 1),
+           voice = voice + (excluded.voice - voice) / (n + 1),
+           video = video + (excluded.video - video) / (n + 1)",
+    )?;
+    for (resolution, _) in RESOLUTIONS {
+        let ts = if resolution == 0 {
+            at
+        } else {
+            at - at.rem_euclid(resolution)
+        };
+        stmt.execute(params![
+            node.0, resolution, ts, s.cpu, s.memory, s.disk, s.net_in, s.net_out, s.meetings,
+            s.users, s.voice, s.video
+        ])?;
+    }
+    Ok(())
+}
+
+/// Drops history past each resolution's retention; returns the rows removed.
+pub fn prune(conn: &Connection, now_secs: i64) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for (resolution, keep) in RESOLUTIONS {
+        removed += conn.execute(
+            "DELETE FROM history WHERE resolution = ?1 AND ts < ?2",
+            params![resolution, now_secs - keep],
+        )?;
+    }
+    Ok(removed)
+}
+
+/// A node's history at `resolution` from `since` (s since epoch), oldest first.
+pub fn history(
+    conn: &Connection,
+    node: NodeId,
+    resolution: i64,
+    since: i64,
+) -> Result<Vec<(i64, Sample)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts, cpu, memory, disk, net_in, net_out, meetings, users, voice, video
+         FROM history WHERE node_id = ?1 AND resolution = ?2 AND ts >= ?3 ORDER BY ts",
+    )?;
+    let rows = stmt
+        .query_map(params![node.0, resolution, since], |r| {
+            Ok((
+                r.get(0)?,
+                Sample {
+                    cpu: r.get(1)?,
+                    memory: r.get(2)?,
+                    disk: r.get(3)?,
+                    net_in: r.get(4)?,
+                    net_out: r.get(5)?,
+                    meetings: r.get(6)?,
+                    users: r.get(7)?,
+                    voice: r.get(8)?,
+                    video: r.get(9)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Every stored check.
+pub fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT node_id, name, state, output, since, checked_at FROM node_checks ORDER BY node_id, name",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(CheckRow {
+                node: NodeId(r.get(0)?),
+                name: r.get(1)?,
+                state: r.get(2)?,
+                output: r.get(3)?,
+                since: r.get(4)?,
+                checked_at: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Each node's latest report: (node, received_at, signed_at, JSON).
+pub fn reports(conn: &Connection) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT node_id, received_at, signed_at, report FROM node_reports")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((NodeId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::store::{NewNode, NodeState, Store};
+
+    fn store_with_node() -> (Store, NodeId) {
+        let store = Store::open_in_memory().unwrap();
+        let node = store
+            .blocking(|c| {
+                crate::store::nodes::insert(
+                    c,
+                    &NewNode {
+                        name: "bbb1".into(),
+                        url: "http://bbb1/bigbluebutton/api".into(),
+                        secret: Secret("s".into()),
+                        load_multiplier: 1.0,
+                        tags: vec![],
+                        state: NodeState::Enabled,
+                    },
+                )
+            })
+            .unwrap();
+        (store, node.id)
+    }
+
+    fn report(node: NodeId, at_secs: i64, cpu: f64) -> Write {
+        Write::Report {
+            node,
+            received_at: at_secs * 1000,
+            signed_at: at_secs * 1000,
+            json: "{}".into(),
+            sample: Sample {
+                cpu,
+                ..Sample::default()
+            },
+        }
+    }
+
+    #[test]
+    fn buckets_keep_running_means_and_pruning_bounds_them() {
+        let (store, node) = store_with_node();
+        let base = 1_700_000_000 - 1_700_000_000 % 3600;
+        let batch: Vec<Write> = (0..6)
+            .map(|i| report(node, base + i * 10, i as f64 * 10.0))
+            .collect();
+        store.blocking(|c| apply(c, &batch)).unwrap();
+        let raw = store.blocking(|c| history(c, node, 0, 0)).unwrap();
+        assert_eq!(raw.len(), 6);
+        let five = store.blocking(|c| history(c, node, 300, 0)).unwrap();
+        assert_eq!(five.len(), 1);
+        assert!(
+            (five[0].1.cpu - 25.0).abs() < 1e-9,
+            "mean of 0..50: {five:?}"
+        );
+        let hourly = store.blocking(|c| history(c, node, 3600, 0)).unwrap();
+        assert_eq!(hourly[0].0, base);
+        // A day later the raw rows go, the buckets stay.
+        let removed = store.blocking(|c| prune(c, base + 86_400 + 100)).unwrap();
+        assert_eq!(removed, 6);
+        assert!(store
+            .blocking(|c| history(c, node, 0, 0))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.blocking(|c| history(c, node, 300, 0)).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn writes_for_a_removed_node_are_dropped() {
+        let (store, node) = store_with_node();
+        store
+            .blocking(|c| crate::store::nodes::remove(c, node))
+            .unwrap();
+        let check = Write::Check(CheckRow {
+            node,
+            name: "cpu".into(),
+            state: "OK".into(),
+            output: String::new(),
+            since: 1,
+            checked_at: 1,
+        });
+        store
+            .blocking(|c| apply(c, &[check, report(node, 1_000, 5.0)]))
+            .unwrap();
+        assert!(store.blocking(|c| checks(c)).unwrap().is_empty());
+        assert!(store.blocking(|c| reports(c)).unwrap().is_empty());
+    }
+}
