@@ -6,6 +6,7 @@ mod balancer_failover;
 mod balancer_mconf;
 mod balancer_recordings;
 mod interop;
+mod monitoring;
 mod sim_api;
 mod sim_faults;
 mod tidy;

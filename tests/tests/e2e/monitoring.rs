@@ -1,0 +1,354 @@
+//! Monitoring and geo placement end to end: three simulated nodes "in" three cities enrol as
+//! agents would and send signed reports; creates from each region land on the right node; a
+//! busy node, a node with a closed port, a silent agent and a node forced off get nothing;
+//! forged, replayed and unsigned reports are refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conflux_shared::report::{self, BbbCounts, Disk, Enrolled, Report};
+use conflux_shared::{Algorithm, Response};
+use conflux_tests::harness::{balancer, eventually, http, sim, Balancer, SimNode};
+use ipnet::IpNet;
+use serde::Serialize;
+use serde_json::json;
+
+const UNI: &str = "uni-secret-0123456789";
+const TOKEN: &str = "enrol-me-please";
+
+/// The cities, their client address blocks and where their node stands.
+const CITIES: [(&str, &str, f64, f64); 3] = [
+    ("porto-alegre", "198.51.100.0/24", -30.03, -51.22),
+    ("sao-paulo", "203.0.113.0/24", -23.55, -46.63),
+    ("frankfurt", "192.0.2.0/24", 50.11, 8.68),
+];
+
+#[derive(Serialize)]
+struct Flat {
+    country_code: &'static str,
+    city: &'static str,
+    latitude: f32,
+    longitude: f32,
+}
+
+/// A DB-IP-style (flat) database placing each city's client block in that city.
+fn geo_database(dir: &Path) -> std::path::PathBuf {
+    let mut writer = mmdb_writer::Writer::new("city ipv4");
+    for (city, block, lat, lon) in CITIES {
+        let record = Flat {
+            country_code: if city == "frankfurt" { "DE" } else { "BR" },
+            city,
+            latitude: lat as f32,
+            longitude: lon as f32,
+        };
+        writer
+            .insert(block.parse::<IpNet>().unwrap(), &record)
+            .unwrap();
+    }
+    let path = dir.join("cities.mmdb");
+    std::fs::write(&path, writer.to_bytes().unwrap()).unwrap();
+    path
+}
+
+/// Fake agents: every 200 ms each enrolled city reports its current CPU (None = stopped).
+type Cpus = Arc<Mutex<BTreeMap<&'static str, Option<f64>>>>;
+
+fn spawn_agents(url: String, agents: Vec<(&'static str, Enrolled)>, cpus: Cpus) {
+    tokio::spawn(async move {
+        let mut sent = 0i64;
+        loop {
+            for (city, agent) in &agents {
+                let cpu = cpus.lock().unwrap().get(city).copied().flatten();
+                if let Some(cpu) = cpu {
+                    sent = now_ms().max(sent + 1);
+                    let body = serde_json::to_vec(&a_report(cpu, 0.5)).unwrap();
+                    post_report(&url, agent.node, &agent.key, sent, &body).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn enrol(
+    lb: &Balancer,
+    node: &SimNode,
+    name: &str,
+    token: &str,
+    at: (f64, f64),
+) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(format!("{}{}", lb.url, report::ENROL_PATH))
+        .json(&json!({
+            "token": token, "name": name, "url": node.url, "secret": node.secret,
+            "latitude": at.0, "longitude": at.1,
+        }))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn a_report(cpu: f64, interval_secs: f64) -> Report {
+    Report {
+        cpu_percent: cpu,
+        load: [0.5, 0.5, 0.5],
+        memory_used: 2 << 30,
+        memory_total: 8 << 30,
+        disks: vec![Disk {
+            mount: "/".into(),
+            used: 40,
+            total: 100,
+        }],
+        net_in: 1e5,
+        net_out: 2e5,
+        bbb: Ok(BbbCounts {
+            version: "2.0".into(),
+            ..BbbCounts::default()
+        }),
+        interval_secs,
+    }
+}
+
+/// Sends a report signed at `at` (ms) with `key`; returns the HTTP status.
+async fn post_report(lb_url: &str, node: i64, key: &str, at: i64, body: &[u8]) -> u16 {
+    http()
+        .post(format!("{lb_url}{}", report::REPORT_PATH))
+        .header(report::NODE_HEADER, node.to_string())
+        .header(report::TIMESTAMP_HEADER, at.to_string())
+        .header(
+            report::SIGNATURE_HEADER,
+            report::sign(key.as_bytes(), node, at, body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Creates `id` as a client at `client_ip` and returns the name of the node it landed on.
+async fn create_from(lb: &Balancer, id: &str, client_ip: &str) -> String {
+    let url = lb
+        .client(UNI, Algorithm::Sha256)
+        .url("create", &[("meetingID", id), ("name", "Room")]);
+    let body = http()
+        .get(url)
+        .header("x-forwarded-for", client_ip)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(Response::from_xml(&body).unwrap().is_success(), "{body}");
+    let info = lb.cli_ok(&["meetings", "info", id]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("server: "))
+        .unwrap_or_else(|| panic!("{info}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn geo_placement_follows_health_and_location() {
+    let nodes = [
+        sim().start().await,
+        sim().start().await,
+        sim().start().await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let geo = geo_database(dir.path());
+    let lb = balancer()
+        .integration("uni", UNI)
+        .config(&format!(
+            "[geoip]\nfiles = [{geo:?}]\n[monitor]\nenrolment_token = {TOKEN:?}\nenrol_enabled = true\n\
+             ports_interval_secs = 0.2\nversion_interval_secs = 0.2\ndemo_interval_secs = 0.2\n\
+             stale_unknown_intervals = 3\nstale_critical_intervals = 6\n"
+        ))
+        .start()
+        .await;
+
+    // Enrolment: a wrong token is refused; the right one registers each node with its key.
+    let (status, answer) = enrol(&lb, &nodes[0], "porto-alegre", "guess", (0.0, 0.0)).await;
+    assert_eq!(status, 401, "{answer}");
+    let mut agents = Vec::new();
+    for (node, (city, _, lat, lon)) in nodes.iter().zip(CITIES) {
+        let (status, answer) = enrol(&lb, node, city, TOKEN, (lat, lon)).await;
+        assert_eq!(status, 200, "{answer}");
+        agents.push((city, serde_json::from_value::<Enrolled>(answer).unwrap()));
+    }
+    let cpus: Cpus = Arc::new(Mutex::new(
+        CITIES.iter().map(|c| (c.0, Some(20.0))).collect(),
+    ));
+    spawn_agents(lb.url.clone(), agents, cpus.clone());
+    lb.wait_online(3).await;
+    let check_is = |city: &'static str, check: &'static str, state: &'static str| {
+        let lb = &lb;
+        async move {
+            eventually(|| async {
+                let checks = lb.cli_ok(&["servers", "checks", city]);
+                checks
+                    .lines()
+                    .any(|l| l.starts_with(check) && l.contains(state))
+            })
+            .await
+        }
+    };
+    for city in ["porto-alegre", "sao-paulo", "frankfurt"] {
+        assert!(check_is(city, "cpu", "OK").await, "{city} reported");
+    }
+
+    // Each region's client lands on its own node.
+    assert_eq!(
+        create_from(&lb, "poa-1", "198.51.100.7").await,
+        "porto-alegre"
+    );
+    assert_eq!(create_from(&lb, "sp-1", "203.0.113.5").await, "sao-paulo");
+    assert_eq!(create_from(&lb, "fra-1", "192.0.2.9").await, "frankfurt");
+    let info = lb.cli_ok(&["meetings", "info", "poa-1"]);
+    assert!(info.contains("geo: nearest node porto-alegre"), "{info}");
+
+    // Porto Alegre at 90% CPU (a WARNING) gets nothing; São Paulo is the nearest healthy node.
+    cpus.lock().unwrap().insert("porto-alegre", Some(90.0));
+    assert!(check_is("porto-alegre", "cpu", "WARNING").await);
+    assert_eq!(create_from(&lb, "poa-2", "198.51.100.8").await, "sao-paulo");
+    // Forced off, it gets nothing even when healthy.
+    lb.cli_ok(&["servers", "force", "porto-alegre", "off"]);
+    cpus.lock().unwrap().insert("porto-alegre", Some(20.0));
+    assert!(check_is("porto-alegre", "cpu", "OK").await);
+    assert_ne!(
+        create_from(&lb, "poa-3", "198.51.100.9").await,
+        "porto-alegre",
+        "forced off"
+    );
+    lb.cli_ok(&["servers", "force", "porto-alegre", "auto"]);
+    assert!(
+        eventually(|| async {
+            create_from(
+                &lb,
+                &format!("poa-{}", rand::random::<u32>()),
+                "198.51.100.9",
+            )
+            .await
+                == "porto-alegre"
+        })
+        .await
+    );
+
+    // A closed port on São Paulo: its ports check goes CRITICAL and it gets nothing.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    lb.cli_ok(&[
+        "servers",
+        "update",
+        "sao-paulo",
+        "--ports",
+        &closed.to_string(),
+    ]);
+    assert!(check_is("sao-paulo", "ports", "CRITICAL").await);
+    assert_eq!(
+        create_from(&lb, "sp-2", "203.0.113.6").await,
+        "porto-alegre"
+    );
+    // Forced on, it takes meetings again whatever its checks say.
+    lb.cli_ok(&["servers", "force", "sao-paulo", "on"]);
+    assert!(
+        eventually(|| async {
+            create_from(&lb, &format!("sp-{}", rand::random::<u32>()), "203.0.113.7").await
+                == "sao-paulo"
+        })
+        .await
+    );
+    lb.cli_ok(&["servers", "force", "sao-paulo", "auto"]);
+    lb.cli_ok(&["servers", "update", "sao-paulo", "--ports", ""]);
+
+    // Frankfurt's agent stops: its report check turns UNKNOWN, then CRITICAL, and it is out.
+    cpus.lock().unwrap().insert("frankfurt", None);
+    assert!(check_is("frankfurt", "report", "UNKNOWN").await);
+    assert!(check_is("frankfurt", "report", "CRITICAL").await);
+    assert_ne!(create_from(&lb, "fra-2", "192.0.2.10").await, "frankfurt");
+    let status = lb.cli_ok(&["servers", "checks", "frankfurt"]);
+    assert!(status.contains("no report for"), "{status}");
+    drop(nodes);
+}
+
+#[tokio::test]
+async fn forged_replayed_and_unsigned_reports_are_refused() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .integration("uni", UNI)
+        .config(&format!("[monitor]\nenrolment_token = {TOKEN:?}\n"))
+        .start()
+        .await;
+    let (status, answer) = enrol(&lb, &node, "bbb1", TOKEN, (10.0, 10.0)).await;
+    assert_eq!(status, 200, "{answer}");
+    let enrolled: Enrolled = serde_json::from_value(answer).unwrap();
+    // Enrolled nodes wait for an admin unless monitor.enrol_enabled.
+    assert!(lb.cli_ok(&["servers", "list"]).contains("disabled"));
+    let body = serde_json::to_vec(&a_report(10.0, 10.0)).unwrap();
+    let now = now_ms();
+    let (id, key) = (enrolled.node, enrolled.key.as_str());
+    let lb_url = lb.url.as_str();
+    assert_eq!(post_report(lb_url, id, key, now, &body).await, 200);
+    assert_eq!(
+        post_report(lb_url, id, key, now, &body).await,
+        409,
+        "a replay"
+    );
+    assert_eq!(
+        post_report(lb_url, id, key, now - 1, &body).await,
+        409,
+        "an older one"
+    );
+    assert_eq!(
+        post_report(lb_url, id, "not-the-key", now + 1, &body).await,
+        401,
+        "forged"
+    );
+    assert_eq!(
+        post_report(lb_url, id + 1, key, now + 2, &body).await,
+        401,
+        "unknown node"
+    );
+    assert_eq!(
+        post_report(lb_url, id, key, now - 10 * 60_000, &body).await,
+        401,
+        "ten minutes old"
+    );
+    let unsigned = http()
+        .post(format!("{}{}", lb.url, report::REPORT_PATH))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 400);
+    let error: serde_json::Value = unsigned.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("x-conflux-node"),
+        "{error}"
+    );
+    assert_eq!(
+        post_report(lb_url, id, key, now + 3, b"{not json").await,
+        400
+    );
+    // Still accepted after all that, and the log names the refusals.
+    assert_eq!(post_report(lb_url, id, key, now + 4, &body).await, 200);
+    let log = lb.process.log_text();
+    assert!(
+        log.contains("bad signature") && log.contains("replayed"),
+        "{log}"
+    );
+}
