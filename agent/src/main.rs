@@ -1,13 +1,88 @@
-//! `conflux-agent`: the command line. Only `--help` and `--version` exist so far; the
-//! commands arrive with their issues (see README).
+//! `conflux-agent`: parses the command line, loads the configuration and runs the report loop
+//! or one Nagios check. Exit codes: `run` 0, or 2 for bad configuration; `check` the Nagios
+//! codes 0/1/2/3 (bad configuration is UNKNOWN, 3).
+
+mod cli;
+mod collect;
+mod config;
+mod nagios;
+mod report;
+
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use cli::{Cli, Command};
+use config::Config;
 
-/// Reports a BBB node's health and load to the Conflux balancer; also runs as a Nagios plugin.
-#[derive(Parser)]
-#[command(name = "conflux-agent", version, arg_required_else_help = true)]
-struct Cli {}
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = |name: &str| std::env::var(name).ok();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Run => {
+            conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
+            let config = match Config::load(&cli.config, &env, false) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(report::run(config, shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Check {
+            what,
+            warning,
+            critical,
+            sample_secs,
+        } => {
+            let output = match Config::load(&cli.config, &env, false) {
+                Ok(config) => {
+                    let sample = Duration::try_from_secs_f64(sample_secs).unwrap_or_default();
+                    runtime.block_on(nagios::check(&config, what, warning, critical, sample))
+                }
+                Err(e) => nagios::PluginOutput {
+                    status: conflux_shared::status::Status::Unknown,
+                    line: format!("AGENT UNKNOWN - {e}"),
+                },
+            };
+            #[allow(clippy::print_stdout)] // the plugin's one output line
+            {
+                println!("{}", output.line);
+            }
+            ExitCode::from(output.status.exit_code())
+        }
+    }
+}
 
-fn main() {
-    Cli::parse();
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            ctrl_c.await.ok();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
 }

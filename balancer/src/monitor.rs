@@ -29,7 +29,7 @@ use crate::store::{self, Forced, Node, NodeId, Store};
 
 /// How often batched writes are flushed and report ages evaluated.
 const TICK: Duration = Duration::from_secs(1);
-/// An unchanged check is rewritten to the store at most this often (ms).
+/// A check whose state and output are unchanged is rewritten (its `checked_at`) this often (ms).
 const REWRITE_AFTER_MS: i64 = 60_000;
 /// History is pruned this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -156,7 +156,8 @@ impl Monitor {
             Some(c) if !changed => c.since,
             _ => now,
         };
-        let rewrite = changed || previous.is_none_or(|c| now - c.stored_at >= REWRITE_AFTER_MS);
+        let rewrite = changed
+            || previous.is_none_or(|c| c.output != output || now - c.stored_at >= REWRITE_AFTER_MS);
         if changed {
             let from = previous.map_or("none", |c| c.status.as_str());
             if status.is_problem() {
@@ -515,7 +516,7 @@ mod tests {
         monitor.set(id, "cpu", Status::Ok, "a".into());
         let since = monitor.health(id).unwrap().checks["cpu"].since;
         std::thread::sleep(Duration::from_millis(5));
-        monitor.set(id, "cpu", Status::Ok, "b".into());
+        monitor.set(id, "cpu", Status::Ok, "a".into());
         assert_eq!(monitor.health(id).unwrap().checks["cpu"].since, since);
         monitor.set(id, "cpu", Status::Critical, "c".into());
         assert!(monitor.health(id).unwrap().checks["cpu"].since > since);

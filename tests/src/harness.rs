@@ -57,27 +57,7 @@ impl Process {
         dir: &Path,
         env: &[(String, String)],
     ) -> (Process, String) {
-        let path = binary(bin);
-        assert!(
-            path.exists(),
-            "{} is missing: build the binaries first (scripts/test does)",
-            path.display()
-        );
-        let log = dir.join(format!("{bin}.log"));
-        let stderr = std::fs::File::create(&log).expect("create the log file");
-        let mut command = Command::new(&path);
-        command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .stdin(Stdio::null());
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONFLUX_")) {
-            command.env_remove(key);
-        }
-        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        let (mut child, log) = spawn(bin, args, dir, env, Stdio::piped());
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -95,6 +75,24 @@ impl Process {
                 process.log_text()
             ),
         }
+    }
+
+    /// Starts `bin args...` without waiting for anything (daemons that do not listen).
+    pub fn spawn(bin: &str, args: &[String], dir: &Path, env: &[(String, String)]) -> Process {
+        let (child, log) = spawn(bin, args, dir, env, Stdio::null());
+        Process { child, log }
+    }
+
+    /// Waits for the process to exit (up to `timeout`); its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn log_text(&self) -> String {
@@ -129,6 +127,39 @@ impl Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns a workspace binary with its stderr in `dir/<bin>.log` and no `CONFLUX_*` variables
+/// but `env`.
+fn spawn(
+    bin: &str,
+    args: &[String],
+    dir: &Path,
+    env: &[(String, String)],
+    stdout: Stdio,
+) -> (Child, PathBuf) {
+    let path = binary(bin);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (scripts/test does)",
+        path.display()
+    );
+    let log = dir.join(format!("{bin}.log"));
+    let stderr = std::fs::File::create(&log).expect("create the log file");
+    let mut command = Command::new(&path);
+    command
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .stdin(Stdio::null());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONFLUX_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+    (child, log)
 }
 
 impl Drop for Process {
@@ -529,4 +560,60 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Builder for a `conflux-agent run` reporting `node` to `balancer_url`.
+pub fn agent(balancer_url: &str, node: &SimNode, token: &str) -> AgentBuilder {
+    AgentBuilder {
+        config: format!(
+            "[balancer]\nurl = {balancer_url:?}\nenrolment_token = {token:?}\n\
+             [node]\nname = \"agent-node\"\napi_url = \"{}/bigbluebutton/api\"\nsecret = {:?}\n",
+            node.url, node.secret
+        ),
+        interval_secs: 0.5,
+    }
+}
+
+pub struct AgentBuilder {
+    config: String,
+    interval_secs: f64,
+}
+
+/// A running agent and its directory (config, state file, log).
+pub struct AgentProcess {
+    pub process: Process,
+    pub dir: TempDir,
+}
+
+impl AgentBuilder {
+    pub fn interval(mut self, secs: f64) -> Self {
+        self.interval_secs = secs;
+        self
+    }
+
+    pub fn start(&self) -> AgentProcess {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        AgentProcess {
+            process: self.start_in(&dir),
+            dir,
+        }
+    }
+
+    /// Starts it in `dir` (again, after a stop: the state file there is kept).
+    pub fn start_in(&self, dir: &TempDir) -> Process {
+        let config = dir.path().join("agent.toml");
+        let text = format!(
+            "{}[report]\ninterval_secs = {}\nstate_file = {:?}\ndisks = [\"/\"]\n",
+            self.config,
+            self.interval_secs,
+            dir.path().join("state.json").display().to_string()
+        );
+        std::fs::write(&config, text).expect("write the agent config");
+        let args = [
+            "--config".to_string(),
+            config.display().to_string(),
+            "run".into(),
+        ];
+        Process::spawn("conflux-agent", &args, dir.path(), &[])
+    }
 }

@@ -1,0 +1,276 @@
+//! The agent's configuration: one TOML file, overridden by `CONFLUX_<SECTION>__<KEY>`
+//! environment variables (read through a lookup function so tests pass a map), validated into
+//! [`Config`] with errors that name the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config key {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    balancer: RawBalancer,
+    node: RawNode,
+    report: RawReport,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawBalancer {
+    url: String,
+    enrolment_token: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    api_url: String,
+    local_api_url: String,
+    secret: String,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawReport {
+    interval_secs: f64,
+    disks: Vec<String>,
+    state_file: PathBuf,
+    timeout_secs: f64,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        RawReport {
+            interval_secs: 10.0,
+            disks: vec!["/".into()],
+            state_file: PathBuf::from("/var/lib/conflux-agent/state.json"),
+            timeout_secs: 10.0,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The balancer's base URL (no trailing slash); empty in plugin-only set-ups.
+    pub balancer_url: String,
+    pub enrolment_token: String,
+    pub name: String,
+    /// The node's API base as the balancer calls it.
+    pub api_url: String,
+    /// Where the agent reads the node's counts (defaults to `api_url`).
+    pub local_api_url: String,
+    pub secret: String,
+    pub location: Option<(f64, f64)>,
+    pub interval: Duration,
+    /// Mount points reported; empty = every mounted file system.
+    pub disks: Vec<String>,
+    pub state_file: PathBuf,
+    pub timeout: Duration,
+}
+
+/// `(section, key)` pairs that environment variables may set.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("balancer", "url"),
+    ("balancer", "enrolment_token"),
+    ("node", "name"),
+    ("node", "api_url"),
+    ("node", "local_api_url"),
+    ("node", "secret"),
+    ("node", "latitude"),
+    ("node", "longitude"),
+    ("report", "interval_secs"),
+    ("report", "disks"),
+    ("report", "state_file"),
+    ("report", "timeout_secs"),
+];
+
+impl Config {
+    /// Reads `path` if it exists (a missing default file is fine: env may carry everything),
+    /// applies the environment and validates.
+    pub fn load(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        required: bool,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str::<toml::Table>(&text)
+                .map_err(|e| ConfigError::Parse(e.to_string().replace('\n', " ")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => toml::Table::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        for (section, key) in ENV_KEYS {
+            let name = format!("CONFLUX_{}__{}", section.to_uppercase(), key.to_uppercase());
+            if let Some(value) = env(&name) {
+                let value = match *key {
+                    "disks" => toml::Value::Array(
+                        value
+                            .split(',')
+                            .map(|d| toml::Value::String(d.trim().into()))
+                            .collect(),
+                    ),
+                    "latitude" | "longitude" | "interval_secs" | "timeout_secs" => {
+                        match value.trim().parse::<f64>() {
+                            Ok(n) => toml::Value::Float(n),
+                            Err(_) => toml::Value::String(value),
+                        }
+                    }
+                    _ => toml::Value::String(value),
+                };
+                if let toml::Value::Table(t) = table
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                {
+                    t.insert(key.to_string(), value);
+                }
+            }
+        }
+        let raw: RawConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string().replace('\n', " ")))?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let invalid = |key, problem: String| ConfigError::Invalid { key, problem };
+        let url = |key, v: &str| {
+            let v = v.trim().trim_end_matches('/');
+            if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                Ok(v.to_owned())
+            } else {
+                Err(invalid(key, format!("{v:?} is not an http(s) URL")))
+            }
+        };
+        let seconds = |key, v: f64| {
+            Duration::try_from_secs_f64(v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| invalid(key, format!("{v} is not a positive number of seconds")))
+        };
+        let api_url = url("node.api_url", &raw.node.api_url)?;
+        let local = url("node.local_api_url", &raw.node.local_api_url)?;
+        let location = match (raw.node.latitude, raw.node.longitude) {
+            (Some(lat), Some(lon))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
+                Some((lat, lon))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "node.latitude",
+                    "latitude and longitude go together, in degrees".into(),
+                ))
+            }
+        };
+        Ok(Config {
+            balancer_url: url("balancer.url", &raw.balancer.url)?,
+            enrolment_token: raw.balancer.enrolment_token,
+            name: match raw.node.name.trim() {
+                "" => sysinfo::System::host_name().unwrap_or_else(|_| "bbb".into()),
+                name => name.to_owned(),
+            },
+            local_api_url: if local.is_empty() {
+                api_url.clone()
+            } else {
+                local
+            },
+            api_url,
+            secret: raw.node.secret.trim().to_owned(),
+            location,
+            interval: seconds("report.interval_secs", raw.report.interval_secs)?,
+            disks: raw.report.disks,
+            state_file: raw.report.state_file,
+            timeout: seconds("report.timeout_secs", raw.report.timeout_secs)?,
+        })
+    }
+
+    /// Whether reporting can start: the balancer, the node and its secret are known.
+    pub fn check_reporting(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("balancer.url", &self.balancer_url),
+            ("node.api_url", &self.api_url),
+            ("node.secret", &self.secret),
+        ] {
+            if value.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: "must be set to report".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, toml).unwrap();
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        Config::load(&path, &lookup, true)
+    }
+
+    #[test]
+    fn file_and_environment() {
+        let config = load(
+            "[balancer]\nurl = \"https://lb.example.org/\"\n[node]\napi_url = \"https://bbb1.example.org/bigbluebutton/api\"\n",
+            &[("CONFLUX_NODE__SECRET", "12345"), ("CONFLUX_REPORT__DISKS", "/, /var")],
+        )
+        .unwrap();
+        assert_eq!(config.balancer_url, "https://lb.example.org");
+        assert_eq!(
+            config.secret, "12345",
+            "a numeric-looking secret stays text"
+        );
+        assert_eq!(config.local_api_url, config.api_url);
+        assert_eq!(config.disks, ["/", "/var"]);
+        assert_eq!(config.interval, Duration::from_secs(10));
+        config.check_reporting().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let error = |toml: &str| load(toml, &[]).unwrap_err().to_string();
+        assert!(error("[report]\ninterval_secs = 0\n").contains("report.interval_secs"));
+        assert!(error("[node]\napi_url = \"ftp://x\"\n").contains("node.api_url"));
+        assert!(error("[node]\nlatitude = 1.0\n").contains("node.latitude"));
+        assert!(error("[nodes]\n").contains("unknown field"));
+        let empty = load("", &[]).unwrap();
+        assert!(empty
+            .check_reporting()
+            .unwrap_err()
+            .to_string()
+            .contains("balancer.url"));
+    }
+}
