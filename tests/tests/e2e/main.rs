@@ -8,6 +8,7 @@ mod balancer_mconf;
 mod balancer_recordings;
 mod interop;
 mod monitoring;
+mod nagios;
 mod sim_api;
 mod sim_faults;
 mod tidy;
