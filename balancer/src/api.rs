@@ -39,6 +39,7 @@ pub async fn call_node(
     forward::call(state, node, call, raw_query, None, context).await
 }
 
+use crate::metrics::Outcome;
 use crate::state::AppState;
 
 /// Largest request body accepted (inline presentations in create/insertDocument).
@@ -159,10 +160,18 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
 
 #[tracing::instrument(skip_all, fields(call = %req.as_ref().map_or("", |r| r.call.as_str())))]
 async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> warp::reply::Response {
-    let answer = match req {
-        Ok(req) => dispatch(state, req).await,
-        Err(e) => Err(e),
+    let started = std::time::Instant::now();
+    let (call, answer) = match req {
+        Ok(req) => (req.call.clone(), dispatch(state, req).await),
+        Err(e) => ("?".to_owned(), Err(e)),
     };
+    let outcome = match &answer {
+        Ok(Answer::Xml(r)) if r.is_success() => Outcome::Success,
+        Ok(Answer::Raw(_) | Answer::Json(_)) => Outcome::Proxied,
+        Ok(Answer::Redirect(_)) => Outcome::Redirect,
+        Ok(Answer::Xml(_)) | Err(_) => Outcome::Failed,
+    };
+    state.metrics.observe(&call, outcome, started.elapsed());
     match answer {
         Ok(Answer::Xml(response)) => xml(&response),
         Ok(Answer::Raw(body)) => xml_bytes(body),

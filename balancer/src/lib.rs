@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod monitor;
 pub mod placement;
 pub mod poller;
@@ -50,10 +51,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// Everything the balancer serves: the agents' door, then the BBB API (which answers the rest).
+/// Everything the balancer serves: the agents' door, `/metrics`, then the BBB API (which
+/// answers the rest).
 fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    use warp::Filter;
+    use warp::{Filter, Reply};
+    let metrics = {
+        let state = state.clone();
+        warp::get().and(warp::path!("metrics")).map(move || {
+            warp::reply::with_header(
+                metrics::render(&state),
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .into_response()
+        })
+    };
     agents::routes(state.clone())
+        .or(metrics)
+        .unify()
         .or(api::routes(state.clone()))
         .unify()
         .boxed()

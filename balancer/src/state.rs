@@ -51,6 +51,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub monitor: Monitor,
+    pub metrics: crate::metrics::Metrics,
     pub nodes: ArcSwap<NodeTable>,
     pub integrations: ArcSwap<Vec<Integration>>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
@@ -121,6 +122,7 @@ impl AppState {
         let state = Arc::new(AppState {
             config: Arc::new(config),
             monitor: Monitor::new(geoip),
+            metrics: crate::metrics::Metrics::default(),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(Vec::new()),

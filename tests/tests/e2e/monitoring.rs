@@ -282,6 +282,39 @@ async fn geo_placement_follows_health_and_location() {
     assert_ne!(create_from(&lb, "fra-2", "192.0.2.10").await, "frankfurt");
     let status = lb.cli_ok(&["servers", "checks", "frankfurt"]);
     assert!(status.contains("no report for"), "{status}");
+
+    // Prometheus sees the same: check states, the agents' figures, the API's counters.
+    let metrics = http()
+        .get(format!("{}/metrics", lb.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "conflux_node_check_state{node=\"frankfurt\",check=\"report\"} 2.0",
+        "conflux_node_cpu_percent{node=\"porto-alegre\"} 20.0",
+        "conflux_node_accepting{node=\"frankfurt\"} 0.0",
+        "conflux_node_online{node=\"sao-paulo\"} 1.0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                .starts_with("conflux_api_requests_total{call=\"create\",outcome=\"success\"}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("conflux_api_request_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     drop(nodes);
 }
 

@@ -1,0 +1,252 @@
+//! Prometheus metrics at `GET /metrics` (OpenMetrics text): the balancer's own API request
+//! counters and latencies, recorded on every call, and per-node gauges (state, meetings,
+//! users, the agent's figures and each check's state) built from the snapshots at scrape time.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+use crate::store::NodeState;
+
+/// The API calls counted by name; anything else is counted as `other`, so clients cannot
+/// grow the label set.
+const CALLS: &[&str] = &[
+    "index",
+    "create",
+    "join",
+    "end",
+    "isMeetingRunning",
+    "getMeetingInfo",
+    "getMeetings",
+    "insertDocument",
+    "sendChatMessage",
+    "getRecordings",
+    "publishRecordings",
+    "deleteRecordings",
+    "updateRecordings",
+    "getRecordingTextTracks",
+    "getServers",
+    "getMeetingEvents",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failed,
+    /// A node's answer passed on unchanged (its returncode is not parsed).
+    Proxied,
+    Redirect,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::Proxied => "proxied",
+            Outcome::Redirect => "redirect",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    call: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    call: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    node: String,
+    check: String,
+}
+
+type Latency = Family<LatencyLabels, Histogram, fn() -> Histogram>;
+
+/// The request metrics, shared by every server thread.
+pub struct Metrics {
+    requests: Family<CallLabels, Counter>,
+    latency: Latency,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| {
+                // 0.25 ms .. about 4 s.
+                Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+            }),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one API call.
+    pub fn observe(&self, call: &str, outcome: Outcome, elapsed: Duration) {
+        let call = if call.is_empty() {
+            "index"
+        } else {
+            CALLS
+                .iter()
+                .find(|c| **c == call)
+                .copied()
+                .unwrap_or("other")
+        };
+        self.requests
+            .get_or_create(&CallLabels {
+                call,
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&LatencyLabels { call })
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// The whole exposition for one scrape.
+pub fn render(state: &Arc<AppState>) -> String {
+    let mut registry = Registry::with_prefix("conflux");
+    registry.register(
+        "api_requests",
+        "BBB API calls answered, by call and outcome",
+        state.metrics.requests.clone(),
+    );
+    registry.register(
+        "api_request_duration_seconds",
+        "Time to answer a BBB API call",
+        state.metrics.latency.clone(),
+    );
+    let gauge = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let online = gauge(
+        &mut registry,
+        "node_online",
+        "1 if the node answers its API",
+    );
+    let enabled = gauge(
+        &mut registry,
+        "node_enabled",
+        "1 if the node takes new meetings (admin state)",
+    );
+    let accepted = gauge(
+        &mut registry,
+        "node_accepting",
+        "1 if monitoring lets the node take new meetings",
+    );
+    let meetings = gauge(
+        &mut registry,
+        "node_meetings",
+        "Meetings on the node (last poll)",
+    );
+    let users = gauge(
+        &mut registry,
+        "node_users",
+        "Participants on the node (last poll)",
+    );
+    let voice = gauge(
+        &mut registry,
+        "node_voice_users",
+        "Participants with a microphone (last poll)",
+    );
+    let video = gauge(
+        &mut registry,
+        "node_video_users",
+        "Participants with a camera (last poll)",
+    );
+    let cpu = gauge(
+        &mut registry,
+        "node_cpu_percent",
+        "CPU use from the node's agent",
+    );
+    let memory = gauge(
+        &mut registry,
+        "node_memory_percent",
+        "Memory use from the node's agent",
+    );
+    let disk = gauge(
+        &mut registry,
+        "node_disk_percent",
+        "Fullest disk from the node's agent",
+    );
+    let net_in = gauge(
+        &mut registry,
+        "node_network_in_bytes_per_second",
+        "Received, from the node's agent",
+    );
+    let net_out = gauge(
+        &mut registry,
+        "node_network_out_bytes_per_second",
+        "Sent, from the node's agent",
+    );
+    let checks = Family::<CheckLabels, Gauge<f64, AtomicU64>>::default();
+    registry.register(
+        "node_check_state",
+        "Each check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+        checks.clone(),
+    );
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    for node in &state.nodes.load().nodes {
+        let l = NodeLabels {
+            node: node.name.clone(),
+        };
+        online.get_or_create(&l).set(flag(node.online));
+        enabled
+            .get_or_create(&l)
+            .set(flag(node.state == NodeState::Enabled));
+        accepted
+            .get_or_create(&l)
+            .set(flag(state.monitor.accepts(node)));
+        meetings.get_or_create(&l).set(f64::from(node.meetings));
+        users.get_or_create(&l).set(f64::from(node.users));
+        voice.get_or_create(&l).set(f64::from(node.voice));
+        video.get_or_create(&l).set(f64::from(node.videos));
+        let Some(health) = state.monitor.health(node.id) else {
+            continue;
+        };
+        if let Some(r) = &health.report {
+            cpu.get_or_create(&l).set(r.cpu_percent);
+            memory.get_or_create(&l).set(r.memory_percent());
+            disk.get_or_create(&l)
+                .set(r.fullest_disk().map_or(0.0, |d| d.percent()));
+            net_in.get_or_create(&l).set(r.net_in);
+            net_out.get_or_create(&l).set(r.net_out);
+        }
+        for (name, check) in &health.checks {
+            let labels = CheckLabels {
+                node: node.name.clone(),
+                check: name.clone(),
+            };
+            checks
+                .get_or_create(&labels)
+                .set(f64::from(check.status.exit_code()));
+        }
+    }
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::error!(error = %e, "Could not encode metrics.");
+    }
+    text
+}
