@@ -1,6 +1,7 @@
-//! `conflux-balancer demo`: a balancer and three simulated BBB nodes (`conflux-bbb-sim`, built
-//! beside this binary) with one integration, on loopback, with no set-up. Prints the API URL,
-//! secret and what to try; runs until Ctrl-C and stops its children.
+//! `conflux-balancer demo`: a balancer, three simulated BBB nodes (`conflux-bbb-sim`, built
+//! beside this binary) "in" three cities, and a `conflux-agent` reporting for each, with one
+//! integration, on loopback, with no set-up. Prints the API URL, secret and what to try; runs
+//! until Ctrl-C and stops its children.
 #![allow(clippy::print_stdout)] // the demo talks to its user
 
 use std::io::{BufRead, BufReader};
@@ -15,6 +16,13 @@ use crate::store::{self, NewNode, NodeState};
 
 const DEMO_SECRET: &str = "conflux-demo-secret-0123456789";
 const NODE_SECRET: &str = "demo-node-secret";
+const ENROLMENT_TOKEN: &str = "conflux-demo-enrolment";
+/// Where the demo's nodes "are", for geo placement.
+const CITIES: [(&str, f64, f64); 3] = [
+    ("Porto Alegre", -30.03, -51.22),
+    ("São Paulo", -23.55, -46.63),
+    ("Frankfurt", 50.11, 8.68),
+];
 
 /// Children killed on drop.
 struct Children(Vec<Child>);
@@ -32,12 +40,20 @@ impl Drop for Children {
     }
 }
 
-pub fn run(listen: &str) -> anyhow::Result<()> {
-    let sim = std::env::current_exe()?
+/// A workspace binary next to this one.
+fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe()?
         .parent()
-        .map(|d| d.join("conflux-bbb-sim"))
+        .map(|d| d.join(name))
         .filter(|p| p.exists())
-        .ok_or_else(|| anyhow!("conflux-bbb-sim is not built beside this binary: run `cargo build --workspace --bins`"))?;
+        .ok_or_else(|| {
+            anyhow!("{name} is not built beside this binary: run `cargo build --workspace --bins`")
+        })
+}
+
+pub fn run(listen: &str) -> anyhow::Result<()> {
+    let sim = sibling("conflux-bbb-sim")?;
+    let agent = sibling("conflux-agent")?;
     let data = std::env::temp_dir().join(format!("conflux-demo-{}", std::process::id()));
     let mut children = Children(Vec::new());
     let mut urls = Vec::new();
@@ -73,6 +89,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     raw.server.listen = listen.to_owned();
     raw.server.data_dir = Some(data.join("balancer"));
     raw.poller.interval_secs = 2.0;
+    raw.monitor.enrolment_token = Some(Secret(ENROLMENT_TOKEN.into()));
     let mut config = Config::validate(raw)?;
     config.default_integration = Some(DefaultIntegration {
         name: "demo".into(),
@@ -92,6 +109,41 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
             .store
             .blocking(|c| store::nodes::insert(c, &node).map(|_| ()))?;
     }
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    for (i, (url, (_, lat, lon))) in urls.iter().zip(CITIES).enumerate() {
+        let env = [
+            ("CONFLUX_BALANCER__URL", format!("http://{addr}")),
+            ("CONFLUX_BALANCER__ENROLMENT_TOKEN", ENROLMENT_TOKEN.into()),
+            ("CONFLUX_NODE__NAME", format!("bbb{}", i + 1)),
+            (
+                "CONFLUX_NODE__API_URL",
+                conflux_shared::signed_url::api_base_of(url),
+            ),
+            ("CONFLUX_NODE__SECRET", NODE_SECRET.into()),
+            ("CONFLUX_NODE__LATITUDE", lat.to_string()),
+            ("CONFLUX_NODE__LONGITUDE", lon.to_string()),
+            ("CONFLUX_REPORT__INTERVAL_SECS", "2".into()),
+            (
+                "CONFLUX_REPORT__STATE_FILE",
+                data.join(format!("agent{}.json", i + 1))
+                    .display()
+                    .to_string(),
+            ),
+        ];
+        let child = Command::new(&agent)
+            .arg("--config")
+            .arg(data.join("no-agent-file.toml"))
+            .arg("run")
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", agent.display()))?;
+        children.0.push(child);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -99,22 +151,28 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     runtime.block_on(async move {
         state.refresh().await?;
         crate::poller::poll_all(&state, true).await;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         println!("listening on http://{addr}");
         println!();
-        println!("Conflux demo: a balancer in front of three simulated BBB nodes.");
+        println!(
+            "Conflux demo: a balancer in front of three simulated BBB nodes, each with an agent."
+        );
         println!("  BBB API URL:  http://{addr}/bigbluebutton/api/");
         println!("  secret:       {DEMO_SECRET}");
-        println!("  nodes:        {}", urls.join(", "));
+        for (i, (url, (city, _, _))) in urls.iter().zip(CITIES).enumerate() {
+            println!("  node bbb{}:    {url} ({city})", i + 1);
+        }
+        println!("  metrics:      http://{addr}/metrics");
         println!("  data:         {}", shown.display());
         println!();
         println!("Point Greenlight, Moodle or any BBB client at the URL and secret above, or try:");
         println!("  curl http://{addr}/bigbluebutton/api");
         println!(
             "  conflux-balancer --data-dir {} servers status",
+            shown.join("balancer").display()
+        );
+        println!(
+            "  conflux-balancer --data-dir {} servers checks bbb1",
             shown.join("balancer").display()
         );
         println!("Press Ctrl-C to stop.");
