@@ -88,6 +88,16 @@ pub enum ServersCommand {
     },
     /// A node's monitoring checks: state, since when, output (Nagios-like).
     Checks { server: String },
+    /// A node's metric history from its agent's reports (oldest first).
+    History {
+        server: String,
+        /// Row resolution: every report, 5-minute or hourly means.
+        #[arg(long, value_enum, default_value = "raw")]
+        resolution: Resolution,
+        /// How far back, in hours.
+        #[arg(long, default_value_t = 1.0)]
+        hours: f64,
+    },
     /// The status table: HOSTNAME STATE STATUS MEETINGS USERS LARGEST MEETING VIDEOS.
     Status,
     /// Make the pool match a YAML (or JSON) file in Scalelite's servers:sync format:
@@ -157,6 +167,26 @@ pub struct UpdateServer {
     /// TCP ports the balancer checks on this node (comma list; empty = the configured default).
     #[arg(long)]
     pub ports: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Resolution {
+    Raw,
+    #[value(name = "5m")]
+    FiveMinutes,
+    #[value(name = "1h")]
+    Hourly,
+}
+
+impl Resolution {
+    /// Seconds per stored row (0 = one row per report).
+    pub fn seconds(self) -> i64 {
+        match self {
+            Resolution::Raw => 0,
+            Resolution::FiveMinutes => 300,
+            Resolution::Hourly => 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

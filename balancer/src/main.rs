@@ -8,11 +8,6 @@ use conflux_balancer::cli::{Cli, Command};
 use conflux_balancer::config::Config;
 use conflux_balancer::{admin, demo};
 
-/// mimalloc: the proxy path allocates and frees many small buffers per request; glibc's
-/// allocator cost about a tenth of the balancer's CPU in the peer benchmark.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);

@@ -474,7 +474,7 @@ impl BalancerBuilder {
         for (name, url, secret) in &self.nodes {
             lb.cli_ok(&["servers", "add", url, secret, "--name", name, "--enable"]);
         }
-        lb.start_serving().await;
+        lb.start_serving("127.0.0.1:0").await;
         lb
     }
 }
@@ -513,15 +513,26 @@ impl Balancer {
     /// Kills the balancer at once (SIGKILL) and starts it again on the same data.
     pub async fn crash_and_restart(&mut self) {
         self.process.kill();
-        self.start_serving().await;
+        self.start_serving("127.0.0.1:0").await;
     }
 
-    async fn start_serving(&mut self) {
+    /// Kills the balancer, waits `down`, and starts it again on the same address (for clients
+    /// configured with its URL, such as agents).
+    pub async fn outage(&mut self, down: Duration) {
+        let status = self.cli_ok(&["servers", "status"]);
+        self.expected_nodes = status.lines().filter(|l| l.contains(" online ")).count();
+        self.process.kill();
+        tokio::time::sleep(down).await;
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        self.start_serving(&addr).await;
+    }
+
+    async fn start_serving(&mut self, listen: &str) {
         let mut args = vec![
             "--config".to_owned(),
             self.dir.path().join("balancer.toml").display().to_string(),
         ];
-        args.extend(["serve", "--listen", "127.0.0.1:0"].map(String::from));
+        args.extend(["serve", "--listen", listen].map(String::from));
         let (process, addr) =
             Process::start_with_env("conflux-balancer", &args, self.dir.path(), &self.env);
         self.process = process;

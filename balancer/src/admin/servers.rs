@@ -6,7 +6,7 @@ use std::sync::Arc;
 use conflux_shared::signed_url::api_base_of;
 
 use super::{usage, UsageError};
-use crate::cli::{AddServer, ForceMode, ServersCommand, UpdateServer};
+use crate::cli::{AddServer, ForceMode, Resolution, ServersCommand, UpdateServer};
 use crate::config::Secret;
 use crate::state::AppState;
 use crate::store::{self, Forced, NewNode, Node, NodeState, NodeUpdate};
@@ -31,6 +31,11 @@ pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Resu
         ServersCommand::Update(update) => update_server(state, update),
         ServersCommand::Force { server, mode } => force(state, &server, mode),
         ServersCommand::Checks { server } => checks(state, &server),
+        ServersCommand::History {
+            server,
+            resolution,
+            hours,
+        } => history(state, &server, resolution, hours),
         ServersCommand::Status => status(state),
         ServersCommand::Sync {
             file,
@@ -171,7 +176,9 @@ fn force(state: &AppState, key: &str, mode: ForceMode) -> anyhow::Result<()> {
 /// The node's checks as the running balancer last stored them.
 fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
     let node = find(state, key)?;
-    let rows = state.store.blocking(|c| store::monitor::checks(c))?;
+    let (rows, reports) = state
+        .store
+        .blocking(|c| Ok((store::monitor::checks(c)?, store::monitor::reports(c)?)))?;
     let rows: Vec<_> = rows.into_iter().filter(|r| r.node == node.id).collect();
     let forced = node
         .forced
@@ -180,10 +187,19 @@ fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
             Forced::Disabled => "forced off",
         });
     println!("{}: {}, {}", node.name, node.state, forced);
+    let now = store::now_ms();
+    match reports.iter().find(|r| r.0 == node.id) {
+        Some((_, received_at, _, _)) => {
+            println!(
+                "last report {:.1}s ago",
+                (now - received_at) as f64 / 1000.0
+            )
+        }
+        None => println!("no agent report yet"),
+    }
     if rows.is_empty() {
         println!("no checks yet");
     }
-    let now = store::now_ms();
     for r in rows {
         println!(
             "{:<9} {:<8} for {:>6}  {}",
@@ -191,6 +207,46 @@ fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
             r.state,
             age((now - r.since) / 1000),
             r.output
+        );
+    }
+    Ok(())
+}
+
+fn history(state: &AppState, key: &str, resolution: Resolution, hours: f64) -> anyhow::Result<()> {
+    if !(hours.is_finite() && hours > 0.0) {
+        return Err(UsageError(format!("--hours {hours} must be a positive number")).into());
+    }
+    let node = find(state, key)?;
+    let since = store::now_ms() / 1000 - (hours * 3600.0) as i64;
+    let rows = state
+        .store
+        .blocking(|c| store::monitor::history(c, node.id, resolution.seconds(), since))?;
+    println!(
+        "{:<20} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6} {:>6} {:>6}",
+        "TIME (UTC)",
+        "CPU%",
+        "MEM%",
+        "DISK%",
+        "IN B/s",
+        "OUT B/s",
+        "MEETINGS",
+        "USERS",
+        "VOICE",
+        "VIDEO"
+    );
+    for (ts, s) in rows {
+        let time = time::OffsetDateTime::from_unix_timestamp(ts)
+            .ok()
+            .and_then(|t| {
+                t.format(time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute]:[second]"
+                ))
+                .ok()
+            })
+            .unwrap_or_else(|| ts.to_string());
+        println!(
+            "{time:<20} {:>5.1} {:>6.1} {:>5.1} {:>10.0} {:>10.0} {:>8.1} {:>6.1} {:>6.1} {:>6.1}",
+            s.cpu, s.memory, s.disk, s.net_in, s.net_out, s.meetings, s.users, s.voice, s.video
         );
     }
     Ok(())

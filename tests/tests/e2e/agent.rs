@@ -11,8 +11,10 @@ use serde_json::json;
 
 const TOKEN: &str = "agent-enrolment-token";
 
+/// The node's line for `check`, once the agent has enrolled it.
 fn check_line(lb: &Balancer, check: &str) -> Option<String> {
-    lb.cli_ok(&["servers", "checks", "agent-node"])
+    let out = lb.cli(&["servers", "checks", "agent-node"]);
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .find(|l| l.starts_with(check))
         .map(String::from)
@@ -69,6 +71,36 @@ async fn the_agent_enrols_reports_and_is_missed_when_it_stops() {
     for check in ["cpu", "memory", "disk", "network"] {
         assert!(check_line(&lb, check).is_some(), "{check} missing");
     }
+    // Every report lands in the history, raw and in 5-minute means.
+    assert!(
+        eventually(|| async {
+            let raw = lb.cli_ok(&["servers", "history", "agent-node"]);
+            raw.lines().count() > 2 && raw.lines().any(|l| l.ends_with(" 3.0    1.0    1.0"))
+        })
+        .await,
+        "{}",
+        lb.cli_ok(&["servers", "history", "agent-node"])
+    );
+    let means = lb.cli_ok(&["servers", "history", "agent-node", "--resolution", "5m"]);
+    assert!(means.lines().count() >= 2, "{means}");
+    // A balancer outage: the agent keeps running and reports again once it is back.
+    let mut lb = lb;
+    lb.outage(Duration::from_secs(2)).await;
+    assert!(
+        eventually(|| async {
+            check_line(&lb, "last report ")
+                .and_then(|l| {
+                    l.strip_prefix("last report ")
+                        .and_then(|r| r.strip_suffix("s ago"))
+                        .and_then(|age| age.parse::<f64>().ok())
+                })
+                .is_some_and(|age| age < 1.0)
+        })
+        .await,
+        "no report after the outage; agent log:\n{}",
+        running.process.log_text()
+    );
+    assert!(running.process.log_text().contains("Report failed"));
     // A restart keeps the enrolment: still one node.
     running.process.stop();
     let mut again = builder.start_in(&running.dir);
