@@ -635,8 +635,15 @@ impl Config {
                 format!("{path:?} must start with /"),
             ));
         }
+        let enrolment_token = m.enrolment_token.clone().filter(|t| !t.0.trim().is_empty());
+        if enrolment_token.as_ref().is_some_and(|t| t.0.len() < 16) {
+            return Err(invalid(
+                "monitor.enrolment_token",
+                "must be at least 16 characters (it lets a machine join the pool)".into(),
+            ));
+        }
         let monitor = MonitorConfig {
-            enrolment_token: m.enrolment_token.clone().filter(|t| !t.0.trim().is_empty()),
+            enrolment_token,
             enrol_enabled: m.enrol_enabled,
             cpu: thresholds("cpu", m.cpu_warning, m.cpu_critical)?,
             memory: thresholds("memory", m.memory_warning, m.memory_critical)?,
@@ -992,6 +999,37 @@ mod tests {
                 "server.trusted_proxies",
             ),
             ("not toml [", &[], "config"),
+            (
+                "[placement]\npolicy = \"nearest\"\n",
+                &[],
+                "placement.policy",
+            ),
+            (
+                "[placement]\nfallback = \"geo\"\n",
+                &[],
+                "placement.fallback",
+            ),
+            (
+                "",
+                &[("CONFLUX_PLACEMENT__CPU_LIMIT_PERCENT", "170")],
+                "placement.cpu_limit_percent",
+            ),
+            (
+                "[monitor]\ncpu_warning = 95\ncpu_critical = 90\n",
+                &[],
+                "monitor.cpu_warning",
+            ),
+            (
+                "[monitor]\nenrolment_token = \"short\"\n",
+                &[],
+                "monitor.enrolment_token",
+            ),
+            ("[monitor]\nports = [0]\n", &[], "monitor.ports"),
+            (
+                "[monitor]\ndemo_paths = [\"demo\"]\n",
+                &[],
+                "monitor.demo_paths",
+            ),
         ];
         for (text, env, key) in cases {
             let err = load(text, env).unwrap_err().to_string();
