@@ -12,7 +12,7 @@ mod meetings;
 mod mobile;
 mod params;
 mod recordings;
-mod request;
+pub(crate) mod request;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

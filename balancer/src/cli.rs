@@ -46,8 +46,33 @@ pub enum Command {
     /// Manage integrations (institutions, Scalelite's tenants) and their secrets.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
+    /// Web accounts (admin or viewer). Passwords are read from standard input (one line).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Poll every node once now and print the status table.
     Poll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List the accounts and their roles.
+    List,
+    /// Add an account; its password (8 characters or more) is read from standard input.
+    Add {
+        username: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
+    },
+    /// Set an account's password (read from standard input); ends its sessions.
+    Passwd { username: String },
+    /// Remove an account (and its sessions).
+    Remove { username: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Viewer,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,7 +55,28 @@ pub struct RawConfig {
     pub placement: RawPlacement,
     pub geoip: RawGeoIp,
     pub monitor: RawMonitor,
+    pub web: RawWeb,
     pub default_integration: RawDefaultIntegration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawWeb {
+    /// The dashboard and node pages are readable without logging in.
+    pub public: bool,
+    /// Session cookies carry `Secure` (turn off only for plain-HTTP set-ups other than loopback).
+    pub secure_cookies: bool,
+    pub session_hours: f64,
+}
+
+impl Default for RawWeb {
+    fn default() -> Self {
+        RawWeb {
+            public: false,
+            secure_cookies: true,
+            session_hours: 12.0,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,7 +186,15 @@ pub struct Config {
     pub placement: PlacementConfig,
     pub geoip_files: Vec<PathBuf>,
     pub monitor: MonitorConfig,
+    pub web: WebConfig,
     pub default_integration: Option<DefaultIntegration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub public: bool,
+    pub secure_cookies: bool,
+    pub session: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -701,6 +730,11 @@ impl Config {
             },
             geoip_files: raw.geoip.files,
             monitor,
+            web: WebConfig {
+                public: raw.web.public,
+                secure_cookies: raw.web.secure_cookies,
+                session: seconds("web.session_hours", raw.web.session_hours * 3600.0)?,
+            },
             default_integration,
         })
     }
@@ -775,6 +809,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("geoip", &["files"]),
+    ("web", &["public", "secure_cookies", "session_hours"]),
     (
         "monitor",
         &[

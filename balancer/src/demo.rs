@@ -90,12 +90,23 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     raw.server.data_dir = Some(data.join("balancer"));
     raw.poller.interval_secs = 2.0;
     raw.monitor.enrolment_token = Some(Secret(ENROLMENT_TOKEN.into()));
+    raw.web.secure_cookies = false; // plain HTTP on loopback
+                                    // The three agents report this one machine: its CPU says nothing about the simulated nodes,
+                                    // so only a saturated machine counts as a problem.
+    raw.monitor.cpu_warning = 100.0;
+    raw.monitor.cpu_critical = 100.0;
     let mut config = Config::validate(raw)?;
     config.default_integration = Some(DefaultIntegration {
         name: "demo".into(),
         secrets: vec![Secret(DEMO_SECRET.into())],
     });
     let state = AppState::open(config)?;
+    // The dashboard's account: a fresh password each run, printed below.
+    let password = crate::dashboard::random_password();
+    let hash = crate::dashboard::hash_password(&password).map_err(|e| anyhow!(e))?;
+    state.store.blocking(|c| {
+        store::users::add(c, "admin", &hash, store::users::Role::Admin).map(|_| ())
+    })?;
     for (i, url) in urls.iter().enumerate() {
         let node = NewNode {
             name: format!("bbb{}", i + 1),
@@ -162,6 +173,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         for (i, (url, (city, _, _))) in urls.iter().zip(CITIES).enumerate() {
             println!("  node bbb{}:    {url} ({city})", i + 1);
         }
+        println!("  dashboard:    http://{addr}/  (user admin, password {password})");
         println!("  metrics:      http://{addr}/metrics");
         println!("  data:         {}", shown.display());
         println!();

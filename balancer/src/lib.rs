@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod metrics;
 pub mod monitor;
@@ -51,8 +52,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Everything the balancer serves: the agents' door, `/metrics`, then the BBB API (which
-/// answers the rest).
+/// Everything the balancer serves: the agents' door, `/metrics`, the web pages, then the BBB
+/// API (which answers the rest).
 fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     use warp::{Filter, Reply};
     let metrics = {
@@ -68,6 +69,8 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
     };
     agents::routes(state.clone())
         .or(metrics)
+        .unify()
+        .or(dashboard::routes(state.clone()))
         .unify()
         .or(api::routes(state.clone()))
         .unify()

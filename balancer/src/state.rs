@@ -28,6 +28,8 @@ pub enum OpenError {
     GeoIp(#[from] conflux_geoip::GeoIpError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error(transparent)]
+    Templates(#[from] conflux_templates::TemplateError),
 }
 
 /// The GeoIP files: the configured ones, else every `*.mmdb` in `<data_dir>/geoip`.
@@ -52,6 +54,8 @@ pub struct AppState {
     pub store: Store,
     pub monitor: Monitor,
     pub metrics: crate::metrics::Metrics,
+    pub templates: conflux_templates::Templates,
+    pub login_limiter: crate::dashboard::LoginLimiter,
     pub nodes: ArcSwap<NodeTable>,
     pub integrations: ArcSwap<Vec<Integration>>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
@@ -123,6 +127,8 @@ impl AppState {
             config: Arc::new(config),
             monitor: Monitor::new(geoip),
             metrics: crate::metrics::Metrics::default(),
+            templates: conflux_templates::Templates::new()?,
+            login_limiter: crate::dashboard::LoginLimiter::default(),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(Vec::new()),

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_recordings.sql"),
     include_str!("migrations/0003_integration_prefix.sql"),
     include_str!("migrations/0004_monitoring.sql"),
+    include_str!("migrations/0005_web.sql"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

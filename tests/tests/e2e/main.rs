@@ -13,3 +13,4 @@ mod nagios;
 mod sim_api;
 mod sim_faults;
 mod tidy;
+mod web;

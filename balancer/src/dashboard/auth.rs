@@ -1,0 +1,144 @@
+//! Accounts and sessions for the web: argon2id password hashes, session cookies (random
+//! token, only its sha256 stored; HttpOnly, SameSite=Strict, Secure unless configured off),
+//! a CSRF token per session checked on every form, a login CSRF cookie, and a per-address
+//! limit on failed logins.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::WebConfig;
+use crate::state::AppState;
+use crate::store::users::{self, Session};
+
+pub const SESSION_COOKIE: &str = "conflux_session";
+pub const LOGIN_CSRF_COOKIE: &str = "conflux_login";
+/// Failed logins allowed per address within [`FAILURE_WINDOW`].
+const MAX_FAILURES: usize = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+/// An argon2id hash (PHC string) of `password`.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt =
+        SaltString::encode_b64(&rand::rng().random::<[u8; 16]>()).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A real hash of a random password, verified against when the user does not exist so that
+/// the answer takes as long either way (computed once).
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&token()).unwrap_or_default())
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A fresh random token (hex).
+pub fn token() -> String {
+    hex::encode(rand::rng().random::<[u8; 32]>())
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn same(a: &str, b: &str) -> bool {
+    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The `Set-Cookie` value of a cookie (`max_age` 0 clears it).
+pub fn cookie(web: &WebConfig, name: &str, value: &str, max_age: Duration) -> String {
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        max_age.as_secs(),
+        if web.secure_cookies { "; Secure" } else { "" }
+    )
+}
+
+/// The live session of the request's cookie, if any.
+pub async fn session(state: &AppState, cookie: Option<String>) -> Option<Session> {
+    let hash = token_hash(&cookie?);
+    state
+        .store
+        .run(move |c| users::session(c, &hash))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Failed logins per client address.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl LoginLimiter {
+    /// Whether `ip` may try now.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        failures.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
+            !times.is_empty()
+        });
+        failures.get(&ip).map_or(0, Vec::len) < MAX_FAILURES
+    }
+
+    pub fn failed(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(ip)
+            .or_default()
+            .push(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn the_limiter_counts_failures_per_address() {
+        let limiter = LoginLimiter::default();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..MAX_FAILURES {
+            assert!(limiter.allows(a));
+            limiter.failed(a);
+        }
+        assert!(!limiter.allows(a));
+        assert!(limiter.allows(b));
+    }
+
+    #[test]
+    fn tokens_compare_in_constant_time_and_never_empty() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("", ""));
+    }
+}

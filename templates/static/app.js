@@ -1,0 +1,64 @@
+// Conflux web: the dashboard's live updates (server-sent events) and the node page's history
+// charts (uPlot). No build step; nothing is fetched from outside the balancer.
+"use strict";
+var Conflux = {
+  // The network table: the balancer sends the rendered rows and totals on /events whenever they
+  // change (at most once a second); EventSource reconnects by itself after a restart.
+  dashboard: function () {
+    Conflux.live(function (data) {
+      document.getElementById("nodes").innerHTML = data.rows;
+      var totals = document.getElementById("totals");
+      if (totals) totals.innerHTML = data.totals;
+    });
+  },
+
+  live: function (apply) {
+    var badge = document.getElementById("live");
+    var source = new EventSource("/events" + location.search);
+    source.addEventListener("dashboard", function (e) {
+      apply(JSON.parse(e.data));
+      document.body.dataset.updated = String(Date.now());
+      if (badge) { badge.textContent = "live"; badge.className = "live on"; }
+    });
+    source.onerror = function () {
+      if (badge) { badge.textContent = "reconnecting…"; badge.className = "live off"; }
+    };
+  },
+
+  // A node's page: its row stays live; the charts show the stored history for a range.
+  node: function () {
+    var name = document.getElementById("node-page").dataset.node;
+    Conflux.live(function (data) {
+      var rows = document.createElement("tbody");
+      rows.innerHTML = data.rows;
+      var row = rows.querySelector('tr[data-node="' + CSS.escape(name) + '"]');
+      if (row) document.getElementById("nodes").replaceChildren(row);
+    });
+    var charts = [];
+    function draw(range) {
+      fetch("/api/nodes/" + encodeURIComponent(name) + "/history?range=" + range, { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (h) {
+          charts.forEach(function (c) { c.destroy(); });
+          charts = [];
+          var width = Math.max(360, document.querySelector(".charts figure").clientWidth - 16);
+          function chart(id, series, data) {
+            var el = document.getElementById(id);
+            charts.push(new uPlot({ width: width, height: 220, series: [{}].concat(series) }, [h.ts].concat(data), el));
+          }
+          chart("chart-resources", [{ label: "CPU %", stroke: "#b42318" }, { label: "Memory %", stroke: "#1f5fa8" }], [h.cpu, h.memory]);
+          chart("chart-network", [{ label: "in", stroke: "#1f7a3a" }, { label: "out", stroke: "#9a6700" }], [h.net_in, h.net_out]);
+          chart("chart-usage", [{ label: "users", stroke: "#5b2a86" }, { label: "meetings", stroke: "#1d1d1b" }], [h.users, h.meetings]);
+          document.getElementById("points").textContent = h.ts.length + " points";
+          document.body.dataset.chart = range;
+          document.querySelectorAll(".ranges button").forEach(function (b) {
+            b.classList.toggle("active", b.dataset.range === range);
+          });
+        });
+    }
+    document.querySelectorAll(".ranges button").forEach(function (b) {
+      b.addEventListener("click", function () { draw(b.dataset.range); });
+    });
+    draw("hour");
+  }
+};

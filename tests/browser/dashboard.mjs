@@ -1,0 +1,66 @@
+// The dashboard in a real headless Chromium, driven by playwright-core (started by
+// tests/e2e/web.rs): log in, see every node, watch the users total change live after a join,
+// open a node's history chart; screenshots of the dashboard and of a node page.
+//
+// Usage: node dashboard.mjs BASE_URL USER PASSWORD JOIN_URL SHOTS_DIR NODE...
+// Prints one "ok: ..." line per step; exits non-zero with the reason on the first failure.
+import { chromium } from "playwright-core";
+
+const [base, user, password, joinUrl, shots, ...nodes] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"],
+});
+const fail = async (why) => { console.error("FAIL: " + why); await browser.close(); process.exit(1); };
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  await page.goto(base + "/");
+  if (!page.url().endsWith("/login")) await fail("not sent to the login page: " + page.url());
+  await page.fill('input[name="username"]', user);
+  await page.fill('input[name="password"]', "not-the-password");
+  await page.click('button[type="submit"]');
+  if (!(await page.textContent(".error") || "").includes("Wrong user or password")) await fail("a wrong password was not refused");
+  await page.fill('input[name="username"]', user);
+  await page.fill('input[name="password"]', password);
+  await page.click('button[type="submit"]');
+  await page.waitForURL(base + "/");
+  console.log("ok: logged in");
+
+  for (const node of nodes) {
+    await page.waitForSelector(`tr[data-node="${node}"]`, { timeout: 10000 });
+  }
+  await page.waitForSelector("#live.on", { timeout: 10000 });
+  console.log("ok: every node shown, live updates on");
+
+  const users = async () => Number((await page.textContent('[data-total="users"]')).trim());
+  const before = await users();
+  const joined = await fetch(joinUrl);
+  if (!joined.ok) await fail("the join call failed: " + joined.status);
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('[data-total="users"]').textContent.trim()) > n,
+    before, { timeout: 15000 });
+  console.log(`ok: users went from ${before} to ${await users()} without a reload`);
+  await page.screenshot({ path: shots + "/dashboard.png", fullPage: true });
+
+  await page.click(`tr[data-node="${nodes[0]}"] a`);
+  await page.waitForSelector("#chart-resources canvas", { timeout: 10000 });
+  await page.waitForFunction(() => document.body.dataset.chart === "hour");
+  const points = await page.textContent("#points");
+  if (!/^[1-9]\d* points$/.test(points)) await fail("the chart has no points: " + points);
+  await page.click('button[data-range="day"]');
+  await page.waitForFunction(() => document.body.dataset.chart === "day");
+  await page.click('button[data-range="hour"]');
+  await page.waitForFunction(() => document.body.dataset.chart === "hour");
+  console.log("ok: node page with its history chart (" + points + ")");
+  await page.screenshot({ path: shots + "/node.png", fullPage: true });
+
+  await page.click('header button[type="submit"]');
+  await page.waitForURL(base + "/login");
+  await page.goto(base + "/");
+  if (!page.url().endsWith("/login")) await fail("still logged in after logging out");
+  console.log("ok: logged out");
+} catch (e) {
+  await fail(String(e && e.stack || e));
+}
+await browser.close();

@@ -1,0 +1,261 @@
+//! The operator's web: a real headless Chromium against the running demo (login, every node,
+//! a live change after a join, a node's history chart, logout; screenshots), and the security
+//! rules checked over HTTP: login required, CSRF, login rate limiting, no secret in any page.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use conflux_shared::Algorithm;
+use conflux_tests::harness::{balancer, binary, http, sim, BbbClient, Process};
+
+const UNI: &str = "uni-secret-0123456789";
+const DEMO_SECRET: &str = "conflux-demo-secret-0123456789";
+
+/// `conflux-balancer --data-dir DIR users add NAME --role ROLE` with the password on stdin.
+fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(binary("conflux-balancer"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["users", "add", name, "--role", role])
+        .env_remove("CONFLUX_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_in_a_real_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "playwright-core (npm, tests/browser) and Debian's chromium are needed: scripts/test installs them"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["demo", "--listen", "127.0.0.1:0"].map(String::from);
+    let (demo, addr) = Process::start("conflux-balancer", &args, dir.path());
+    let data = std::env::temp_dir()
+        .join(format!("conflux-demo-{}", demo.pid()))
+        .join("balancer");
+    add_user(&data, "tester", "viewer", "tester-password");
+    let base = format!("http://{addr}");
+    let bbb = BbbClient::new(&base, DEMO_SECRET, Algorithm::Sha256);
+    assert!(bbb
+        .call(
+            "create",
+            &[("meetingID", "browser-room"), ("name", "Browser")]
+        )
+        .await
+        .is_success());
+    let join = bbb.url(
+        "join",
+        &[
+            ("meetingID", "browser-room"),
+            ("fullName", "Ann"),
+            ("role", "VIEWER"),
+            ("redirect", "false"),
+        ],
+    );
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&browser_dir)
+            .arg("dashboard.mjs")
+            .args([base.as_str(), "tester", "tester-password", join.as_str()])
+            .arg(&shots)
+            .args(["bbb1", "bbb2", "bbb3"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}\n{stderr}\ndemo log:\n{}",
+        demo.log_text()
+    );
+    for step in [
+        "logged in",
+        "every node shown",
+        "without a reload",
+        "history chart",
+        "logged out",
+    ] {
+        assert!(stdout.contains(step), "{step} missing:\n{stdout}");
+    }
+    for shot in ["dashboard.png", "node.png"] {
+        let png = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/screenshots")
+                .join(shot),
+        )
+        .unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot}");
+    }
+}
+
+/// Logs in over HTTP; the session cookie (`name=value`).
+async fn log_in(base: &str, user: &str, password: &str) -> Result<String, (u16, String)> {
+    let form = http().get(format!("{base}/login")).send().await.unwrap();
+    let login_cookie = cookie(&form, "conflux_login").unwrap();
+    let csrf = login_cookie.split('=').nth(1).unwrap().to_owned();
+    let answer = http()
+        .post(format!("{base}/login"))
+        .header("cookie", &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&username={user}&password={password}"))
+        .send()
+        .await
+        .unwrap();
+    match cookie(&answer, "conflux_session") {
+        Some(session) if answer.status().as_u16() == 303 => Ok(session),
+        _ => Err((
+            answer.status().as_u16(),
+            answer.text().await.unwrap_or_default(),
+        )),
+    }
+}
+
+fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(String::from)
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_never_show_secrets() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&node])
+        .integration("uni", UNI)
+        .config("[web]\nsecure_cookies = false\n")
+        .start()
+        .await;
+    let data = lb.dir.path().join("data");
+    add_user(&data, "ops", "admin", "ops-password-1");
+    let base = lb.url.clone();
+
+    // Nobody logged in: the login page, or 401 for data.
+    let home = http().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(home.status().as_u16(), 303);
+    assert_eq!(home.headers()["location"], "/login");
+    for path in ["/events", "/api/nodes/bbb1/history"] {
+        let r = http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+    }
+
+    // CSRF: a login without the login cookie's token is refused.
+    let forged = http()
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=abc&username=ops&password=ops-password-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(cookie(&forged, "conflux_session").is_none());
+
+    let session = log_in(&base, "ops", "ops-password-1").await.unwrap();
+    let get = |path: &str| {
+        let (base, session) = (base.clone(), session.clone());
+        let path = path.to_owned();
+        async move {
+            http()
+                .get(format!("{base}{path}"))
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page = get("/").await.text().await.unwrap();
+    assert!(page.contains(r#"data-node="bbb1""#), "{page}");
+    let node_page = get("/nodes/bbb1").await.text().await.unwrap();
+    let history = get("/api/nodes/bbb1/history?range=day")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains(r#""range":"day""#), "{history}");
+    let mut events = get("/events").await;
+    let first = events.chunk().await.unwrap().unwrap();
+    for text in [
+        page.as_str(),
+        node_page.as_str(),
+        history.as_str(),
+        &String::from_utf8_lossy(&first),
+    ] {
+        assert!(!text.contains(&node.secret), "a node secret leaked");
+        assert!(!text.contains(UNI), "an integration secret leaked");
+        assert!(!text.contains("$argon2"), "a password hash leaked");
+    }
+    assert_eq!(get("/nodes/nope").await.status().as_u16(), 404);
+    assert_eq!(
+        get("/api/nodes/bbb1/history?range=week")
+            .await
+            .status()
+            .as_u16(),
+        400
+    );
+
+    // Logging out needs the session's CSRF token.
+    let bad_logout = http()
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_logout.status().as_u16(), 403);
+    assert_eq!(get("/").await.status().as_u16(), 200, "still logged in");
+
+    // Five wrong passwords from one address: even the right one is refused for a while.
+    for _ in 0..5 {
+        assert_eq!(
+            log_in(&base, "ops", "wrong-password").await.unwrap_err().0,
+            401
+        );
+    }
+    let (status, body) = log_in(&base, "ops", "ops-password-1").await.unwrap_err();
+    assert_eq!(status, 429, "{body}");
+    let audit = lb.process.log_text();
+    assert!(audit.contains("Login failed."), "{audit}");
+}
+
+#[tokio::test]
+async fn a_public_dashboard_needs_no_login() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&node])
+        .integration("uni", UNI)
+        .config("[web]\npublic = true\n")
+        .start()
+        .await;
+    let page = http().get(format!("{}/", lb.url)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains(r#"data-node="bbb1""#) && !text.contains("Log out"),
+        "{text}"
+    );
+}
