@@ -3,6 +3,8 @@
 //! static files. Pages need a session unless `web.public`; they never show a secret.
 
 mod auth;
+mod manage;
+mod reports;
 mod view;
 
 pub use auth::{hash_password, LoginLimiter};
@@ -75,6 +77,31 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(session)
         .then(events);
+    let admin_page = warp::get()
+        .and(warp::path!("admin"))
+        .and(with_state.clone())
+        .and(session)
+        .then(admin_page);
+    let admin_action = warp::post()
+        .and(warp::path!("admin" / String / String))
+        .and(with_state.clone())
+        .and(session)
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .then(admin_action);
+    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+    let report_page = warp::get()
+        .and(warp::path!("reports"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .and(session)
+        .then(report_page);
+    let report_csv = warp::get()
+        .and(warp::path!("reports.csv"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .and(session)
+        .then(report_csv);
     let history = warp::get()
         .and(warp::path!("api" / "nodes" / String / "history"))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -96,6 +123,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(history)
         .unify()
+        .or(admin_page)
+        .unify()
+        .or(report_page)
+        .unify()
+        .or(report_csv)
+        .unify()
+        .or(admin_action)
+        .unify()
         .boxed()
 }
 
@@ -115,7 +150,11 @@ fn page(
     data: serde_json::Value,
 ) -> Response {
     let mut context = json!({
-        "user": session.map(|s| json!({"name": s.user.username, "role": s.user.role})),
+        "user": session.map(|s| json!({
+            "name": s.user.username,
+            "role": s.user.role,
+            "admin": s.user.role == users::Role::Admin,
+        })),
         "csrf": session.map_or("", |s| s.csrf.as_str()),
     });
     if let (Some(all), serde_json::Value::Object(extra)) = (context.as_object_mut(), data) {
@@ -366,6 +405,63 @@ async fn node_page(name: String, state: Arc<AppState>, cookie: Option<String>) -
         session.as_ref(),
         json!({"title": node.name, "node": view, "nodes": [view]}),
     )
+}
+
+async fn report_page(raw_query: String, state: Arc<AppState>, cookie: Option<String>) -> Response {
+    match reader(&state, cookie).await {
+        Ok(session) => reports::report_page(&state, session.as_ref(), &raw_query).await,
+        Err(to_login) => to_login,
+    }
+}
+
+async fn report_csv(raw_query: String, state: Arc<AppState>, cookie: Option<String>) -> Response {
+    match reader(&state, cookie).await {
+        Ok(_) => reports::report_csv(&state, &raw_query).await,
+        Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// An admin's session, or the page to show instead.
+async fn admin(state: &AppState, cookie: Option<String>) -> Result<Session, Response> {
+    match auth::session(state, cookie).await {
+        Some(s) if s.user.role == users::Role::Admin => Ok(s),
+        Some(_) => Err(message(
+            state,
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "Only administrators can see this page.",
+        )),
+        None => Err(redirect("/login")),
+    }
+}
+
+async fn admin_page(state: Arc<AppState>, cookie: Option<String>) -> Response {
+    match admin(&state, cookie).await {
+        Ok(session) => manage::admin_page(&state, &session, None, None).await,
+        Err(reply) => reply,
+    }
+}
+
+async fn admin_action(
+    entity: String,
+    action: String,
+    state: Arc<AppState>,
+    cookie: Option<String>,
+    body: Bytes,
+) -> Response {
+    // A viewer gets the explicit refusal from `act`, not the page's.
+    let Some(session) = auth::session(&state, cookie).await else {
+        return redirect("/login");
+    };
+    let Some(form) = form(&body) else {
+        return message(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Not changed",
+            "The form could not be read.",
+        );
+    };
+    manage::act(&state, &session, &entity, &action, &form).await
 }
 
 /// Server-sent events: the rendered rows and totals whenever they change.

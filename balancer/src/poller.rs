@@ -58,10 +58,42 @@ pub async fn poll_all(state: &Arc<AppState>, recordings: bool) {
             *users.entry(route.integration).or_default() += participants;
         }
     }
+    record_usage(state, &users).await;
     state.integration_users.store(Arc::new(users));
     state.meetings_changed(); // the poll rewrote the nodes' meeting data
     if let Err(e) = state.refresh().await {
         tracing::error!(error = %e, "Could not refresh the node table.");
+    }
+}
+
+/// Adds this round's users to each integration's usage of the day: users × the time since
+/// the previous round (at most two intervals, so a pause is not billed).
+async fn record_usage(state: &Arc<AppState>, users: &HashMap<IntegrationId, u32>) {
+    let interval = state.config.poller.interval;
+    let seconds = {
+        let mut last = state.last_round.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let elapsed = last
+            .map_or(interval, |t| now.duration_since(t))
+            .min(interval * 2);
+        *last = Some(now);
+        elapsed.as_secs_f64()
+    };
+    let users: HashMap<IntegrationId, u32> = users
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (*i, *n))
+        .collect();
+    if users.is_empty() {
+        return;
+    }
+    let day = time::OffsetDateTime::now_utc().date().to_string();
+    if let Err(e) = state
+        .store
+        .run(move |c| store::usage::record(c, &day, &users, seconds))
+        .await
+    {
+        tracing::error!(error = %e, "Could not record usage.");
     }
 }
 

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     pub templates: conflux_templates::Templates,
     pub login_limiter: crate::dashboard::LoginLimiter,
+    /// When the poller's previous round ended (usage accounting).
+    pub last_round: Mutex<Option<Instant>>,
     pub nodes: ArcSwap<NodeTable>,
     pub integrations: ArcSwap<Vec<Integration>>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
@@ -129,6 +131,7 @@ impl AppState {
             metrics: crate::metrics::Metrics::default(),
             templates: conflux_templates::Templates::new()?,
             login_limiter: crate::dashboard::LoginLimiter::default(),
+            last_round: Mutex::new(None),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(Vec::new()),

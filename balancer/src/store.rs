@@ -12,6 +12,7 @@ mod migrations;
 pub mod monitor;
 pub mod nodes;
 pub mod recordings;
+pub mod usage;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("totals", include_str!("../templates/totals.hbs")),
     ("node", include_str!("../templates/node.hbs")),
     ("message", include_str!("../templates/message.hbs")),
+    ("admin", include_str!("../templates/admin.hbs")),
+    ("report", include_str!("../templates/report.hbs")),
 ];
 
 /// (path under `/static/`, bytes, content type).

@@ -61,4 +61,17 @@ var Conflux = {
     });
     draw("hour");
   }
+,
+
+  // The usage report's chart, from the table on the page (one row per day).
+  report: function () {
+    var rows = Array.prototype.slice.call(document.querySelectorAll("#report tbody tr"));
+    var ts = rows.map(function (r) { return Date.parse(r.cells[0].textContent + "T00:00:00Z") / 1000; });
+    var col = function (i) { return rows.map(function (r) { return Number(r.cells[i].textContent); }); };
+    var el = document.getElementById("chart-usage");
+    new uPlot({ width: Math.max(360, el.clientWidth || 900), height: 220, series: [{},
+      { label: "participant-minutes", stroke: "#5b2a86" }, { label: "peak users", stroke: "#1f7a3a" }] },
+      [ts, col(4), col(3)], el);
+    document.body.dataset.chart = "report";
+  }
 };

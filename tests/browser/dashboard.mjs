@@ -2,11 +2,16 @@
 // tests/e2e/web.rs): log in, see every node, watch the users total change live after a join,
 // open a node's history chart; screenshots of the dashboard and of a node page.
 //
-// Usage: node dashboard.mjs BASE_URL USER PASSWORD JOIN_URL SHOTS_DIR NODE...
+// Then, as an admin: create an integration (its secret shown once), and download the month's
+// usage report as CSV.
+//
+// Usage: node dashboard.mjs '{"base", "user", "password", "admin", "adminPassword", "join",
+//                             "shots", "nodes": [...]}'
 // Prints one "ok: ..." line per step; exits non-zero with the reason on the first failure.
 import { chromium } from "playwright-core";
+import { readFile } from "node:fs/promises";
 
-const [base, user, password, joinUrl, shots, ...nodes] = process.argv.slice(2);
+const { base, user, password, admin, adminPassword, join: joinUrl, shots, nodes } = JSON.parse(process.argv[2]);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -60,6 +65,33 @@ try {
   await page.goto(base + "/");
   if (!page.url().endsWith("/login")) await fail("still logged in after logging out");
   console.log("ok: logged out");
+
+  await page.fill('input[name="username"]', admin);
+  await page.fill('input[name="password"]', adminPassword);
+  await page.click('button[type="submit"]');
+  await page.waitForURL(base + "/");
+  await page.click('header a[href="/admin"]');
+  await page.fill('form[action="/admin/integrations/add"] input[name="name"]', "Browser University");
+  await page.click('form[action="/admin/integrations/add"] button');
+  const secret = (await page.textContent("#new-secret")).trim();
+  if (!/^[0-9a-f]{40}$/.test(secret)) await fail("no new secret shown: " + secret);
+  await page.waitForSelector('tr[data-integration="Browser University"]');
+  if (!(await page.textContent("#audit")) && !(await page.content()).includes("integrations add")) await fail("not audited");
+  await page.goto(base + "/admin");
+  if ((await page.content()).includes(secret)) await fail("the secret is shown again");
+  console.log("ok: integration created, its secret shown once");
+
+  await page.click('header a[href="/reports"]');
+  await page.selectOption('select[name="integration"]', { label: "demo" });
+  await Promise.all([page.waitForURL(/integration=/), page.click('form[action="/reports"] button')]);
+  await page.waitForFunction(() => document.body.dataset.chart === "report");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);
+  const csv = await readFile(await download.path(), "utf8");
+  const today = new Date().toISOString().slice(0, 10);
+  const line = csv.split("\r\n").find((l) => l.includes("," + today + ","));
+  if (!csv.startsWith("integration,day,meetings,")) await fail("not the CSV report: " + csv.slice(0, 80));
+  if (!line || Number(line.split(",")[2]) < 1) await fail("today's meeting is not in the report: " + line);
+  console.log("ok: usage report downloaded as CSV (" + download.suggestedFilename() + ")");
 } catch (e) {
   await fail(String(e && e.stack || e));
 }

@@ -293,18 +293,35 @@ async fn disable(state: &Arc<AppState>, key: &str, yes: bool) -> anyhow::Result<
 /// Forgets the node's meetings, asks the node to end them, and disables it.
 async fn panic(state: &Arc<AppState>, key: &str, keep_state: bool) -> anyhow::Result<()> {
     let node = find(state, key)?;
-    let id = node.id;
-    let forgotten = state.store.blocking(|c| {
-        let ids = store::meetings::remove_on_node(c, id)?;
-        store::nodes::set_offline(c, id)?;
-        if !keep_state {
-            store::nodes::set_state(c, id, NodeState::Disabled)?;
-        }
-        Ok(ids)
-    })?;
-    super::end_on_node(state, &node, &forgotten).await;
-    println!("OK ({} meetings forgotten)", forgotten.len());
+    let forgotten = panic_node(state, &node, keep_state).await?;
+    println!("OK ({forgotten} meetings forgotten)");
     Ok(())
+}
+
+/// Forgets every meeting of `node`, ends them there and (unless `keep_state`) disables it;
+/// returns how many meetings were forgotten. Shared by the CLI and the admin pages.
+pub(crate) async fn panic_node(
+    state: &Arc<AppState>,
+    node: &Node,
+    keep_state: bool,
+) -> Result<usize, store::StoreError> {
+    let id = node.id;
+    let forgotten = state
+        .store
+        .run(move |c| {
+            let ids = store::meetings::remove_on_node(c, id)?;
+            store::nodes::set_offline(c, id)?;
+            if !keep_state {
+                store::nodes::set_state(c, id, NodeState::Disabled)?;
+            }
+            Ok(ids)
+        })
+        .await?;
+    super::end_on_node(state, node, &forgotten).await;
+    for meeting in &forgotten {
+        state.set_route(meeting, None);
+    }
+    Ok(forgotten.len())
 }
 
 /// Scalelite's status table.

@@ -47,6 +47,7 @@ async fn the_dashboard_in_a_real_browser() {
         .join(format!("conflux-demo-{}", demo.pid()))
         .join("balancer");
     add_user(&data, "tester", "viewer", "tester-password");
+    add_user(&data, "boss", "admin", "boss-password");
     let base = format!("http://{addr}");
     let bbb = BbbClient::new(&base, DEMO_SECRET, Algorithm::Sha256);
     assert!(bbb
@@ -67,13 +68,17 @@ async fn the_dashboard_in_a_real_browser() {
     );
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    let script = serde_json::json!({
+        "base": base, "user": "tester", "password": "tester-password",
+        "admin": "boss", "adminPassword": "boss-password", "join": join,
+        "shots": shots, "nodes": ["bbb1", "bbb2", "bbb3"],
+    })
+    .to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .current_dir(&browser_dir)
             .arg("dashboard.mjs")
-            .args([base.as_str(), "tester", "tester-password", join.as_str()])
-            .arg(&shots)
-            .args(["bbb1", "bbb2", "bbb3"])
+            .arg(script)
             .output()
             .unwrap()
     })
@@ -94,6 +99,8 @@ async fn the_dashboard_in_a_real_browser() {
         "without a reload",
         "history chart",
         "logged out",
+        "secret shown once",
+        "report downloaded",
     ] {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
@@ -228,6 +235,66 @@ async fn pages_need_a_login_and_never_show_secrets() {
         .unwrap();
     assert_eq!(bad_logout.status().as_u16(), 403);
     assert_eq!(get("/").await.status().as_u16(), 200, "still logged in");
+
+    // A viewer sees the pages but changes nothing, even with a valid CSRF token.
+    add_user(&data, "watcher", "viewer", "watcher-password");
+    let viewer = log_in(&base, "watcher", "watcher-password").await.unwrap();
+    let admin_page = http()
+        .get(format!("{base}/admin"))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_page.status().as_u16(), 403);
+    let viewer_home = http()
+        .get(format!("{base}/"))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = viewer_home
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    for (path, body) in [
+        (
+            "/admin/integrations/add",
+            format!("csrf={csrf}&name=Sneaky"),
+        ),
+        ("/admin/nodes/disable", format!("csrf={csrf}&id=1")),
+        (
+            "/admin/users/add",
+            format!("csrf={csrf}&username=x&password=xxxxxxxxx&role=admin"),
+        ),
+    ] {
+        let r = http()
+            .post(format!("{base}{path}"))
+            .header("cookie", &viewer)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{path}");
+    }
+    assert!(!lb.cli_ok(&["integrations", "list"]).contains("Sneaky"));
+    assert!(lb.cli_ok(&["servers", "list"]).contains("enabled"));
+    // An admin's form without the session's token is refused too.
+    let refused = http()
+        .post(format!("{base}/admin/integrations/add"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=not-it&name=Forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    assert!(!lb.cli_ok(&["integrations", "list"]).contains("Forged"));
 
     // Five wrong passwords from one address: even the right one is refused for a while.
     for _ in 0..5 {

@@ -1,0 +1,181 @@
+//! Usage reports in the store: what each integration used per UTC day — meetings (created),
+//! unique meetings, peak concurrent users, participant-minutes, recordings and their hours.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::{IntegrationId, StoreError};
+
+/// One day of one integration's usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DayUsage {
+    pub day: String,
+    pub meetings: u32,
+    pub unique_meetings: u32,
+    pub peak_users: u32,
+    pub participant_minutes: f64,
+    pub recordings: u32,
+    pub recording_hours: f64,
+}
+
+/// Adds one poll's users per integration to `day`: `seconds` is the time the poll stands for.
+pub fn record(
+    conn: &mut Connection,
+    day: &str,
+    users: &HashMap<IntegrationId, u32>,
+    seconds: f64,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    for (integration, n) in users {
+        tx.prepare_cached(
+            "INSERT INTO usage_daily (integration_id, day, participant_seconds, peak_users)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?1)
+             ON CONFLICT (integration_id, day) DO UPDATE SET
+               participant_seconds = participant_seconds + excluded.participant_seconds,
+               peak_users = max(peak_users, excluded.peak_users)",
+        )?
+        .execute(params![integration.0, day, f64::from(*n) * seconds, n])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The integration's usage for the days `from..=to` (YYYY-MM-DD), every day listed.
+pub fn report(
+    conn: &Connection,
+    integration: IntegrationId,
+    days: &[String],
+) -> Result<Vec<DayUsage>, StoreError> {
+    let (Some(from), Some(to)) = (days.first(), days.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut out: BTreeMap<String, DayUsage> = days
+        .iter()
+        .map(|d| {
+            (
+                d.clone(),
+                DayUsage {
+                    day: d.clone(),
+                    ..DayUsage::default()
+                },
+            )
+        })
+        .collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT date(at / 1000, 'unixepoch') AS d, count(*), count(DISTINCT meeting_id)
+         FROM events WHERE kind = 'meeting_created' AND integration_id = ?1
+           AND date(at / 1000, 'unixepoch') BETWEEN ?2 AND ?3 GROUP BY d",
+    )?;
+    let rows = stmt.query_map(params![integration.0, from, to], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, u32>(1)?,
+            r.get::<_, u32>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (day, meetings, unique) = row?;
+        if let Some(u) = out.get_mut(&day) {
+            u.meetings = meetings;
+            u.unique_meetings = unique;
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT day, participant_seconds, peak_users FROM usage_daily
+         WHERE integration_id = ?1 AND day BETWEEN ?2 AND ?3",
+    )?;
+    let rows = stmt.query_map(params![integration.0, from, to], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, u32>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (day, seconds, peak) = row?;
+        if let Some(u) = out.get_mut(&day) {
+            u.participant_minutes = seconds / 60.0;
+            u.peak_users = peak;
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT date(start_time / 1000, 'unixepoch'), xml FROM recordings
+         WHERE integration_id = ?1 AND state != 'deleted'
+           AND date(start_time / 1000, 'unixepoch') BETWEEN ?2 AND ?3",
+    )?;
+    let rows = stmt.query_map(params![integration.0, from, to], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (day, xml) = row?;
+        if let Some(u) = out.get_mut(&day) {
+            u.recordings += 1;
+            u.recording_hours += recording_hours(&xml);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Hours between a stored recording's startTime and endTime.
+fn recording_hours(xml: &str) -> f64 {
+    let Ok(element) = conflux_shared::Element::parse(xml) else {
+        return 0.0;
+    };
+    let ms = |name: &str| {
+        element
+            .child_text(name)
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    ((ms("endTime") - ms("startTime")) / 3_600_000.0).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::store::{NewIntegration, Store};
+
+    #[test]
+    fn polls_add_up_to_minutes_and_peaks() {
+        let store = Store::open_in_memory().unwrap();
+        let id = store
+            .blocking(|c| {
+                crate::store::integrations::insert(
+                    c,
+                    &NewIntegration {
+                        name: "uni".into(),
+                        secret: Secret("secret-0123".into()),
+                    },
+                )
+            })
+            .unwrap()
+            .id;
+        let day = "2026-11-23".to_string();
+        for users in [10, 30, 20] {
+            let polled = HashMap::from([(id, users), (IntegrationId(999), 5)]);
+            store.blocking(|c| record(c, &day, &polled, 60.0)).unwrap();
+        }
+        let days = vec!["2026-11-22".to_string(), day.clone()];
+        let report = store.blocking(|c| report(c, id, &days)).unwrap();
+        assert_eq!(report.len(), 2);
+        assert_eq!(
+            report[0],
+            DayUsage {
+                day: "2026-11-22".into(),
+                ..DayUsage::default()
+            }
+        );
+        assert_eq!(report[1].participant_minutes, 60.0);
+        assert_eq!(report[1].peak_users, 30);
+    }
+
+    #[test]
+    fn recording_hours_from_the_stored_element() {
+        let xml = "<recording><startTime>1000</startTime><endTime>5401000</endTime></recording>";
+        assert_eq!(recording_hours(xml), 1.5);
+        assert_eq!(recording_hours("<broken"), 0.0);
+    }
+}
