@@ -13,6 +13,7 @@ mod mobile;
 mod params;
 mod recordings;
 pub(crate) mod request;
+mod scalelite;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +59,10 @@ enum Target {
         prefix: Option<String>,
     },
     Health,
+    /// `/scalelite/api/CALL`: Scalelite's management API.
+    Scalelite {
+        call: String,
+    },
     Unknown,
 }
 
@@ -65,6 +70,11 @@ fn target(path: &str) -> Target {
     let path = path.trim_start_matches('/');
     if path == "health_check" {
         return Target::Health;
+    }
+    if let Some(call) = path.strip_prefix("scalelite/api/") {
+        return Target::Scalelite {
+            call: call.trim_end_matches('/').to_owned(),
+        };
     }
     let (prefix, rest) = match path.split_once('/') {
         Some((first, rest)) if first != "bigbluebutton" && first != "demo" => {
@@ -125,6 +135,25 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
                                 mobile::handle(&state, &raw_query, client_ip, prefix.as_deref())
                                     .await,
                             )
+                        }
+                        Target::Scalelite { call } => {
+                            let Some(body) =
+                                conflux_shared::body::read_limited(body, MAX_BODY).await
+                            else {
+                                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                            };
+                            let content_type = header(header::CONTENT_TYPE)
+                                .as_deref()
+                                .map(conflux_shared::body::media_type);
+                            scalelite::handle(
+                                &state,
+                                &method,
+                                &call,
+                                &raw_query,
+                                content_type.as_deref(),
+                                &body,
+                            )
+                            .await
                         }
                         Target::Api { prefix, call } => {
                             let Some(body) =

@@ -6,6 +6,7 @@ mod balancer_api;
 mod balancer_failover;
 mod balancer_mconf;
 mod balancer_recordings;
+mod balancer_scalelite;
 mod demo;
 mod interop;
 mod monitoring;

@@ -1,0 +1,203 @@
+//! Scalelite's management API (`/scalelite/api/*`), as Scalelite's automation calls it: checksums
+//! with the load balancer's secret, JSON in and out, Scalelite's answers and errors.
+
+use conflux_shared::checksum::compute;
+use conflux_shared::{Algorithm, Response};
+use conflux_tests::harness::{balancer, http, sim, Balancer};
+use serde_json::{json, Value};
+
+const LB_SECRET: &str = "scalelite-lb-secret-0123456789";
+
+fn url(lb: &Balancer, call: &str, query: &str, secret: &str) -> String {
+    let sum = compute(Algorithm::Sha256, call, query, secret);
+    let sep = if query.is_empty() { "" } else { "&" };
+    format!("{}/scalelite/api/{call}?{query}{sep}checksum={sum}", lb.url)
+}
+
+async fn get(lb: &Balancer, call: &str, query: &str) -> (u16, Value) {
+    let r = http()
+        .get(url(lb, call, query, LB_SECRET))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn post(lb: &Balancer, call: &str, body: Value) -> (u16, Value) {
+    let r = http()
+        .post(url(lb, call, "", LB_SECRET))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn servers_and_tenants_through_scalelites_api() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .env("LOADBALANCER_SECRET", LB_SECRET)
+        .start()
+        .await;
+
+    // A wrong checksum is BBB's XML error, HTTP 200; a non-JSON body is refused too.
+    let bad = http()
+        .get(url(&lb, "getServers", "", "wrong-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 200);
+    let text = bad.text().await.unwrap();
+    assert_eq!(
+        Response::from_xml(&text).unwrap().key(),
+        Some("checksumError"),
+        "{text}"
+    );
+    let form = http()
+        .post(url(&lb, "addServer", "", LB_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("url=x")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        Response::from_xml(&form).unwrap().key(),
+        Some("unsupportedContentType")
+    );
+
+    let (status, servers) = get(&lb, "getServers", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(servers[0]["id"], "bbb1");
+    assert_eq!(servers[0]["state"], "enabled");
+    assert_eq!(servers[0]["online"], "online");
+    assert_eq!(servers[0]["load_multiplier"], "1.0");
+
+    let (status, added) = post(
+        &lb,
+        "addServer",
+        json!({"server": {"url": n2.url, "secret": n2.secret, "load_multiplier": "2.0", "tag": "gpu"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["state"], "disabled");
+    assert_eq!(added["online"], "offline");
+    assert_eq!(added["load"], "unavailable");
+    assert_eq!(added["tag"], "gpu");
+    let id = added["id"].as_str().unwrap().to_owned();
+    let (status, missing) = post(&lb, "addServer", json!({"server": {"url": n2.url}})).await;
+    assert_eq!(
+        (status, missing["error"].as_str()),
+        (400, Some("Server needs a URL and a secret"))
+    );
+
+    // Flat bodies are accepted as Scalelite accepts them.
+    let (status, enabled) = post(&lb, "updateServer", json!({"id": id, "state": "enable"})).await;
+    assert_eq!(
+        (status, enabled["state"].as_str()),
+        (200, Some("enabled")),
+        "{enabled}"
+    );
+    let (status, invalid) = post(
+        &lb,
+        "updateServer",
+        json!({"id": id, "server": {"state": "explode"}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(invalid["error"], "Invalid state parameter: explode");
+    let (status, zero) = post(
+        &lb,
+        "updateServer",
+        json!({"id": id, "server": {"load_multiplier": "0"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, zero["error"].as_str()),
+        (400, Some("Load-multiplier must be a non-zero number"))
+    );
+    let (status, unknown) = get(&lb, "getServerInfo", "id=nope").await;
+    assert_eq!(
+        (status, unknown["error"].as_str()),
+        (404, Some("Couldn't find server with id=nope"))
+    );
+
+    // panicServer ends the node's meetings and disables it.
+    let bbb = lb.client(LB_SECRET, Algorithm::Sha256);
+    let created = bbb
+        .call(
+            "create",
+            &[
+                ("meetingID", "m1"),
+                ("name", "Room M"),
+                ("preferredServer", "bbb1"),
+            ],
+        )
+        .await;
+    assert!(created.is_success(), "{created:?}");
+    let (status, panicked) = post(&lb, "panicServer", json!({"id": "bbb1"})).await;
+    assert_eq!(status, 200, "{panicked}");
+    assert_eq!(
+        panicked["success"],
+        "Server id=bbb1 has been disabled and the meetings have been destroyed"
+    );
+    assert_eq!(
+        bbb.call("getMeetingInfo", &[("meetingID", "m1")])
+            .await
+            .key(),
+        Some("notFound")
+    );
+    let (_, info) = get(&lb, "getServerInfo", "id=bbb1").await;
+    assert_eq!(info["state"], "disabled");
+    let (status, gone) = post(&lb, "deleteServer", json!({"id": id})).await;
+    assert_eq!(
+        (status, gone["success"].as_str().map(String::from)),
+        (200, Some(format!("Server id={id} was destroyed")))
+    );
+
+    // Tenants are integrations.
+    let (status, tenant) = post(
+        &lb,
+        "addTenant",
+        json!({"tenant": {"name": "uni2", "secrets": "uni2-secret-aaaaaaa:uni2-secret-bbbbbbb"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{tenant}");
+    let tenant_id = tenant["tenant"]["id"].as_str().unwrap().to_owned();
+    let uni2 = lb.client("uni2-secret-bbbbbbb", Algorithm::Sha1);
+    assert!(
+        conflux_tests::harness::eventually(|| async {
+            uni2.call("getMeetings", &[]).await.is_success()
+        })
+        .await,
+        "the tenant's second secret works"
+    );
+    let (_, tenants) = get(&lb, "getTenants", "").await;
+    assert!(
+        tenants
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "uni2"),
+        "{tenants}"
+    );
+    let (status, renamed) = post(
+        &lb,
+        "updateTenant",
+        json!({"id": tenant_id, "tenant": {"name": "uni-two"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["tenant"]["name"].as_str()),
+        (200, Some("uni-two"))
+    );
+    let (status, _) = post(&lb, "addTenant", json!({"tenant": {"name": "x"}})).await;
+    assert_eq!(status, 400);
+    let (status, deleted) = post(&lb, "deleteTenant", json!({"id": tenant_id})).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert!(!lb.cli_ok(&["integrations", "list"]).contains("uni-two"));
+}
