@@ -1,4 +1,5 @@
-//! The admin commands (`serve`, `servers`, `meetings`, `integrations`, `users`, `poll`): the meaning of
+//! The admin commands (`serve`, `servers`, `meetings`, `integrations`, `users`, `tokens`,
+//! `poll`): the meaning of
 //! Scalelite's rake tasks. They open the same SQLite store as `serve` (WAL lets both run at
 //! once). Bad input is a [`UsageError`] (exit 2) and changes nothing.
 
@@ -39,6 +40,7 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
             Command::Meetings(c) => meetings::run(&state, c).await,
             Command::Integrations(c) => integrations::run(&state, c).await,
             Command::Users(c) => users::run(&state, c),
+            Command::Tokens(c) => users::tokens(&state, c),
             Command::Poll => {
                 crate::poller::poll_all(&state, true).await;
                 servers::status(&state)

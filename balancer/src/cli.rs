@@ -49,6 +49,9 @@ pub enum Command {
     /// Web accounts (admin or viewer). Passwords are read from standard input (one line).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Tokens of the JSON admin API (`Authorization: Bearer TOKEN`); never the BBB secrets.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Poll every node once now and print the status table.
     Poll,
 }
@@ -67,6 +70,20 @@ pub enum UsersCommand {
     Passwd { username: String },
     /// Remove an account (and its sessions).
     Remove { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// List the tokens (names and roles; the tokens themselves are not kept).
+    List,
+    /// Make a token; it is printed once.
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
+    },
+    /// Revoke a token.
+    Remove { name: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

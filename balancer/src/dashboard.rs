@@ -2,12 +2,13 @@
 //! through server-sent events), a node page with history charts, the history as JSON, and the
 //! static files. Pages need a session unless `web.public`; they never show a secret.
 
+mod admin_api;
 mod auth;
 mod manage;
 mod reports;
 mod view;
 
-pub use auth::{hash_password, LoginLimiter};
+pub use auth::{hash_password, token as new_token, token_hash, LoginLimiter};
 
 /// A random password for generated accounts (the demo's): 16 letters and digits.
 pub fn random_password() -> String {
@@ -102,12 +103,22 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(session)
         .then(report_csv);
-    let history = warp::get()
-        .and(warp::path!("api" / "nodes" / String / "history"))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(with_state)
+    let api_get = warp::get()
+        .and(warp::path("api"))
+        .and(warp::path("v1"))
+        .and(warp::path::tail())
+        .and(raw_query())
+        .and(with_state.clone())
+        .and(warp::header::optional::<String>("authorization"))
         .and(session)
-        .then(history);
+        .then(api_get);
+    let api_post = warp::post()
+        .and(warp::path!("api" / "v1" / String / String))
+        .and(with_state.clone())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .then(api_post);
     statics
         .or(login_page)
         .unify()
@@ -121,7 +132,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(events)
         .unify()
-        .or(history)
+        .or(api_get)
+        .unify()
+        .or(api_post)
         .unify()
         .or(admin_page)
         .unify()
@@ -494,16 +507,8 @@ async fn events(state: Arc<AppState>, cookie: Option<String>) -> Response {
 }
 
 /// A node's stored history for a range (`hour`, `day`, `month`, `year`) as columns.
-async fn history(
-    name: String,
-    raw_query: String,
-    state: Arc<AppState>,
-    cookie: Option<String>,
-) -> Response {
-    if reader(&state, cookie).await.is_err() {
-        return json_error(StatusCode::UNAUTHORIZED, "log in first");
-    }
-    let range = Query::parse(&raw_query)
+pub(crate) async fn history_json(state: &AppState, name: &str, raw_query: &str) -> Response {
+    let range = Query::parse(raw_query)
         .ok()
         .and_then(|q| q.get("range").map(String::from))
         .unwrap_or_else(|| "hour".into());
@@ -553,6 +558,40 @@ async fn history(
         "video": column(|s| s.video),
     }))
     .into_response()
+}
+
+/// `GET /api/v1/...`: a token or a session.
+async fn api_get(
+    tail: warp::path::Tail,
+    raw_query: String,
+    state: Arc<AppState>,
+    authorization: Option<String>,
+    cookie: Option<String>,
+) -> Response {
+    let known = admin_api::caller(&state, authorization, cookie)
+        .await
+        .is_some();
+    if !known && !state.config.web.public {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token or a session is needed",
+        );
+    }
+    admin_api::get(&state, tail.as_str(), &raw_query).await
+}
+
+/// `POST /api/v1/ENTITY/ACTION`: bearer tokens only (a cookie could be sent by another site).
+async fn api_post(
+    entity: String,
+    action: String,
+    state: Arc<AppState>,
+    authorization: Option<String>,
+    body: Bytes,
+) -> Response {
+    let Some(caller) = admin_api::caller(&state, authorization, None).await else {
+        return json_error(StatusCode::UNAUTHORIZED, "a bearer token is needed");
+    };
+    admin_api::post(&state, &caller, &entity, &action, &body).await
 }
 
 fn json_error(status: StatusCode, why: &str) -> Response {

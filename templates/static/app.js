@@ -36,7 +36,7 @@ var Conflux = {
     });
     var charts = [];
     function draw(range) {
-      fetch("/api/nodes/" + encodeURIComponent(name) + "/history?range=" + range, { credentials: "same-origin" })
+      fetch("/api/v1/nodes/" + encodeURIComponent(name) + "/history?range=" + range, { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (h) {
           charts.forEach(function (c) { c.destroy(); });

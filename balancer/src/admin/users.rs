@@ -1,4 +1,4 @@
-//! `users ...`: the web's accounts. Passwords come from standard input (never the command
+//! `users ...` and `tokens ...`: the web's accounts and the JSON admin API's tokens. Passwords come from standard input (never the command
 //! line, where other users could see them) and are stored as argon2id hashes. Every change is
 //! in the audit log with the actor `cli`.
 #![allow(clippy::print_stdout)] // command output
@@ -6,7 +6,7 @@
 use std::io::BufRead;
 
 use super::{usage, UsageError};
-use crate::cli::{RoleArg, UsersCommand};
+use crate::cli::{RoleArg, TokensCommand, UsersCommand};
 use crate::dashboard::hash_password;
 use crate::state::AppState;
 use crate::store::users::{self, Role};
@@ -68,6 +68,50 @@ pub fn run(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
                 .blocking(|c| {
                     users::remove(c, &username)?;
                     users::audit(c, "cli", "user removed", &username)
+                })
+                .map_err(usage)?;
+            println!("OK");
+            Ok(())
+        }
+    }
+}
+
+pub fn tokens(state: &AppState, command: TokensCommand) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::List => {
+            for t in state.store.blocking(|c| users::tokens(c))? {
+                println!("{}\t{}", t.name, t.role.as_str());
+            }
+            Ok(())
+        }
+        TokensCommand::Add { name, role } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Viewer => Role::Viewer,
+            };
+            let token = crate::dashboard::new_token();
+            let hash = crate::dashboard::token_hash(&token);
+            state
+                .store
+                .blocking(|c| {
+                    users::add_token(c, &name, &hash, role)?;
+                    users::audit(
+                        c,
+                        "cli",
+                        "token added",
+                        &format!("{name} ({})", role.as_str()),
+                    )
+                })
+                .map_err(usage)?;
+            println!("token: {token}");
+            Ok(())
+        }
+        TokensCommand::Remove { name } => {
+            state
+                .store
+                .blocking(|c| {
+                    users::remove_token(c, &name)?;
+                    users::audit(c, "cli", "token removed", &name)
                 })
                 .map_err(usage)?;
             println!("OK");

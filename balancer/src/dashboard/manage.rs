@@ -153,30 +153,12 @@ pub async fn act(
             "The form's CSRF token is missing or wrong.",
         );
     }
-    let actor = session.user.username.clone();
-    let outcome = match entity {
-        "integrations" => integration(state, action, form).await,
-        "nodes" => node(state, action, form).await,
-        "users" => account(state, action, form).await,
-        _ => Err(Failure::NotFound),
-    };
-    match outcome {
-        Ok(done) => {
-            let detail = done.detail.clone();
-            let what = format!("{entity} {action}");
-            let _ = state
-                .store
-                .run(move |c| users::audit(c, &actor, &what, &detail))
-                .await;
-            if let Err(e) = state.refresh().await {
-                tracing::error!(error = %e, "Could not refresh after an admin change.");
-            }
-            match done.secret {
-                // A secret is shown once, on the answer itself (never in a URL or a log).
-                Some(secret) => admin_page(state, session, Some(done.notice), Some(secret)).await,
-                None => redirect("/admin"),
-            }
-        }
+    match perform(state, &session.user.username, entity, action, form).await {
+        Ok(done) => match done.secret {
+            // A secret is shown once, on the answer itself (never in a URL or a log).
+            Some(secret) => admin_page(state, session, Some(done.notice), Some(secret)).await,
+            None => redirect("/admin"),
+        },
         Err(Failure::NotFound) => message(
             state,
             StatusCode::NOT_FOUND,
@@ -201,13 +183,44 @@ pub async fn act(
     }
 }
 
-struct Done {
-    notice: String,
-    detail: String,
-    secret: Option<(String, String)>,
+/// Does `action` on `entity` for `actor` (an admin, already checked): the one implementation
+/// behind the admin pages and the JSON admin API. Audited and followed by a snapshot refresh.
+pub async fn perform(
+    state: &Arc<AppState>,
+    actor: &str,
+    entity: &str,
+    action: &str,
+    form: &Query,
+) -> Result<Done, Failure> {
+    let done = match entity {
+        "integrations" => integration(state, action, form).await,
+        "nodes" => node(state, action, form).await,
+        "users" => account(state, action, form).await,
+        _ => Err(Failure::NotFound),
+    }?;
+    let (actor, what, detail) = (
+        actor.to_owned(),
+        format!("{entity} {action}"),
+        done.detail.clone(),
+    );
+    let _ = state
+        .store
+        .run(move |c| users::audit(c, &actor, &what, &detail))
+        .await;
+    if let Err(e) = state.refresh().await {
+        tracing::error!(error = %e, "Could not refresh after an admin change.");
+    }
+    Ok(done)
 }
 
-enum Failure {
+/// What an action did: a notice, the audit detail, and a new secret to show once.
+pub struct Done {
+    pub notice: String,
+    pub detail: String,
+    pub secret: Option<(String, String)>,
+}
+
+pub enum Failure {
     NotFound,
     Invalid(String),
     Store(store::StoreError),

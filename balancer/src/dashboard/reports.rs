@@ -135,6 +135,29 @@ pub async fn report_page(
     )
 }
 
+/// The report as JSON (`/api/v1/reports?integration=ID&month=YYYY-MM`).
+pub async fn report_json(state: &Arc<AppState>, raw_query: &str) -> Response {
+    let selection = match select(state, raw_query) {
+        Ok(s) => s,
+        Err(why) => return super::admin_api::error(StatusCode::BAD_REQUEST, &why),
+    };
+    let Some(integration) = selection.integration else {
+        return super::admin_api::error(StatusCode::NOT_FOUND, "no integration");
+    };
+    match load(state, integration.id, selection.days).await {
+        Some(days) => warp::reply::json(&json!({
+            "integration": {"id": integration.id.0, "name": integration.name},
+            "month": selection.month,
+            "days": days,
+        }))
+        .into_response(),
+        None => super::admin_api::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the report could not be read",
+        ),
+    }
+}
+
 pub async fn report_csv(state: &Arc<AppState>, raw_query: &str) -> Response {
     let selection = match select(state, raw_query) {
         Ok(s) => s,

@@ -177,3 +177,69 @@ pub fn audit_log(
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
+
+/// A JSON admin API token's name and role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub name: String,
+    pub role: Role,
+}
+
+pub fn add_token(
+    conn: &Connection,
+    name: &str,
+    token_hash: &str,
+    role: Role,
+) -> Result<(), StoreError> {
+    let taken: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(StoreError::Conflict(format!(
+            "a token named {name:?} exists already"
+        )));
+    }
+    conn.execute(
+        "INSERT INTO api_tokens (name, token_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![name, token_hash, role.as_str(), now_ms()],
+    )?;
+    Ok(())
+}
+
+/// The token with this hash, if any.
+pub fn token(conn: &Connection, token_hash: &str) -> Result<Option<Token>, StoreError> {
+    let found = conn
+        .prepare_cached("SELECT name, role FROM api_tokens WHERE token_hash = ?1")?
+        .query_row([token_hash], |r| {
+            let role: String = r.get(1)?;
+            Ok(Token {
+                name: r.get(0)?,
+                role: role.parse().unwrap_or(Role::Viewer),
+            })
+        })
+        .optional()?;
+    Ok(found)
+}
+
+pub fn tokens(conn: &Connection) -> Result<Vec<Token>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT name, role FROM api_tokens ORDER BY name")?;
+    let rows = stmt
+        .query_map([], |r| {
+            let role: String = r.get(1)?;
+            Ok(Token {
+                name: r.get(0)?,
+                role: role.parse().unwrap_or(Role::Viewer),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn remove_token(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    if conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? == 0 {
+        return Err(StoreError::NotFound(format!("token {name:?}")));
+    }
+    Ok(())
+}

@@ -165,7 +165,7 @@ async fn pages_need_a_login_and_never_show_secrets() {
     let home = http().get(format!("{base}/")).send().await.unwrap();
     assert_eq!(home.status().as_u16(), 303);
     assert_eq!(home.headers()["location"], "/login");
-    for path in ["/events", "/api/nodes/bbb1/history"] {
+    for path in ["/events", "/api/v1/nodes/bbb1/history"] {
         let r = http().get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
     }
@@ -197,7 +197,7 @@ async fn pages_need_a_login_and_never_show_secrets() {
     let page = get("/").await.text().await.unwrap();
     assert!(page.contains(r#"data-node="bbb1""#), "{page}");
     let node_page = get("/nodes/bbb1").await.text().await.unwrap();
-    let history = get("/api/nodes/bbb1/history?range=day")
+    let history = get("/api/v1/nodes/bbb1/history?range=day")
         .await
         .text()
         .await
@@ -217,7 +217,7 @@ async fn pages_need_a_login_and_never_show_secrets() {
     }
     assert_eq!(get("/nodes/nope").await.status().as_u16(), 404);
     assert_eq!(
-        get("/api/nodes/bbb1/history?range=week")
+        get("/api/v1/nodes/bbb1/history?range=week")
             .await
             .status()
             .as_u16(),
@@ -325,4 +325,146 @@ async fn a_public_dashboard_needs_no_login() {
         text.contains(r#"data-node="bbb1""#) && !text.contains("Log out"),
         "{text}"
     );
+}
+
+/// `conflux-balancer --data-dir DIR tokens add NAME --role ROLE`: the token.
+fn add_token(data_dir: &Path, name: &str, role: &str) -> String {
+    let out = Command::new(binary("conflux-balancer"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["tokens", "add", name, "--role", role])
+        .env_remove("CONFLUX_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("token: ")
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_json_admin_api_does_what_the_pages_do() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&node])
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let data = lb.dir.path().join("data");
+    let admin = add_token(&data, "automation", "admin");
+    let viewer = add_token(&data, "grafana", "viewer");
+    let base = format!("{}/api/v1", lb.url);
+    let get = |path: &str, token: &str| {
+        let (url, token) = (format!("{base}{path}"), token.to_owned());
+        async move { http().get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let post = |path: &str, token: &str, body: serde_json::Value| {
+        let (url, token) = (format!("{base}{path}"), token.to_owned());
+        async move {
+            http()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Every GET path of docs/openapi.yaml answers, and never with a secret.
+    let spec =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml"))
+            .unwrap();
+    let paths: Vec<&str> = spec
+        .lines()
+        .filter_map(|l| l.strip_prefix("  /").and_then(|p| p.strip_suffix(':')))
+        .filter(|p| !p.starts_with('{'))
+        .collect();
+    assert!(paths.len() >= 8, "{paths:?}");
+    for path in paths {
+        let path = format!("/{}", path.replace("{node}", "bbb1"));
+        let r = get(&path, &viewer).await;
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains(&node.secret) && !text.contains(UNI),
+            "{path} leaks a secret"
+        );
+    }
+    assert_eq!(
+        http()
+            .get(format!("{base}/nodes"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(get("/nodes", "not-a-token").await.status().as_u16(), 401);
+
+    // Viewers read only; admins act, audited under the token's name.
+    let refused = post(
+        "/integrations/add",
+        &viewer,
+        serde_json::json!({"name": "Api University"}),
+    )
+    .await;
+    assert_eq!(refused.status().as_u16(), 403);
+    let made = post(
+        "/integrations/add",
+        &admin,
+        serde_json::json!({"name": "Api University"}),
+    )
+    .await;
+    assert_eq!(made.status().as_u16(), 200);
+    let made: serde_json::Value = made.json().await.unwrap();
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 40);
+    let listed: serde_json::Value = get("/integrations", &viewer).await.json().await.unwrap();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["name"] == "Api University"));
+    assert!(
+        !listed.to_string().contains(&secret),
+        "listing shows no secret"
+    );
+    let bbb = lb.client(&secret, conflux_shared::Algorithm::Sha256);
+    assert!(
+        conflux_tests::harness::eventually(|| async {
+            bbb.call("getMeetings", &[]).await.is_success()
+        })
+        .await,
+        "the new secret works"
+    );
+    let node_id = 1;
+    let updated = post(
+        "/nodes/update",
+        &admin,
+        serde_json::json!({"id": node_id, "location": "-30.03,-51.22", "multiplier": 2.5, "tags": "gpu"}),
+    )
+    .await;
+    assert_eq!(updated.status().as_u16(), 200);
+    assert!(lb
+        .cli_ok(&["servers", "list"])
+        .contains("load multiplier: 2.5"));
+    let bad = post(
+        "/nodes/update",
+        &admin,
+        serde_json::json!({"id": node_id, "location": "north"}),
+    )
+    .await;
+    assert_eq!(bad.status().as_u16(), 400);
+    let unknown = post("/nodes/explode", &admin, serde_json::json!({"id": node_id})).await;
+    assert_eq!(unknown.status().as_u16(), 404);
+    let audit: serde_json::Value = get("/audit", &viewer).await.json().await.unwrap();
+    assert!(audit.to_string().contains("token:automation"), "{audit}");
 }
