@@ -33,9 +33,10 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let state = AppState::open(config)
         .with_context(|| format!("while starting with data dir {}", data_dir.display()))?;
+    let audited = describe(&command);
     runtime.block_on(async move {
-        match command {
-            Command::Serve { listen } => serve(state, listen).await,
+        let result = match command {
+            Command::Serve { listen } => serve(state.clone(), listen).await,
             Command::Servers(c) => servers::run(&state, c).await,
             Command::Meetings(c) => meetings::run(&state, c).await,
             Command::Integrations(c) => integrations::run(&state, c).await,
@@ -46,8 +47,52 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 servers::status(&state)
             }
             Command::Demo { .. } => Err(UsageError("demo is not an admin command".into()).into()),
+        };
+        if let (Ok(()), Some(what)) = (&result, audited) {
+            let (action, detail) = what;
+            if let Err(e) = state
+                .store
+                .blocking(|c| crate::store::users::audit(c, "cli", &action, &detail))
+            {
+                tracing::warn!(error = %e, "Could not record the change in the audit log.");
+            }
         }
+        result
     })
+}
+
+/// What a changing command goes into the audit log as (action, detail), never with a secret;
+/// `None` for reads. (`users` and `tokens` record themselves.)
+fn describe(command: &Command) -> Option<(String, String)> {
+    use crate::cli::{IntegrationsCommand as I, MeetingsCommand as M, ServersCommand as S};
+    let entry = |action: &str, detail: &str| Some((action.to_owned(), detail.to_owned()));
+    match command {
+        Command::Servers(c) => match c {
+            S::Add(a) => entry("servers add", &a.url),
+            S::Remove { server } => entry("servers remove", server),
+            S::Enable { server } => entry("servers enable", server),
+            S::Disable { server, .. } => entry("servers disable", server),
+            S::Cordon { server } => entry("servers cordon", server),
+            S::Panic { server, .. } => entry("servers panic", server),
+            S::Update(u) => entry("servers update", &u.server),
+            S::Force { server, mode } => entry("servers force", &format!("{server} {mode:?}")),
+            S::Sync {
+                file,
+                mode,
+                dry_run: false,
+            } => entry("servers sync", &format!("{file} ({mode:?})")),
+            _ => None,
+        },
+        Command::Meetings(M::End { meeting_id }) => entry("meetings end", meeting_id),
+        Command::Integrations(c) => match c {
+            I::Add { name, .. } => entry("integrations add", name),
+            I::Remove { integration } => entry("integrations remove", integration),
+            I::Rotate { integration, .. } => entry("integrations rotate", integration),
+            I::Update(u) => entry("integrations update", &u.integration),
+            I::List => None,
+        },
+        _ => None,
+    }
 }
 
 async fn serve(state: Arc<AppState>, listen: Option<String>) -> anyhow::Result<()> {

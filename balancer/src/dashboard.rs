@@ -68,6 +68,11 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(session)
         .then(dashboard);
+    let network_page = warp::get()
+        .and(warp::path!("network"))
+        .and(with_state.clone())
+        .and(session)
+        .then(network_page);
     let node_page = warp::get()
         .and(warp::path!("nodes" / String))
         .and(with_state.clone())
@@ -129,6 +134,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(dashboard)
         .unify()
         .or(node_page)
+        .unify()
+        .or(network_page)
         .unify()
         .or(events)
         .unify()
@@ -477,6 +484,20 @@ async fn admin_action(
     manage::act(&state, &session, &entity, &action, &form).await
 }
 
+async fn network_page(state: Arc<AppState>, cookie: Option<String>) -> Response {
+    let session = match reader(&state, cookie).await {
+        Ok(s) => s,
+        Err(to_login) => return to_login,
+    };
+    let (_, totals) = view::network(&state);
+    page(
+        &state,
+        "network",
+        session.as_ref(),
+        json!({"title": "Network history", "totals": totals}),
+    )
+}
+
 /// Server-sent events: the rendered rows and totals whenever they change.
 async fn events(state: Arc<AppState>, cookie: Option<String>) -> Response {
     if reader(&state, cookie).await.is_err() {
@@ -507,7 +528,13 @@ async fn events(state: Arc<AppState>, cookie: Option<String>) -> Response {
 }
 
 /// A node's stored history for a range (`hour`, `day`, `month`, `year`) as columns.
-pub(crate) async fn history_json(state: &AppState, name: &str, raw_query: &str) -> Response {
+/// `name`'s history, or the whole network's with `None` (per-node rows are not aligned in
+/// time, so the network's shortest range uses 5-minute rows).
+pub(crate) async fn history_json(
+    state: &AppState,
+    name: Option<&str>,
+    raw_query: &str,
+) -> Response {
     let range = Query::parse(raw_query)
         .ok()
         .and_then(|q| q.get("range").map(String::from))
@@ -524,22 +551,33 @@ pub(crate) async fn history_json(state: &AppState, name: &str, raw_query: &str) 
             )
         }
     };
-    let Some(node) = state
-        .nodes
-        .load()
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .cloned()
-    else {
-        return json_error(StatusCode::NOT_FOUND, &format!("no node {name:?}"));
-    };
     let since = crate::store::now_ms() / 1000 - span;
-    let rows = state
-        .store
-        .run(move |c| crate::store::monitor::history(c, node.id, resolution, since))
-        .await
-        .unwrap_or_default();
+    let rows = match name {
+        Some(name) => {
+            let Some(node) = state
+                .nodes
+                .load()
+                .nodes
+                .iter()
+                .find(|n| n.name == name)
+                .cloned()
+            else {
+                return json_error(StatusCode::NOT_FOUND, &format!("no node {name:?}"));
+            };
+            state
+                .store
+                .run(move |c| crate::store::monitor::history(c, node.id, resolution, since))
+                .await
+        }
+        None => {
+            let resolution = resolution.max(300);
+            state
+                .store
+                .run(move |c| crate::store::monitor::network_history(c, resolution, since))
+                .await
+        }
+    }
+    .unwrap_or_default();
     let column = |f: fn(&crate::store::monitor::Sample) -> f64| {
         rows.iter().map(|(_, s)| f(s)).collect::<Vec<_>>()
     };

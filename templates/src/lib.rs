@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("message", include_str!("../templates/message.hbs")),
     ("admin", include_str!("../templates/admin.hbs")),
     ("report", include_str!("../templates/report.hbs")),
+    ("network", include_str!("../templates/network.hbs")),
 ];
 
 /// (path under `/static/`, bytes, content type).

@@ -34,9 +34,22 @@ var Conflux = {
       var row = rows.querySelector('tr[data-node="' + CSS.escape(name) + '"]');
       if (row) document.getElementById("nodes").replaceChildren(row);
     });
+    Conflux.charts("/api/v1/nodes/" + encodeURIComponent(name) + "/history");
+  },
+
+  // The network's history page: live totals, and the charts of every node summed.
+  network: function () {
+    Conflux.live(function (data) {
+      document.getElementById("totals").innerHTML = data.totals;
+    });
+    Conflux.charts("/api/v1/network/history");
+  },
+
+  // Three history charts from `url` (?range=hour|day|month|year), with the range buttons.
+  charts: function (url) {
     var charts = [];
     function draw(range) {
-      fetch("/api/v1/nodes/" + encodeURIComponent(name) + "/history?range=" + range, { credentials: "same-origin" })
+      fetch(url + "?range=" + range, { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (h) {
           charts.forEach(function (c) { c.destroy(); });
@@ -60,8 +73,7 @@ var Conflux = {
       b.addEventListener("click", function () { draw(b.dataset.range); });
     });
     draw("hour");
-  }
-,
+  },
 
   // The usage report's chart, from the table on the page (one row per day).
   report: function () {

@@ -60,6 +60,12 @@ try {
   console.log("ok: node page with its history chart (" + points + ")");
   await page.screenshot({ path: shots + "/node.png", fullPage: true });
 
+  await page.click('header a[href="/network"]');
+  await page.waitForFunction(() => document.body.dataset.chart === "hour");
+  const total = await page.textContent("#points");
+  if (!/^[1-9]\d* points$/.test(total)) await fail("the network chart has no points: " + total);
+  console.log("ok: network history (" + total + ")");
+
   await page.click('header button[type="submit"]');
   await page.waitForURL(base + "/login");
   await page.goto(base + "/");

@@ -167,6 +167,39 @@ pub fn history(
     Ok(rows)
 }
 
+/// The whole network's history at `resolution` (> 0) from `since`: CPU, memory and disk are
+/// the nodes' mean, the rest their sum.
+pub fn network_history(
+    conn: &Connection,
+    resolution: i64,
+    since: i64,
+) -> Result<Vec<(i64, Sample)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts, avg(cpu), avg(memory), avg(disk), sum(net_in), sum(net_out), sum(meetings),
+                sum(users), sum(voice), sum(video)
+         FROM history WHERE resolution = ?1 AND ts >= ?2 GROUP BY ts ORDER BY ts",
+    )?;
+    let rows = stmt
+        .query_map(params![resolution, since], |r| {
+            Ok((
+                r.get(0)?,
+                Sample {
+                    cpu: r.get(1)?,
+                    memory: r.get(2)?,
+                    disk: r.get(3)?,
+                    net_in: r.get(4)?,
+                    net_out: r.get(5)?,
+                    meetings: r.get(6)?,
+                    users: r.get(7)?,
+                    voice: r.get(8)?,
+                    video: r.get(9)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Every stored check.
 pub fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
     let mut stmt = conn.prepare_cached(

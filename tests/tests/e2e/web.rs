@@ -98,6 +98,7 @@ async fn the_dashboard_in_a_real_browser() {
         "every node shown",
         "without a reload",
         "history chart",
+        "network history",
         "logged out",
         "secret shown once",
         "report downloaded",
@@ -467,4 +468,17 @@ async fn the_json_admin_api_does_what_the_pages_do() {
     assert_eq!(unknown.status().as_u16(), 404);
     let audit: serde_json::Value = get("/audit", &viewer).await.json().await.unwrap();
     assert!(audit.to_string().contains("token:automation"), "{audit}");
+    // The CLI's changes are in the same log (the harness added the node and the integration).
+    let cli = audit.as_array().unwrap();
+    for action in ["servers add", "integrations add"] {
+        assert!(
+            cli.iter()
+                .any(|e| e["actor"] == "cli" && e["action"] == action),
+            "{action} missing: {audit}"
+        );
+    }
+    assert!(
+        !audit.to_string().contains(UNI),
+        "no secret in the audit log"
+    );
 }
