@@ -4,6 +4,8 @@
 
 mod admin_api;
 mod auth;
+mod live;
+mod login;
 mod manage;
 mod reports;
 mod view;
@@ -15,10 +17,7 @@ pub fn random_password() -> String {
     auth::token()[..16].to_owned()
 }
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use conflux_shared::Query;
 use serde_json::json;
@@ -32,9 +31,6 @@ use crate::state::AppState;
 use crate::store::users::{self, Session};
 use auth::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 
-/// How often a live page's data is rendered and, if it changed, sent.
-const LIVE_EVERY: Duration = Duration::from_millis(500);
-
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let with_state = warp::any().map(move || state.clone());
     let session = warp::cookie::optional::<String>(SESSION_COOKIE);
@@ -46,7 +42,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::path!("login"))
         .and(with_state.clone())
         .and(warp::cookie::optional::<String>(LOGIN_CSRF_COOKIE))
-        .then(login_page);
+        .then(login::login_page);
     let login = warp::post()
         .and(warp::path!("login"))
         .and(with_state.clone())
@@ -55,14 +51,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::cookie::optional::<String>(LOGIN_CSRF_COOKIE))
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::bytes())
-        .then(login);
+        .then(login::login);
     let logout = warp::post()
         .and(warp::path!("logout"))
         .and(with_state.clone())
         .and(session)
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::bytes())
-        .then(logout);
+        .then(login::logout);
     let dashboard = warp::get()
         .and(warp::path::end())
         .and(with_state.clone())
@@ -82,7 +78,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::path!("events"))
         .and(with_state.clone())
         .and(session)
-        .then(events);
+        .then(live::events);
     let admin_page = warp::get()
         .and(warp::path!("admin"))
         .and(with_state.clone())
@@ -218,31 +214,6 @@ fn static_file(path: &str) -> Response {
     }
 }
 
-async fn login_page(state: Arc<AppState>, csrf: Option<String>) -> Response {
-    let csrf = csrf.filter(|c| c.len() == 64).unwrap_or_else(auth::token);
-    login_form(&state, &csrf, None, StatusCode::OK)
-}
-
-fn login_form(state: &AppState, csrf: &str, error: Option<&str>, status: StatusCode) -> Response {
-    // The form's token is the login cookie's value (double submit): a cross-site form cannot
-    // read it.
-    let body = page(
-        state,
-        "login",
-        None,
-        json!({"title": "Log in", "error": error, "csrf": csrf}),
-    );
-    let mut reply = warp::reply::with_status(body, status).into_response();
-    let cookie = auth::cookie(
-        &state.config.web,
-        LOGIN_CSRF_COOKIE,
-        csrf,
-        Duration::from_secs(3600),
-    );
-    set_cookie(&mut reply, &cookie);
-    reply
-}
-
 fn set_cookie(reply: &mut Response, cookie: &str) {
     if let Ok(value) = header::HeaderValue::from_str(cookie) {
         reply.headers_mut().append(header::SET_COOKIE, value);
@@ -251,143 +222,6 @@ fn set_cookie(reply: &mut Response, cookie: &str) {
 
 fn form(body: &Bytes) -> Option<Query> {
     Query::parse(std::str::from_utf8(body).ok()?).ok()
-}
-
-async fn login(
-    state: Arc<AppState>,
-    peer: Option<SocketAddr>,
-    xff: Option<String>,
-    cookie: Option<String>,
-    body: Bytes,
-) -> Response {
-    let Some(ip) =
-        crate::api::request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies)
-    else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let fresh = auth::token();
-    let Some(form) = form(&body) else {
-        return login_form(
-            &state,
-            &fresh,
-            Some("The form could not be read."),
-            StatusCode::BAD_REQUEST,
-        );
-    };
-    let csrf = form.get("csrf").unwrap_or_default();
-    if !cookie.as_deref().is_some_and(|c| auth::same(c, csrf)) {
-        tracing::warn!(%ip, "Login refused: CSRF check failed.");
-        return login_form(
-            &state,
-            &fresh,
-            Some("The form expired or came from another site; please try again."),
-            StatusCode::FORBIDDEN,
-        );
-    }
-    if !state.login_limiter.allows(ip) {
-        tracing::warn!(%ip, "Login refused: too many failures.");
-        return login_form(
-            &state,
-            &fresh,
-            Some("Too many failed attempts from your address; wait a few minutes."),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-    }
-    let username = form.get_trimmed("username").unwrap_or_default();
-    let password = form.get("password").unwrap_or_default().to_owned();
-    let store = state.store.clone();
-    let name = username.clone();
-    let user = tokio::task::spawn_blocking(move || {
-        let user = store.blocking(|c| users::find(c, &name)).ok();
-        // Verify against a dummy hash when the user does not exist, so timing tells nothing.
-        let hash = user.as_ref().map_or_else(
-            || auth::dummy_hash().to_owned(),
-            |u| u.password_hash.clone(),
-        );
-        let ok = auth::verify_password(&password, &hash);
-        user.filter(|_| ok)
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(user) = user else {
-        state.login_limiter.failed(ip);
-        tracing::warn!(%ip, user = %username, "Login failed.");
-        return login_form(
-            &state,
-            &fresh,
-            Some("Wrong user or password."),
-            StatusCode::UNAUTHORIZED,
-        );
-    };
-    let token = auth::token();
-    let (hash, csrf, id, name) = (
-        auth::token_hash(&token),
-        auth::token(),
-        user.id,
-        user.username.clone(),
-    );
-    let lifetime = state.config.web.session;
-    let expires = crate::store::now_ms() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
-    let stored = state
-        .store
-        .run(move |c| {
-            users::create_session(c, &hash, id, &csrf, expires)?;
-            users::audit(c, &name, "login", &ip.to_string())
-        })
-        .await;
-    if let Err(e) = stored {
-        tracing::error!(error = %e, "Could not store a session.");
-        return message(
-            &state,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "The session could not be stored.",
-        );
-    }
-    tracing::info!(%ip, user = %user.username, "Logged in.");
-    let mut reply = redirect("/");
-    set_cookie(
-        &mut reply,
-        &auth::cookie(&state.config.web, SESSION_COOKIE, &token, lifetime),
-    );
-    set_cookie(
-        &mut reply,
-        &auth::cookie(&state.config.web, LOGIN_CSRF_COOKIE, "", Duration::ZERO),
-    );
-    reply
-}
-
-async fn logout(state: Arc<AppState>, cookie: Option<String>, body: Bytes) -> Response {
-    let Some(token) = cookie else {
-        return redirect("/login");
-    };
-    let Some(session) = auth::session(&state, Some(token.clone())).await else {
-        return redirect("/login");
-    };
-    if !form(&body).is_some_and(|f| auth::same(&session.csrf, f.get("csrf").unwrap_or_default())) {
-        return message(
-            &state,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong.",
-        );
-    }
-    let hash = auth::token_hash(&token);
-    let name = session.user.username.clone();
-    let _ = state
-        .store
-        .run(move |c| {
-            users::end_session(c, &hash)?;
-            users::audit(c, &name, "logout", "")
-        })
-        .await;
-    let mut reply = redirect("/login");
-    set_cookie(
-        &mut reply,
-        &auth::cookie(&state.config.web, SESSION_COOKIE, "", Duration::ZERO),
-    );
-    reply
 }
 
 async fn dashboard(state: Arc<AppState>, cookie: Option<String>) -> Response {
@@ -496,106 +330,6 @@ async fn network_page(state: Arc<AppState>, cookie: Option<String>) -> Response 
         session.as_ref(),
         json!({"title": "Network history", "totals": totals}),
     )
-}
-
-/// Server-sent events: the rendered rows and totals whenever they change.
-async fn events(state: Arc<AppState>, cookie: Option<String>) -> Response {
-    if reader(&state, cookie).await.is_err() {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let updates =
-        futures_util::stream::unfold((state, String::new()), |(state, last)| async move {
-            loop {
-                let (nodes, totals) = view::network(&state);
-                let rows = state
-                    .templates
-                    .render("node_rows", &json!({"nodes": nodes}));
-                let totals = state.templates.render("totals", &json!({"totals": totals}));
-                if let (Ok(rows), Ok(totals)) = (rows, totals) {
-                    let data = json!({"rows": rows, "totals": totals}).to_string();
-                    if data != last {
-                        let event = warp::sse::Event::default()
-                            .event("dashboard")
-                            .data(data.clone());
-                        return Some((Ok::<_, Infallible>(event), (state, data)));
-                    }
-                }
-                tokio::time::sleep(LIVE_EVERY).await;
-            }
-        });
-    let stream = warp::sse::keep_alive().stream(updates);
-    warp::sse::reply(stream).into_response()
-}
-
-/// A node's stored history for a range (`hour`, `day`, `month`, `year`) as columns.
-/// `name`'s history, or the whole network's with `None` (per-node rows are not aligned in
-/// time, so the network's shortest range uses 5-minute rows).
-pub(crate) async fn history_json(
-    state: &AppState,
-    name: Option<&str>,
-    raw_query: &str,
-) -> Response {
-    let range = Query::parse(raw_query)
-        .ok()
-        .and_then(|q| q.get("range").map(String::from))
-        .unwrap_or_else(|| "hour".into());
-    let (resolution, span) = match range.as_str() {
-        "hour" => (0, 3_600),
-        "day" => (300, 86_400),
-        "month" => (300, 31 * 86_400),
-        "year" => (3_600, 365 * 86_400),
-        other => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("unknown range {other:?} (hour, day, month, year)"),
-            )
-        }
-    };
-    let since = crate::store::now_ms() / 1000 - span;
-    let rows = match name {
-        Some(name) => {
-            let Some(node) = state
-                .nodes
-                .load()
-                .nodes
-                .iter()
-                .find(|n| n.name == name)
-                .cloned()
-            else {
-                return json_error(StatusCode::NOT_FOUND, &format!("no node {name:?}"));
-            };
-            state
-                .store
-                .run(move |c| crate::store::monitor::history(c, node.id, resolution, since))
-                .await
-        }
-        None => {
-            let resolution = resolution.max(300);
-            state
-                .store
-                .run(move |c| crate::store::monitor::network_history(c, resolution, since))
-                .await
-        }
-    }
-    .unwrap_or_default();
-    let column = |f: fn(&crate::store::monitor::Sample) -> f64| {
-        rows.iter().map(|(_, s)| f(s)).collect::<Vec<_>>()
-    };
-    warp::reply::json(&json!({
-        "range": range,
-        "resolution": resolution,
-        "ts": rows.iter().map(|(ts, _)| ts).collect::<Vec<_>>(),
-        "cpu": column(|s| s.cpu),
-        "memory": column(|s| s.memory),
-        "disk": column(|s| s.disk),
-        "net_in": column(|s| s.net_in),
-        "net_out": column(|s| s.net_out),
-        "users": column(|s| s.users),
-        "meetings": column(|s| s.meetings),
-        "voice": column(|s| s.voice),
-        "video": column(|s| s.video),
-    }))
-    .into_response()
 }
 
 /// `GET /api/v1/...`: a token or a session.

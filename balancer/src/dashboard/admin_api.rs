@@ -73,8 +73,8 @@ pub async fn get(state: &Arc<AppState>, path: &str, raw_query: &str) -> Response
             Some(n) => ok(json!(view::node(state, n))),
             None => error(StatusCode::NOT_FOUND, &format!("no node {name:?}")),
         },
-        ["nodes", name, "history"] => super::history_json(state, Some(name), raw_query).await,
-        ["network", "history"] => super::history_json(state, None, raw_query).await,
+        ["nodes", name, "history"] => super::live::history_json(state, Some(name), raw_query).await,
+        ["network", "history"] => super::live::history_json(state, None, raw_query).await,
         ["integrations"] => {
             let list: Vec<Value> = state
                 .integrations
