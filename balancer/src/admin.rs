@@ -3,7 +3,7 @@
 //! Scalelite's rake tasks. They open the same SQLite store as `serve` (WAL lets both run at
 //! once). Bad input is a [`UsageError`] (exit 2) and changes nothing.
 
-mod integrations;
+pub(crate) mod integrations;
 mod meetings;
 pub(crate) mod servers;
 mod sync;

@@ -292,4 +292,13 @@ pub struct UpdateIntegration {
     /// are checked against its secrets only; empty clears it.
     #[arg(long)]
     pub prefix: Option<String>,
+    /// The integration's recording server (conflux-recorder) base URL; with --recorder-key.
+    #[arg(long, requires = "recorder_key")]
+    pub recorder_url: Option<String>,
+    /// A PEM file with the recording server's RSA public key (3072 bits or more).
+    #[arg(long, requires = "recorder_url")]
+    pub recorder_key: Option<std::path::PathBuf>,
+    /// Remove the recording server (recorded meetings are then refused their record flag).
+    #[arg(long, conflicts_with_all = ["recorder_url", "recorder_key"])]
+    pub no_recorder: bool,
 }

@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod checksum;
+pub mod crypto;
 pub mod date;
 pub mod query;
 pub mod report;

@@ -14,13 +14,16 @@ pub async fn run(state: &Arc<AppState>, command: IntegrationsCommand) -> anyhow:
         IntegrationsCommand::List => {
             let list = state.store.blocking(|c| store::integrations::list(c))?;
             println!(
-                "{:<6} {:<24} {:<5} {:<9} {:<12} {:<9}",
+                "{:<6} {:<24} {:<5} {:<9} {:<12} {:<9} RECORDING SERVER",
                 "ID", "NAME", "API", "RECORDING", "MAX MEETINGS", "MAX USERS"
             );
             let limit = |v: Option<u32>| v.map_or("-".to_owned(), |v| v.to_string());
             for i in list {
+                let recorder = i.recorder.as_ref().map_or("-".to_owned(), |r| {
+                    format!("{} (key {})", r.url, &r.fingerprint[..16])
+                });
                 println!(
-                    "{:<6} {:<24} {:<5} {:<9} {:<12} {:<9}",
+                    "{:<6} {:<24} {:<5} {:<9} {:<12} {:<9} {recorder}",
                     i.id.0,
                     i.name,
                     i.api_enabled,
@@ -89,6 +92,26 @@ fn checked_secret(secret: Option<String>) -> Result<String, UsageError> {
     }
 }
 
+/// A recording server from its URL and PEM public key, checked (http(s) URL, RSA key of 3072
+/// bits or more). Shared by the CLI and the admin pages.
+pub(crate) fn recorder(url: &str, pem: &str) -> Result<store::integrations::Recorder, String> {
+    let url = url.trim().trim_end_matches('/');
+    let valid = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.split("://").nth(1).is_some_and(|r| !r.is_empty())
+        && !url.contains(char::is_whitespace);
+    if !valid {
+        return Err(format!(
+            "the recording server URL {url:?} must be http(s)://HOST[...]"
+        ));
+    }
+    let key = conflux_shared::crypto::RecorderKey::from_pem(pem).map_err(|e| e.to_string())?;
+    Ok(store::integrations::Recorder {
+        url: url.to_owned(),
+        key: key.pem,
+        fingerprint: key.fingerprint,
+    })
+}
+
 fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<()> {
     let i = state
         .store
@@ -108,7 +131,17 @@ fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<
         }
         None => None,
     };
+    let recorder = match (&u.recorder_url, &u.recorder_key) {
+        (Some(url), Some(file)) => {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+            Some(Some(recorder(url, &pem).map_err(UsageError)?))
+        }
+        _ if u.no_recorder => Some(None),
+        _ => None,
+    };
     let change = IntegrationUpdate {
+        recorder,
         name: u.name.map(|n| n.trim().to_owned()),
         api_enabled: u.api_enabled,
         recording_allowed: u.recording_allowed,

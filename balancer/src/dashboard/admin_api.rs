@@ -86,6 +86,7 @@ pub async fn get(state: &Arc<AppState>, path: &str, raw_query: &str) -> Response
                         "api_enabled": i.api_enabled, "recording_allowed": i.recording_allowed,
                         "max_meetings": i.max_meetings, "max_users": i.max_users,
                         "meetings": state.meetings_of(i.id),
+                        "recorder": i.recorder.as_ref().map(|r| json!({"url": r.url, "fingerprint": r.fingerprint})),
                     })
                 })
                 .collect();

@@ -71,6 +71,8 @@ pub async fn admin_page(
                 ),
                 "prefix": i.prefix.clone().unwrap_or_default(),
                 "meetings": state.meetings_of(i.id),
+                "recorder_url": i.recorder.as_ref().map(|r| r.url.clone()).unwrap_or_default(),
+                "recorder_fingerprint": i.recorder.as_ref().map(|r| r.fingerprint.clone()),
             })
         })
         .collect();
@@ -308,6 +310,34 @@ async fn integration(state: &Arc<AppState>, action: &str, form: &Query) -> Resul
                 .run(move |c| store::integrations::remove(c, id))
                 .await?;
             done(format!("#{} removed", id.0))
+        }
+        "recorder" => {
+            let id = store::IntegrationId(id(form)?);
+            let url = form.get_trimmed("url").unwrap_or_default();
+            let recorder = if url.is_empty() {
+                None
+            } else {
+                let key = form.get("key").unwrap_or_default();
+                Some(crate::admin::integrations::recorder(&url, key).map_err(Failure::Invalid)?)
+            };
+            let detail = recorder.as_ref().map_or_else(
+                || format!("#{} recording server removed", id.0),
+                |r| {
+                    format!(
+                        "#{} recording server {} (key {})",
+                        id.0, r.url, r.fingerprint
+                    )
+                },
+            );
+            let change = IntegrationUpdate {
+                recorder: Some(recorder),
+                ..IntegrationUpdate::default()
+            };
+            state
+                .store
+                .run(move |c| store::integrations::update(c, id, &change))
+                .await?;
+            done(detail)
         }
         _ => Err(Failure::NotFound),
     }

@@ -21,6 +21,16 @@ pub struct Integration {
     /// Names the integration in the URL (`/PREFIX/bigbluebutton/api/...`) or as the first label
     /// of the Host header.
     pub prefix: Option<String>,
+    pub recorder: Option<Recorder>,
+}
+
+/// An integration's recording server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorder {
+    pub url: String,
+    /// PKCS#8 PEM of its RSA public key.
+    pub key: String,
+    pub fingerprint: String,
 }
 
 /// What `integrations update` may change; `None` leaves a field alone, `Some(None)` clears a
@@ -33,6 +43,8 @@ pub struct IntegrationUpdate {
     pub max_meetings: Option<Option<u32>>,
     pub max_users: Option<Option<u32>>,
     pub prefix: Option<Option<String>>,
+    /// `Some(None)` removes the recording server.
+    pub recorder: Option<Option<Recorder>>,
 }
 
 /// What `integrations add` stores.
@@ -67,10 +79,19 @@ fn from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Integration> {
         max_meetings: row.get(4)?,
         max_users: row.get(5)?,
         prefix: row.get(6)?,
+        recorder: match (row.get(7)?, row.get(8)?, row.get(9)?) {
+            (Some(url), Some(key), Some(fingerprint)) => Some(Recorder {
+                url,
+                key,
+                fingerprint,
+            }),
+            _ => None,
+        },
     })
 }
 
-const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix";
+const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix, \
+    recorder_url, recorder_key, recorder_fingerprint";
 
 pub fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
     let mut stmt =
@@ -214,7 +235,19 @@ pub fn update(
         max_meetings,
         max_users,
         prefix,
+        recorder,
     } = change;
+    if let Some(r) = recorder {
+        conn.execute(
+            "UPDATE integrations SET recorder_url = ?2, recorder_key = ?3, recorder_fingerprint = ?4 WHERE id = ?1",
+            params![
+                id.0,
+                r.as_ref().map(|r| &r.url),
+                r.as_ref().map(|r| &r.key),
+                r.as_ref().map(|r| &r.fingerprint)
+            ],
+        )?;
+    }
     if let Some(Some(p)) = prefix {
         let taken = conn
             .query_row(

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_web.sql"),
     include_str!("migrations/0006_usage.sql"),
     include_str!("migrations/0007_tokens.sql"),
+    include_str!("migrations/0008_recorders.sql"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

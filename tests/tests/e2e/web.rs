@@ -466,6 +466,60 @@ async fn the_json_admin_api_does_what_the_pages_do() {
     assert_eq!(bad.status().as_u16(), 400);
     let unknown = post("/nodes/explode", &admin, serde_json::json!({"id": node_id})).await;
     assert_eq!(unknown.status().as_u16(), 404);
+    // The integration's recording server: URL and RSA public key (3072 bits or more).
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/fixtures/keys");
+    let strong = std::fs::read_to_string(keys.join("recorder-3072.pub.pem")).unwrap();
+    let weak = std::fs::read_to_string(keys.join("weak-2048.pub.pem")).unwrap();
+    let uni_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "uni")
+        .unwrap()["id"]
+        .clone();
+    let refused = post(
+        "/integrations/recorder",
+        &admin,
+        serde_json::json!({"id": uni_id, "url": "https://rec.uni.example", "key": weak}),
+    )
+    .await;
+    assert_eq!(refused.status().as_u16(), 400);
+    assert!(refused.text().await.unwrap().contains("2048 bits"));
+    let set = post(
+        "/integrations/recorder",
+        &admin,
+        serde_json::json!({"id": uni_id, "url": "https://rec.uni.example/", "key": strong}),
+    )
+    .await;
+    assert_eq!(set.status().as_u16(), 200);
+    let listed: serde_json::Value = get("/integrations", &viewer).await.json().await.unwrap();
+    let uni = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "uni")
+        .unwrap()
+        .clone();
+    assert_eq!(uni["recorder"]["url"], "https://rec.uni.example");
+    assert_eq!(uni["recorder"]["fingerprint"].as_str().unwrap().len(), 64);
+    // The CLI does the same from a key file, and refuses a weak key changing nothing.
+    let weak_file = lb.dir.path().join("weak.pem");
+    std::fs::write(&weak_file, &weak).unwrap();
+    let out = lb.cli(&[
+        "integrations",
+        "update",
+        "uni",
+        "--recorder-url",
+        "https://other.example",
+        "--recorder-key",
+        weak_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 3072"));
+    assert!(lb
+        .cli_ok(&["integrations", "list"])
+        .contains("https://rec.uni.example (key "));
+
     let audit: serde_json::Value = get("/audit", &viewer).await.json().await.unwrap();
     assert!(audit.to_string().contains("token:automation"), "{audit}");
     // The CLI's changes are in the same log (the harness added the node and the integration).
