@@ -147,22 +147,7 @@ pub fn history(
          FROM history WHERE node_id = ?1 AND resolution = ?2 AND ts >= ?3 ORDER BY ts",
     )?;
     let rows = stmt
-        .query_map(params![node.0, resolution, since], |r| {
-            Ok((
-                r.get(0)?,
-                Sample {
-                    cpu: r.get(1)?,
-                    memory: r.get(2)?,
-                    disk: r.get(3)?,
-                    net_in: r.get(4)?,
-                    net_out: r.get(5)?,
-                    meetings: r.get(6)?,
-                    users: r.get(7)?,
-                    voice: r.get(8)?,
-                    video: r.get(9)?,
-                },
-            ))
-        })?
+        .query_map(params![node.0, resolution, since], sample_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -180,24 +165,27 @@ pub fn network_history(
          FROM history WHERE resolution = ?1 AND ts >= ?2 GROUP BY ts ORDER BY ts",
     )?;
     let rows = stmt
-        .query_map(params![resolution, since], |r| {
-            Ok((
-                r.get(0)?,
-                Sample {
-                    cpu: r.get(1)?,
-                    memory: r.get(2)?,
-                    disk: r.get(3)?,
-                    net_in: r.get(4)?,
-                    net_out: r.get(5)?,
-                    meetings: r.get(6)?,
-                    users: r.get(7)?,
-                    voice: r.get(8)?,
-                    video: r.get(9)?,
-                },
-            ))
-        })?
+        .query_map(params![resolution, since], sample_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// `(ts, Sample)` from a row of `ts` and the nine metrics, in `Sample`'s order.
+fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Sample)> {
+    Ok((
+        r.get(0)?,
+        Sample {
+            cpu: r.get(1)?,
+            memory: r.get(2)?,
+            disk: r.get(3)?,
+            net_in: r.get(4)?,
+            net_out: r.get(5)?,
+            meetings: r.get(6)?,
+            users: r.get(7)?,
+            voice: r.get(8)?,
+            video: r.get(9)?,
+        },
+    ))
 }
 
 /// Every stored check.
