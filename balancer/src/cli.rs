@@ -31,7 +31,8 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Start a balancer with three simulated BBB nodes and one integration, with no set-up.
+    /// Start a balancer with three simulated BBB nodes, an agent for each, one integration and an
+    /// admin account for the dashboard, with no set-up.
     Demo {
         /// Address of the demo balancer.
         #[arg(long, default_value = "127.0.0.1:8080")]
