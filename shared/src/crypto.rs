@@ -1,7 +1,9 @@
-//! Keys of the encrypted-recordings design: an institution's recording server publishes an RSA
+//! Keys of the encrypted-recordings design (and the archive format in [`archive`]): an institution's recording server publishes an RSA
 //! public key (3072 bits or more) that agents wrap each archive's AES key with. Here: reading
 //! and checking such a key, and its fingerprint (hex sha256 of the DER SubjectPublicKeyInfo),
 //! which is what pages and the API show.
+
+pub mod archive;
 
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -35,6 +37,11 @@ impl RecorderKey {
         let key = RsaPublicKey::from_public_key_pem(text)
             .or_else(|_| RsaPublicKey::from_pkcs1_pem(text))
             .map_err(|_| CryptoError::NotAKey)?;
+        RecorderKey::from_public(key)
+    }
+
+    /// Checks a key's size and computes its fingerprint.
+    pub fn from_public(key: RsaPublicKey) -> Result<RecorderKey, CryptoError> {
         let bits = key.size() * 8;
         if bits < MIN_RSA_BITS {
             return Err(CryptoError::TooShort(bits));
