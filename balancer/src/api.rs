@@ -40,7 +40,7 @@ pub async fn call_node(
     forward::call(state, node, call, raw_query, None, context).await
 }
 
-use crate::metrics::Outcome;
+use crate::metrics::{self, Outcome};
 use crate::state::AppState;
 
 /// Largest request body accepted (inline presentations in create/insertDocument).
@@ -191,8 +191,8 @@ pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::
 async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> warp::reply::Response {
     let started = std::time::Instant::now();
     let (call, answer) = match req {
-        Ok(req) => (req.call.clone(), dispatch(state, req).await),
-        Err(e) => ("?".to_owned(), Err(e)),
+        Ok(req) => (metrics::call_label(&req.call), dispatch(state, req).await),
+        Err(e) => ("other", Err(e)),
     };
     let outcome = match &answer {
         Ok(Answer::Xml(r)) if r.is_success() => Outcome::Success,
@@ -200,7 +200,7 @@ async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> war
         Ok(Answer::Redirect(_)) => Outcome::Redirect,
         Ok(Answer::Xml(_)) | Err(_) => Outcome::Failed,
     };
-    state.metrics.observe(&call, outcome, started.elapsed());
+    state.metrics.observe(call, outcome, started.elapsed());
     match answer {
         Ok(Answer::Xml(response)) => xml(&response),
         Ok(Answer::Raw(body)) => xml_bytes(body),

@@ -344,7 +344,7 @@ async fn api_get(
         .await
         .is_some();
     if !known && !state.config.web.public {
-        return json_error(
+        return admin_api::error(
             StatusCode::UNAUTHORIZED,
             "a bearer token or a session is needed",
         );
@@ -361,11 +361,7 @@ async fn api_post(
     body: Bytes,
 ) -> Response {
     let Some(caller) = admin_api::caller(&state, authorization, None).await else {
-        return json_error(StatusCode::UNAUTHORIZED, "a bearer token is needed");
+        return admin_api::error(StatusCode::UNAUTHORIZED, "a bearer token is needed");
     };
     admin_api::post(&state, &caller, &entity, &action, &body).await
-}
-
-fn json_error(status: StatusCode, why: &str) -> Response {
-    warp::reply::with_status(warp::reply::json(&json!({"error": why})), status).into_response()
 }

@@ -99,18 +99,21 @@ impl Default for Metrics {
     }
 }
 
+/// The label a call is counted under (no allocation on the request path).
+pub fn call_label(call: &str) -> &'static str {
+    if call.is_empty() {
+        return "index";
+    }
+    CALLS
+        .iter()
+        .find(|c| **c == call)
+        .copied()
+        .unwrap_or("other")
+}
+
 impl Metrics {
     /// Counts one API call.
-    pub fn observe(&self, call: &str, outcome: Outcome, elapsed: Duration) {
-        let call = if call.is_empty() {
-            "index"
-        } else {
-            CALLS
-                .iter()
-                .find(|c| **c == call)
-                .copied()
-                .unwrap_or("other")
-        };
+    pub fn observe(&self, call: &'static str, outcome: Outcome, elapsed: Duration) {
         self.requests
             .get_or_create(&CallLabels {
                 call,

@@ -12,14 +12,7 @@ pub async fn counts(
     secret: &str,
 ) -> Result<BbbCounts, String> {
     let index = call(client, api_url).await?;
-    let version = match &index.body {
-        Body::Fields(fields) => fields
-            .iter()
-            .find(|e| e.name == "version")
-            .map(|e| e.text.trim().to_owned())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let version = index.field("version").unwrap_or_default().trim().to_owned();
     let url = SignedUrl::new(api_url, "getMeetings").sign(secret, Algorithm::Sha256);
     let answer = call(client, &url).await?;
     if !answer.is_success() {

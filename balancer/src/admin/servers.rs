@@ -131,7 +131,12 @@ fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
             other => other,
         },
         tags: update.tags.map(|t| store::nodes::split_tags(&t)),
-        location: update.location.as_deref().map(parse_location).transpose()?,
+        location: update
+            .location
+            .as_deref()
+            .map(parse_location)
+            .transpose()
+            .map_err(UsageError)?,
         ports: update.ports.as_deref().map(parse_ports).transpose()?,
     };
     state
@@ -376,16 +381,12 @@ pub fn status(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `LAT,LON` in degrees, or empty for none.
-fn parse_location(text: &str) -> anyhow::Result<Option<(f64, f64)>> {
+/// `LAT,LON` in degrees, or empty for none (the CLI, the admin pages and the JSON API).
+pub(crate) fn parse_location(text: &str) -> Result<Option<(f64, f64)>, String> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let bad = || {
-        UsageError(format!(
-            "{text:?} is not LAT,LON in degrees (e.g. -30.03,-51.22)"
-        ))
-    };
+    let bad = || format!("{text:?} is not LAT,LON in degrees (e.g. -30.03,-51.22)");
     let (lat, lon) = text.split_once(',').ok_or_else(bad)?;
     let (lat, lon): (f64, f64) = (
         lat.trim().parse().map_err(|_| bad())?,

@@ -11,7 +11,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
-use super::{json_error, reader, view};
+use super::admin_api::error as json_error;
+use super::{reader, view};
 use crate::state::AppState;
 
 /// How often a live page's data is rendered and, if it changed, sent.

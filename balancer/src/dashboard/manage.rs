@@ -415,21 +415,10 @@ async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done,
             ))
         }
         "update" => {
-            let location = match form.get_trimmed("location").unwrap_or_default().as_str() {
-                "" => None,
-                text => {
-                    let parsed = text
-                        .split_once(',')
-                        .and_then(|(a, b)| {
-                            Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
-                        })
-                        .filter(|(a, b)| conflux_geoip::Position::new(*a, *b).is_some())
-                        .ok_or_else(|| {
-                            Failure::Invalid(format!("{text:?} is not LAT,LON in degrees"))
-                        })?;
-                    Some(parsed)
-                }
-            };
+            let location = crate::admin::servers::parse_location(
+                &form.get_trimmed("location").unwrap_or_default(),
+            )
+            .map_err(Failure::Invalid)?;
             let multiplier = match form.get_trimmed("multiplier").filter(|m| !m.is_empty()) {
                 Some(m) => Some(
                     m.parse::<f64>()

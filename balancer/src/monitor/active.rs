@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conflux_shared::status::Status;
-use conflux_shared::{Body, Response};
+use conflux_shared::Response;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
@@ -98,14 +98,14 @@ async fn version(
             .await
             .map_err(|e| e.to_string())?;
         let response = Response::from_xml(&text).map_err(|e| e.to_string())?;
-        match &response.body {
-            Body::Fields(fields) if response.is_success() => Ok(fields
-                .iter()
-                .find(|e| e.name == "version")
-                .map(|e| e.text.trim().to_owned())
-                .unwrap_or_default()),
-            _ => Err("the API index did not answer SUCCESS".to_string()),
+        if !response.is_success() {
+            return Err("the API index did not answer SUCCESS".to_string());
         }
+        Ok(response
+            .field("version")
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
     };
     Some(match answer.await {
         Ok(v) if expected.is_empty() || v.starts_with(expected.as_str()) => {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use clap::Parser;
 use conflux_shared::crypto::archive::{self, Manifest};
 use conflux_shared::crypto::RecorderKey;
+use conflux_tests::procfs::memory_mb;
 
 /// Measure archive encryption (see the module docs).
 #[derive(Parser)]
@@ -88,23 +89,7 @@ fn main() -> anyhow::Result<()> {
         mb / hashing,
         mb / encrypting,
         mb / decrypting,
-        peak_rss_mb()
+        memory_mb(std::process::id(), "VmHWM:")
     );
     Ok(())
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(String::from)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

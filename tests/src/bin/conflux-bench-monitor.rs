@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use conflux_shared::report::{self, BbbCounts, Disk, Enrolled, Report};
 use conflux_tests::harness::{binary, http, Process};
+use conflux_tests::procfs::{cpu_seconds, memory_mb};
 use conflux_tests::sim::{self, SimConfig};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -117,7 +118,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.interval_secs,
         rate,
         cpu * 100.0 / elapsed,
-        rss_mb(lb.pid(), "VmRSS:"),
+        memory_mb(lb.pid(), "VmRSS:"),
     );
 
     agent_figures(&base, dir.path(), args.agent_seconds).await?;
@@ -211,8 +212,8 @@ async fn agent_figures(base: &str, dir: &std::path::Path, seconds: f64) -> anyho
     println!(
         "agent (10 s interval, {seconds:.0} s): CPU {:.3}% of one core; RSS {:.1} MB (peak {:.1} MB); binary {:.1} MB",
         cpu * 100.0 / started.elapsed().as_secs_f64(),
-        rss_mb(agent.pid(), "VmRSS:"),
-        rss_mb(agent.pid(), "VmHWM:"),
+        memory_mb(agent.pid(), "VmRSS:"),
+        memory_mb(agent.pid(), "VmHWM:"),
         std::fs::metadata(binary("conflux-agent"))?.len() as f64 / 1e6,
     );
     Ok(())
@@ -246,35 +247,4 @@ fn geoip_figures(dir: &std::path::Path) -> anyhow::Result<()> {
         geo.locate("8.8.8.8".parse()?),
     );
     Ok(())
-}
-
-/// User + system CPU time of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_mb(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(String::from))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -15,6 +15,7 @@ use conflux_balancer::store::NodeId;
 use conflux_geoip::Position;
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{binary, BbbClient, Process};
+use conflux_tests::procfs::memory_mb;
 use conflux_tests::sim::{self, SimConfig};
 
 /// Load-test the balancer (see the module docs).
@@ -211,7 +212,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await;
         stats.print(&call);
     }
-    println!("balancer peak RSS: {:.1} MB", peak_rss_mb(lb.pid()));
+    println!("balancer peak RSS: {:.1} MB", memory_mb(lb.pid(), "VmHWM:"));
     Ok(())
 }
 
@@ -354,20 +355,4 @@ fn placement_figures(policy: placement::Policy) -> String {
         times[5000].as_secs_f64() * 1e6,
         times[9899].as_secs_f64() * 1e6
     )
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(String::from)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
