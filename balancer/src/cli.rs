@@ -302,4 +302,8 @@ pub struct UpdateIntegration {
     /// Remove the recording server (recorded meetings are then refused their record flag).
     #[arg(long, conflicts_with_all = ["recorder_url", "recorder_key"])]
     pub no_recorder: bool,
+    /// Delete recordings this many days after they ended, on the balancer, the nodes and the
+    /// recording server (0 = keep them).
+    #[arg(long)]
+    pub retention_days: Option<u32>,
 }

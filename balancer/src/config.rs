@@ -56,7 +56,36 @@ pub struct RawConfig {
     pub geoip: RawGeoIp,
     pub monitor: RawMonitor,
     pub web: RawWeb,
+    pub recordings: RawRecordings,
     pub default_integration: RawDefaultIntegration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRecordings {
+    /// Scalelite-style `*.tar` recordings dropped here by nodes without the agent are
+    /// encrypted for their institution's recording server (default `<data_dir>/spool`).
+    pub spool_dir: Option<PathBuf>,
+    pub import_interval_secs: f64,
+    /// Uploaded archives larger than this are refused.
+    pub max_archive_mb: u64,
+    /// New recordings are protected (one-time playback links) unless updateRecordings says
+    /// otherwise.
+    pub protected: bool,
+    /// How long a protected recording's playback link stays valid.
+    pub token_minutes: f64,
+}
+
+impl Default for RawRecordings {
+    fn default() -> Self {
+        RawRecordings {
+            spool_dir: None,
+            import_interval_secs: 10.0,
+            max_archive_mb: 20 * 1024,
+            protected: false,
+            token_minutes: 60.0,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,7 +216,18 @@ pub struct Config {
     pub geoip_files: Vec<PathBuf>,
     pub monitor: MonitorConfig,
     pub web: WebConfig,
+    pub recordings: RecordingsConfig,
     pub default_integration: Option<DefaultIntegration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordingsConfig {
+    /// None = `<data_dir>/spool`.
+    pub spool_dir: Option<PathBuf>,
+    pub import_interval: Duration,
+    pub max_archive_bytes: u64,
+    pub protected: bool,
+    pub token_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -467,6 +507,25 @@ const ALIASES: &[(&str, &str, &str, Kind)] = &[
         Kind::Bool,
     ),
     ("BUILD_NUMBER", "api", "build_number", Kind::Text),
+    ("RECORDING_SPOOL_DIR", "recordings", "spool_dir", Kind::Text),
+    (
+        "RECORDING_IMPORT_POLL_INTERVAL",
+        "recordings",
+        "import_interval_secs",
+        Kind::Value,
+    ),
+    (
+        "PROTECTED_RECORDINGS_ENABLED",
+        "recordings",
+        "protected",
+        Kind::Bool,
+    ),
+    (
+        "PROTECTED_RECORDINGS_TOKEN_TIMEOUT",
+        "recordings",
+        "token_minutes",
+        Kind::Value,
+    ),
 ];
 
 /// How an environment value becomes a TOML value.
@@ -735,6 +794,22 @@ impl Config {
                 secure_cookies: raw.web.secure_cookies,
                 session: seconds("web.session_hours", raw.web.session_hours * 3600.0)?,
             },
+            recordings: RecordingsConfig {
+                spool_dir: raw.recordings.spool_dir,
+                import_interval: seconds(
+                    "recordings.import_interval_secs",
+                    positive(
+                        "recordings.import_interval_secs",
+                        raw.recordings.import_interval_secs,
+                    )?,
+                )?,
+                max_archive_bytes: raw.recordings.max_archive_mb.saturating_mul(1 << 20),
+                protected: raw.recordings.protected,
+                token_lifetime: seconds(
+                    "recordings.token_minutes",
+                    positive("recordings.token_minutes", raw.recordings.token_minutes)? * 60.0,
+                )?,
+            },
             default_integration,
         })
     }
@@ -810,6 +885,16 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
     ),
     ("geoip", &["files"]),
     ("web", &["public", "secure_cookies", "session_hours"]),
+    (
+        "recordings",
+        &[
+            "spool_dir",
+            "import_interval_secs",
+            "max_archive_mb",
+            "protected",
+            "token_minutes",
+        ],
+    ),
     (
         "monitor",
         &[

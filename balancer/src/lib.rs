@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod agents;
 pub mod api;
+pub mod archives;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
@@ -36,6 +37,7 @@ pub async fn serve(
     let poller = tokio::spawn(poller::run(state.clone(), state.shutdown.subscribe()));
     let refresher = tokio::spawn(refresh_loop(state.clone(), state.shutdown.subscribe()));
     let monitor = tokio::spawn(monitor::run(state.clone(), state.shutdown.subscribe()));
+    let archives = tokio::spawn(archives::run(state.clone(), state.shutdown.subscribe()));
     let extra = extra_acceptors(&listener, &state)?;
     warp::serve(routes(&state))
         .incoming(listener)
@@ -46,6 +48,7 @@ pub async fn serve(
     poller.await?;
     refresher.await?;
     monitor.await?;
+    archives.await?;
     for thread in extra {
         let _ = thread.join();
     }
@@ -68,6 +71,8 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
         })
     };
     agents::routes(state.clone())
+        .or(archives::routes(state.clone()))
+        .unify()
         .or(metrics)
         .unify()
         .or(dashboard::routes(state.clone()))

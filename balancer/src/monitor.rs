@@ -201,29 +201,8 @@ impl Monitor {
         headers: &dyn Fn(&'static str) -> Option<String>,
         body: &[u8],
     ) -> Result<NodeId, ReportError> {
-        let node_id: i64 = headers(report::NODE_HEADER)
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or(ReportError::Header(report::NODE_HEADER))?;
-        let timestamp: i64 = headers(report::TIMESTAMP_HEADER)
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or(ReportError::Header(report::TIMESTAMP_HEADER))?;
-        let signature = headers(report::SIGNATURE_HEADER)
-            .ok_or(ReportError::Header(report::SIGNATURE_HEADER))?;
-        let node = nodes
-            .iter()
-            .find(|n| n.id.0 == node_id)
-            .ok_or(ReportError::UnknownNode(node_id))?;
-        let key = node
-            .agent_key
-            .as_ref()
-            .ok_or(ReportError::NotEnrolled(node_id))?;
-        if !report::verify(key.0.as_bytes(), node_id, timestamp, body, &signature) {
-            return Err(ReportError::Signature);
-        }
+        let (node, timestamp) = authenticate_agent(nodes, headers, body)?;
         let now = store::now_ms();
-        if (now - timestamp).abs() > report::MAX_SKEW_MS {
-            return Err(ReportError::Skew(now - timestamp));
-        }
         let report: Report =
             serde_json::from_slice(body).map_err(|e| ReportError::Body(e.to_string()))?;
         if !(report.interval_secs.is_finite() && report.interval_secs > 0.0) {
@@ -454,6 +433,39 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
         task.abort();
     }
     state.monitor.flush(&state.store).await;
+}
+
+/// The enrolled node whose agent signed `signed` (with the node, timestamp and signature
+/// headers), within the allowed clock skew, and the signature's timestamp.
+pub fn authenticate_agent<'a>(
+    nodes: &'a [Arc<Node>],
+    headers: &dyn Fn(&'static str) -> Option<String>,
+    signed: &[u8],
+) -> Result<(&'a Arc<Node>, i64), ReportError> {
+    let node_id: i64 = headers(report::NODE_HEADER)
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(ReportError::Header(report::NODE_HEADER))?;
+    let timestamp: i64 = headers(report::TIMESTAMP_HEADER)
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(ReportError::Header(report::TIMESTAMP_HEADER))?;
+    let signature =
+        headers(report::SIGNATURE_HEADER).ok_or(ReportError::Header(report::SIGNATURE_HEADER))?;
+    let node = nodes
+        .iter()
+        .find(|n| n.id.0 == node_id)
+        .ok_or(ReportError::UnknownNode(node_id))?;
+    let key = node
+        .agent_key
+        .as_ref()
+        .ok_or(ReportError::NotEnrolled(node_id))?;
+    if !report::verify(key.0.as_bytes(), node_id, timestamp, signed, &signature) {
+        return Err(ReportError::Signature);
+    }
+    let now = store::now_ms();
+    if (now - timestamp).abs() > report::MAX_SKEW_MS {
+        return Err(ReportError::Skew(now - timestamp));
+    }
+    Ok((node, timestamp))
 }
 
 #[cfg(test)]

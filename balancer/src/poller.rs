@@ -234,7 +234,8 @@ async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, ApiError> 
 }
 
 /// Stores the node's recordings under the integrations that created their meetings, and
-/// drops those the node no longer lists.
+/// drops those the node no longer lists. Recordings made for a recording server are skipped:
+/// they reach the store only as encrypted archives (the node's plaintext copy is never listed).
 async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Result<(), ApiError> {
     let answer = crate::api::call_node(
         state,
@@ -252,6 +253,9 @@ async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Re
         .store
         .run(move |c| {
             for r in list {
+                if r.meta(conflux_shared::transfer::META_RECORDER).is_some() {
+                    continue;
+                }
                 let Some(owner) = store::recordings::owner_of(c, &r.meeting_id, id)? else {
                     continue;
                 };
@@ -262,8 +266,10 @@ async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Re
                     meeting_id: r.meeting_id.clone(),
                     state: r.state.clone(),
                     xml: r.to_element().to_xml(),
+                    archive: None,
+                    protected: false,
                 };
-                store::recordings::upsert(c, &record, r.start_time)?;
+                store::recordings::upsert(c, &record, r.start_time, r.end_time)?;
             }
             store::recordings::remove_unseen(c, id, started)?;
             Ok(())

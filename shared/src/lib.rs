@@ -9,12 +9,14 @@ pub mod body;
 pub mod checksum;
 pub mod crypto;
 pub mod date;
+pub mod metadata;
 pub mod query;
 pub mod report;
 pub mod response;
 pub mod signed_url;
 pub mod status;
 pub mod telemetry;
+pub mod transfer;
 pub mod xml;
 
 pub use checksum::{Algorithm, AlgorithmSet, ChecksumError, SignedQuery};

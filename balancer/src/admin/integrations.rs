@@ -148,6 +148,7 @@ fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<
         max_meetings: limit(u.max_meetings),
         max_users: limit(u.max_users),
         prefix,
+        retention_days: limit(u.retention_days),
     };
     state
         .store

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use conflux_shared::response::{messages, Body, Meeting};
+use conflux_shared::transfer;
 use conflux_shared::Response;
 use serde_json::json;
 
@@ -26,12 +27,13 @@ pub async fn handle(
     integration: Integration,
 ) -> Result<Response, ApiError> {
     let meeting_id = req.meeting_id()?;
-    if req
-        .params
-        .params()
-        .iter()
-        .any(|p| p.name.to_ascii_lowercase().starts_with("meta_mconflb-"))
-    {
+    if req.params.params().iter().any(|p| {
+        let name = p.name.to_ascii_lowercase();
+        name.starts_with("meta_mconflb-")
+            || name
+                .strip_prefix("meta_")
+                .is_some_and(|k| k.starts_with(transfer::RESERVED_META_PREFIX))
+    }) {
         return Err(ApiError::Bbb(messages::INVALID_PARAMETERS));
     }
     let wants_record = req
@@ -54,7 +56,7 @@ pub async fn handle(
         },
         None => (place(state, &req, &integration, &meeting_id).await?, true),
     };
-    let mut query = node_query(state, &req);
+    let mut query = node_query(state, &req, &integration, wants_record);
     let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
     let mut attempts = 0;
     let response = loop {
@@ -90,7 +92,7 @@ pub async fn handle(
                 attendee_pw: created.attendee_pw.clone(),
                 moderator_pw: created.moderator_pw.clone(),
                 duration: created.duration,
-                recording: wants_record,
+                recording: wants_record && integration.recorder.is_some(),
                 metadata: req
                     .params
                     .with_prefix("meta_")
@@ -249,10 +251,20 @@ pub(super) async fn forget(state: &Arc<AppState>, meeting_id: &str) {
 }
 
 /// The create query for the node: balancer parameters dropped, configured rules applied,
-/// `duration` capped by MAX_MEETING_DURATION.
-fn node_query(state: &AppState, req: &ApiRequest) -> String {
+/// `duration` capped by MAX_MEETING_DURATION. A recorded meeting (Mconf's recording
+/// architecture) keeps its record flag only when its integration has a recording server; then
+/// the metadata names the institution and the server's key (the agent fetches it by
+/// fingerprint), and the recording-ready URL is held back: the balancer calls it once the
+/// recording is on the recorder, not when the node has processed it.
+fn node_query(
+    state: &AppState,
+    req: &ApiRequest,
+    integration: &Integration,
+    wants_record: bool,
+) -> String {
     let api = &state.config.api;
     let mut overrides = api.override_create_params.clone();
+    let mut exclude = api.create_exclude_params.clone();
     if api.max_meeting_duration > 0 {
         let asked = req
             .params
@@ -263,12 +275,31 @@ fn node_query(state: &AppState, req: &ApiRequest) -> String {
             overrides.push(("duration".into(), api.max_meeting_duration.to_string()));
         }
     }
+    match (&integration.recorder, wants_record) {
+        (Some(recorder), true) => {
+            overrides.push((
+                format!("meta_{}", transfer::META_INSTITUTION),
+                integration.id.0.to_string(),
+            ));
+            overrides.push((
+                format!("meta_{}", transfer::META_RECORDER),
+                recorder.fingerprint.clone(),
+            ));
+            exclude.extend(
+                crate::archives::retention::READY_URL_KEYS
+                    .iter()
+                    .map(|k| (*k).to_owned()),
+            );
+        }
+        (None, true) => overrides.push(("record".into(), "false".into())),
+        _ => {}
+    }
     let url_params = conflux_shared::Query::parse(&req.raw_query).unwrap_or_default();
     rewrite(
         &url_params,
         &Rewrite {
             drop: &BALANCER_PARAMS,
-            exclude: &api.create_exclude_params,
+            exclude: &exclude,
             defaults: &api.default_create_params,
             overrides: &overrides,
         },

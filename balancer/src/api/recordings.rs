@@ -1,19 +1,22 @@
-//! The recording calls. `getRecordings` is answered from the store (recordings the poller found
-//! on the nodes, owned by the integration whose meeting produced them); publish, delete and
-//! update are carried to the node holding each recording and then recorded;
-//! getRecordingTextTracks is proxied to that node.
+//! The recording calls. `getRecordings` is answered from the store: recordings the poller found
+//! on nodes, and recordings that travel as encrypted archives to the integration's recording
+//! server (listed as `processing` until the recorder has them, then with playback on the
+//! recorder; protected ones get one-time links). publish, delete and update of archived
+//! recordings are applied in the store and queued for the recorder; those of node-held
+//! recordings are carried to the node; getRecordingTextTracks is proxied to the node.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use conflux_shared::response::{messages, Body, Message, Recording, RecordingQuery};
+use conflux_shared::transfer::{self, Change};
 use conflux_shared::{query::encode, Element, Response};
 
 use super::error::ApiError;
 use super::request::ApiRequest;
 use super::{forward, Answer};
 use crate::state::AppState;
-use crate::store::{self, Integration, NodeId};
+use crate::store::{self, recordings::RecordingRecord, Integration, NodeId};
 
 const MISSING_PARAMETERS: Message = Message {
     key: "missingParameters",
@@ -33,43 +36,29 @@ pub async fn handle(
             _ => Response::failed(messages::RECORDINGS_NOT_FOUND),
         }));
     }
-    let stored = owned(state, &integration).await?;
     if req.call == "getRecordings" {
-        let filters = RecordingQuery::from_query(&req.params)?;
-        if api.get_recordings_filtered && !filters.is_filtered() {
-            return Err(ApiError::Bbb(MISSING_PARAMETERS));
-        }
-        let found = filters.apply(stored.into_iter().map(|(r, _)| r));
-        let empty = found.is_empty();
-        let response = Response::success(Body::Recordings(found));
-        return Ok(Answer::Xml(if empty {
-            response.with_message(messages::NO_RECORDINGS)
-        } else {
-            response
-        }));
+        return list(state, &req, &integration).await;
     }
     let ids = req.params.list("recordID");
     if ids.is_empty() {
         return Err(ApiError::Bbb(messages::MISSING_RECORD_ID));
     }
-    if req.call == "publishRecordings"
-        && !matches!(
-            req.params.get_trimmed("publish").as_deref(),
-            Some("true" | "false")
-        )
-    {
-        return Err(ApiError::Bbb(messages::MISSING_PUBLISH));
-    }
-    let mut by_node: BTreeMap<NodeId, Vec<Recording>> = BTreeMap::new();
-    for (recording, node) in stored
-        .into_iter()
-        .filter(|(r, _)| ids.contains(&r.record_id))
-    {
-        if let Some(node) = node {
-            by_node.entry(node).or_default().push(recording);
+    let publish = match req.params.get_trimmed("publish").as_deref() {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ if req.call == "publishRecordings" => {
+            return Err(ApiError::Bbb(messages::MISSING_PUBLISH))
         }
-    }
-    if by_node.is_empty() {
+        _ => None,
+    };
+    let id = integration.id;
+    let rows = state
+        .store
+        .run(move |c| store::recordings::by_ids(c, id, &ids))
+        .await?;
+    let (archived, on_nodes): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|r| r.archive.is_some());
+    if archived.is_empty() && on_nodes.iter().all(|r| r.node_id.is_none()) {
         return Err(if req.call == "getRecordingTextTracks" {
             ApiError::Bbb(Message {
                 key: "noRecordings",
@@ -78,6 +67,261 @@ pub async fn handle(
         } else {
             ApiError::Bbb(messages::RECORDINGS_NOT_FOUND)
         });
+    }
+    if req.call == "getRecordingTextTracks" && on_nodes.is_empty() {
+        // Archived recordings carry their captions inside the recording on the recorder.
+        return Ok(Answer::Json(
+            r#"{"response":{"returncode":"SUCCESS","tracks":[]}}"#.into(),
+        ));
+    }
+    let edit = Edit::from_request(&req, publish);
+    if !archived.is_empty() {
+        change_archived(state, &integration, &edit, archived).await?;
+    }
+    let answer = change_on_nodes(state, &req, &integration, &edit, on_nodes).await?;
+    Ok(match answer {
+        Some(answer) => answer,
+        None => Answer::Xml(Response::success(Body::Fields(vec![
+            match req.call.as_str() {
+                "publishRecordings" => {
+                    Element::text("published", publish.unwrap_or(false).to_string())
+                }
+                "deleteRecordings" => Element::text("deleted", "true"),
+                _ => Element::text("updated", "true"),
+            },
+        ]))),
+    })
+}
+
+/// getRecordings from the store: filters, state, metadata and pagination as BBB 2.7 applies
+/// them; the store filters and paginates in SQL unless metadata filters are given.
+async fn list(
+    state: &Arc<AppState>,
+    req: &ApiRequest,
+    integration: &Integration,
+) -> Result<Answer, ApiError> {
+    let filters = RecordingQuery::from_query(&req.params)?;
+    if state.config.api.get_recordings_filtered && !filters.is_filtered() {
+        return Err(ApiError::Bbb(MISSING_PARAMETERS));
+    }
+    let (id, q) = (integration.id, filters.clone());
+    let rows = state
+        .store
+        .run(move |c| store::recordings::query(c, id, &q))
+        .await?;
+    let shown = rows
+        .iter()
+        .filter_map(|row| present(state, integration, row));
+    let found: Vec<Recording> = if filters.meta.is_empty() {
+        shown.collect()
+    } else {
+        filters.apply(shown)
+    };
+    let empty = found.is_empty();
+    let response = Response::success(Body::Recordings(found));
+    Ok(Answer::Xml(if empty {
+        response.with_message(messages::NO_RECORDINGS)
+    } else {
+        response
+    }))
+}
+
+/// A stored recording as the integration sees it: the balancer's own metadata hidden;
+/// archived ones say whether they are protected, and protected playback links carry a fresh
+/// one-time token for the recorder.
+fn present(
+    state: &AppState,
+    integration: &Integration,
+    row: &RecordingRecord,
+) -> Option<Recording> {
+    let mut r = Recording::from_element(&Element::parse(&row.xml).ok()?).ok()?;
+    r.metadata.retain(|(k, _)| {
+        !k.to_ascii_lowercase()
+            .starts_with(transfer::RESERVED_META_PREFIX)
+    });
+    if row.archive.is_none() {
+        return Some(r);
+    }
+    r.extra.retain(|e| e.name != "protected");
+    r.extra
+        .push(Element::text("protected", row.protected.to_string()));
+    if row.protected {
+        if let (Some(recorder), Some(secret)) = (&integration.recorder, integration.secrets.first())
+        {
+            let expires = store::now_ms() / 1000
+                + i64::try_from(state.config.recordings.token_lifetime.as_secs()).unwrap_or(3600);
+            for format in &mut r.playback {
+                let token =
+                    transfer::playback_token(&secret.0, &r.record_id, &format.format_type, expires);
+                format.url = format!(
+                    "{}/recording/{}/{}?token={token}",
+                    recorder.url.trim_end_matches('/'),
+                    encode(&r.record_id),
+                    encode(&format.format_type)
+                );
+                format.preview = None;
+            }
+        }
+    }
+    Some(r)
+}
+
+/// What a publish/delete/update call asks for.
+struct Edit {
+    call: String,
+    publish: Option<bool>,
+    /// Lower-cased keys; an empty value removes the key.
+    meta: Vec<(String, String)>,
+    protect: Option<bool>,
+}
+
+impl Edit {
+    fn from_request(req: &ApiRequest, publish: Option<bool>) -> Edit {
+        Edit {
+            call: req.call.clone(),
+            publish,
+            meta: req
+                .params
+                .with_prefix("meta_")
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+                .filter(|(k, _)| !k.starts_with(transfer::RESERVED_META_PREFIX))
+                .collect(),
+            protect: req
+                .params
+                .get_trimmed("protect")
+                .map(|p| p.eq_ignore_ascii_case("true")),
+        }
+    }
+
+    /// Applies the edit to `r`; Scalelite lists deleted recordings without metadata or playback.
+    fn apply(&self, r: &mut Recording) {
+        match self.call.as_str() {
+            "publishRecordings" if r.state != "deleted" => {
+                let published = self.publish.unwrap_or(r.published);
+                r.published = published;
+                if r.state != "processing" {
+                    r.state = if published {
+                        "published"
+                    } else {
+                        "unpublished"
+                    }
+                    .into();
+                }
+            }
+            "deleteRecordings" => {
+                r.published = false;
+                r.state = "deleted".into();
+                r.metadata.clear();
+                r.playback.clear();
+            }
+            "updateRecordings" => {
+                for (key, value) in &self.meta {
+                    r.metadata.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+                    if !value.is_empty() {
+                        r.metadata.push((key.clone(), value.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The changes the recorder must apply.
+    fn changes(&self) -> Vec<Change> {
+        match self.call.as_str() {
+            "publishRecordings" => self
+                .publish
+                .map(|published| Change::Publish { published })
+                .into_iter()
+                .collect(),
+            "updateRecordings" => {
+                let mut changes = Vec::new();
+                if !self.meta.is_empty() {
+                    changes.push(Change::Update {
+                        meta: self.meta.clone(),
+                    });
+                }
+                if let Some(protected) = self.protect {
+                    changes.push(Change::Protect { protected });
+                }
+                changes
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Applies an edit to archived recordings in the store and queues it for the recorder; a
+/// deletion also removes the balancer's copy of the archive.
+async fn change_archived(
+    state: &Arc<AppState>,
+    integration: &Integration,
+    edit: &Edit,
+    rows: Vec<RecordingRecord>,
+) -> Result<(), ApiError> {
+    let id = integration.id;
+    let deleting = edit.call == "deleteRecordings";
+    let mut updates = Vec::new();
+    for row in &rows {
+        let Some(mut r) = Element::parse(&row.xml)
+            .ok()
+            .and_then(|e| Recording::from_element(&e).ok())
+        else {
+            continue;
+        };
+        edit.apply(&mut r);
+        let protected = edit.protect.unwrap_or(row.protected);
+        updates.push((
+            row.record_id.clone(),
+            r.state.clone(),
+            r.to_element().to_xml(),
+            protected,
+        ));
+    }
+    let changes = edit.changes();
+    state
+        .store
+        .run(move |c| {
+            let tx = c.transaction()?;
+            for (record_id, state, xml, protected) in &updates {
+                if deleting {
+                    store::recordings::delete(&tx, id, record_id, xml)?;
+                    continue;
+                }
+                store::recordings::set_xml(&tx, record_id, state, xml, *protected)?;
+                for change in &changes {
+                    store::recordings::push_change(&tx, id, record_id, change)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    if deleting {
+        for row in rows {
+            crate::archives::discard(&state.config, &row.record_id);
+        }
+    }
+    Ok(())
+}
+
+/// Carries an edit to the nodes holding the recordings and records it; the last node's answer.
+async fn change_on_nodes(
+    state: &Arc<AppState>,
+    req: &ApiRequest,
+    integration: &Integration,
+    edit: &Edit,
+    rows: Vec<RecordingRecord>,
+) -> Result<Option<Answer>, ApiError> {
+    let mut by_node: BTreeMap<NodeId, Vec<Recording>> = BTreeMap::new();
+    for row in rows {
+        let Some(node) = row.node_id else { continue };
+        if let Some(r) = Element::parse(&row.xml)
+            .ok()
+            .and_then(|e| Recording::from_element(&e).ok())
+        {
+            by_node.entry(node).or_default().push(r);
+        }
     }
     let rest = req.params_raw_without(&["checksum", "recordID"]);
     let mut last = None;
@@ -104,91 +348,48 @@ pub async fn handle(
         )
         .await?;
         if req.call == "getRecordingTextTracks" {
-            return Ok(Answer::Json(answer.body));
+            return Ok(Some(Answer::Json(answer.body)));
         }
         let response = answer.parse("Unable to access server.")?;
         if response.is_success() {
-            record_change(state, &req, &integration, node_id, recordings).await?;
+            record_change(state, integration, edit, node_id, recordings).await?;
         }
-        last = Some(response);
+        last = Some(Answer::Xml(response));
     }
-    last.map(Answer::Xml)
-        .ok_or(ApiError::Bbb(messages::RECORDINGS_NOT_FOUND))
+    Ok(last)
 }
 
-/// The integration's stored recordings with the node holding each.
-async fn owned(
-    state: &Arc<AppState>,
-    integration: &Integration,
-) -> Result<Vec<(Recording, Option<NodeId>)>, ApiError> {
-    let id = integration.id;
-    let rows = state
-        .store
-        .run(move |c| store::recordings::for_integration(c, id))
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let element = Element::parse(&row.xml).ok()?;
-            Some((Recording::from_element(&element).ok()?, row.node_id))
-        })
-        .collect())
-}
-
-/// Applies a successful publish/delete/update to the stored copies.
+/// Applies a publish/delete/update the node accepted to the stored copies.
 async fn record_change(
     state: &Arc<AppState>,
-    req: &ApiRequest,
     integration: &Integration,
+    edit: &Edit,
     node: NodeId,
     recordings: Vec<Recording>,
 ) -> Result<(), ApiError> {
-    let publish = req.params.get_trimmed("publish").map(|p| p == "true");
-    let meta: Vec<(String, String)> = req
-        .params
-        .with_prefix("meta_")
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-        .collect();
-    let call = req.call.clone();
     let integration_id = integration.id;
+    let records: Vec<(RecordingRecord, u64, u64)> = recordings
+        .into_iter()
+        .map(|mut r| {
+            edit.apply(&mut r);
+            let record = RecordingRecord {
+                record_id: r.record_id.clone(),
+                integration_id,
+                node_id: Some(node),
+                meeting_id: r.meeting_id.clone(),
+                state: r.state.clone(),
+                xml: r.to_element().to_xml(),
+                archive: None,
+                protected: false,
+            };
+            (record, r.start_time, r.end_time)
+        })
+        .collect();
     state
         .store
         .run(move |c| {
-            for mut r in recordings {
-                match call.as_str() {
-                    "publishRecordings" if r.state != "deleted" => {
-                        let published = publish.unwrap_or(r.published);
-                        r.published = published;
-                        r.state = if published {
-                            "published"
-                        } else {
-                            "unpublished"
-                        }
-                        .into();
-                    }
-                    "deleteRecordings" => {
-                        r.published = false;
-                        r.state = "deleted".into();
-                    }
-                    "updateRecordings" => {
-                        for (key, value) in &meta {
-                            r.metadata.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
-                            if !value.is_empty() {
-                                r.metadata.push((key.clone(), value.clone()));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                let record = store::recordings::RecordingRecord {
-                    record_id: r.record_id.clone(),
-                    integration_id,
-                    node_id: Some(node),
-                    meeting_id: r.meeting_id.clone(),
-                    state: r.state.clone(),
-                    xml: r.to_element().to_xml(),
-                };
-                store::recordings::upsert(c, &record, r.start_time)?;
+            for (record, start, end) in &records {
+                store::recordings::upsert(c, record, *start, *end)?;
             }
             Ok(())
         })

@@ -1,7 +1,7 @@
 //! The event log: meetings created and ended, users joined, node state changes. Read by
 //! getMeetingEvents and, later, the usage reports.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{now_ms, IntegrationId, NodeId, StoreError};
 
@@ -100,4 +100,24 @@ pub fn for_integration(
         )?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// The query parameters of the latest create of `meeting_id` by `integration` (passwords and
+/// checksum are never logged).
+pub fn created_params(
+    conn: &Connection,
+    meeting_id: &str,
+    integration: IntegrationId,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+    let data: Option<String> = conn
+        .query_row(
+            "SELECT data FROM events WHERE kind = 'meeting_created' AND meeting_id = ?1 AND integration_id = ?2 \
+             ORDER BY at DESC, id DESC LIMIT 1",
+            params![meeting_id, integration.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(data
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+        .and_then(|v| v.get("query").and_then(|q| q.as_object()).cloned()))
 }

@@ -22,6 +22,8 @@ pub struct Integration {
     /// of the Host header.
     pub prefix: Option<String>,
     pub recorder: Option<Recorder>,
+    /// Recordings are deleted this many days after they ended.
+    pub retention_days: Option<u32>,
 }
 
 /// An integration's recording server.
@@ -45,6 +47,7 @@ pub struct IntegrationUpdate {
     pub prefix: Option<Option<String>>,
     /// `Some(None)` removes the recording server.
     pub recorder: Option<Option<Recorder>>,
+    pub retention_days: Option<Option<u32>>,
 }
 
 /// What `integrations add` stores.
@@ -87,11 +90,12 @@ fn from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Integration> {
             }),
             _ => None,
         },
+        retention_days: row.get(10)?,
     })
 }
 
 const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix, \
-    recorder_url, recorder_key, recorder_fingerprint";
+    recorder_url, recorder_key, recorder_fingerprint, retention_days";
 
 pub fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
     let mut stmt =
@@ -236,7 +240,14 @@ pub fn update(
         max_users,
         prefix,
         recorder,
+        retention_days,
     } = change;
+    if let Some(days) = retention_days {
+        conn.execute(
+            "UPDATE integrations SET retention_days = ?2 WHERE id = ?1",
+            params![id.0, days],
+        )?;
+    }
     if let Some(r) = recorder {
         conn.execute(
             "UPDATE integrations SET recorder_url = ?2, recorder_key = ?3, recorder_fingerprint = ?4 WHERE id = ?1",

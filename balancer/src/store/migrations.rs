@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_usage.sql"),
     include_str!("migrations/0007_tokens.sql"),
     include_str!("migrations/0008_recorders.sql"),
+    include_str!("migrations/0009_archives.sql"),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,6 +1,10 @@
-//! Recordings in the store: which integration owns each recording found on the nodes.
+//! Recordings in the store: which integration owns each recording, whether found on a node
+//! by the poller or handed over as an encrypted archive for the integration's recording server;
+//! the feed of changes each recording server applies; the filtered, paginated listing.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use conflux_shared::response::RecordingQuery;
+use conflux_shared::transfer::{Change, Feed, FeedEntry};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params};
 
 use super::{now_ms, IntegrationId, NodeId, StoreError};
 
@@ -12,8 +16,11 @@ pub struct RecordingRecord {
     pub node_id: Option<NodeId>,
     pub meeting_id: String,
     pub state: String,
-    /// The node's `<recording>` element.
+    /// The `<recording>` element as getRecordings shows it.
     pub xml: String,
+    /// None for recordings on nodes; else stored | done | failed | deleted.
+    pub archive: Option<String>,
+    pub protected: bool,
 }
 
 /// The integration that created `meeting_id` on `node` most recently (from the event log).
@@ -33,19 +40,42 @@ pub fn owner_of(
     Ok(owner.map(IntegrationId))
 }
 
-/// Inserts or refreshes a recording.
-pub fn upsert(conn: &Connection, r: &RecordingRecord, start_time: u64) -> Result<(), StoreError> {
+/// The integration that created `meeting_id` most recently, on any node.
+pub fn creator_of(
+    conn: &Connection,
+    meeting_id: &str,
+) -> Result<Option<IntegrationId>, StoreError> {
+    let owner = conn
+        .query_row(
+            "SELECT integration_id FROM events WHERE kind = 'meeting_created' AND meeting_id = ?1 \
+             AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
+            [meeting_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(owner.map(IntegrationId))
+}
+
+/// Inserts or refreshes a recording found on a node (archived recordings are left alone).
+pub fn upsert(
+    conn: &Connection,
+    r: &RecordingRecord,
+    start_time: u64,
+    end_time: u64,
+) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO recordings (record_id, integration_id, node_id, meeting_id, state, start_time, xml, seen_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (record_id) DO UPDATE SET node_id = ?3, state = ?5, xml = ?7, seen_at = ?8",
+        "INSERT INTO recordings (record_id, integration_id, node_id, meeting_id, state, start_time, end_time, xml, seen_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (record_id) DO UPDATE SET node_id = ?3, state = ?5, xml = ?8, seen_at = ?9 \
+         WHERE archive IS NULL",
         params![
             r.record_id,
             r.integration_id.0,
             r.node_id.map(|n| n.0),
             r.meeting_id,
             r.state,
-            i64::try_from(start_time).unwrap_or(i64::MAX),
+            clamp(start_time),
+            clamp(end_time),
             r.xml,
             now_ms()
         ],
@@ -53,34 +83,382 @@ pub fn upsert(conn: &Connection, r: &RecordingRecord, start_time: u64) -> Result
     Ok(())
 }
 
+const COLUMNS: &str =
+    "record_id, integration_id, node_id, meeting_id, state, xml, archive, protected";
+
+fn select(
+    conn: &Connection,
+    filter: &str,
+    params: impl Params,
+) -> Result<Vec<RecordingRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM recordings {filter} ORDER BY start_time DESC, record_id"
+    ))?;
+    let rows = stmt
+        .query_map(params, row_to_record)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Every recording of an integration, newest first.
 pub fn for_integration(
     conn: &Connection,
     integration: IntegrationId,
 ) -> Result<Vec<RecordingRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT record_id, integration_id, node_id, meeting_id, state, xml FROM recordings \
-         WHERE integration_id = ?1 ORDER BY start_time DESC, record_id",
-    )?;
-    let rows = stmt
-        .query_map([integration.0], |row| {
-            Ok(RecordingRecord {
-                record_id: row.get(0)?,
-                integration_id: IntegrationId(row.get(1)?),
-                node_id: row.get::<_, Option<i64>>(2)?.map(NodeId),
-                meeting_id: row.get(3)?,
-                state: row.get(4)?,
-                xml: row.get(5)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+    select(conn, "WHERE integration_id = ?1", [integration.0])
 }
 
-/// Record ids of a node seen before `before` (ms): gone from the node since.
+/// The recordings of `integration` among `ids` (exact ids).
+pub fn by_ids(
+    conn: &Connection,
+    integration: IntegrationId,
+    ids: &[String],
+) -> Result<Vec<RecordingRecord>, StoreError> {
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut values: Vec<rusqlite::types::Value> = vec![integration.0.into()];
+    values.extend(ids.iter().map(|i| i.clone().into()));
+    select(
+        conn,
+        &format!("WHERE integration_id = ?1 AND record_id IN ({marks})"),
+        params_from_iter(values),
+    )
+}
+
+/// The recordings of `integration` that pass `q`'s record, meeting and state filters, newest
+/// first. Pagination is applied here too unless `q` filters on metadata (checked by the
+/// caller on the parsed rows).
+pub fn query(
+    conn: &Connection,
+    integration: IntegrationId,
+    q: &RecordingQuery,
+) -> Result<Vec<RecordingRecord>, StoreError> {
+    let mut filter = String::from("WHERE integration_id = ?");
+    let mut values: Vec<rusqlite::types::Value> = vec![integration.0.into()];
+    let mut any_of = |column: &str, items: &[String], prefix: bool| {
+        if items.is_empty() {
+            return;
+        }
+        let clauses: Vec<String> = items
+            .iter()
+            .map(|item| {
+                if prefix {
+                    // Case-sensitive, literal prefix (LIKE would fold case and read wildcards).
+                    values.push(i64::try_from(item.chars().count()).unwrap_or(0).into());
+                    values.push(item.clone().into());
+                    format!("substr({column}, 1, ?) = ?")
+                } else {
+                    values.push(item.clone().into());
+                    format!("{column} = ?")
+                }
+            })
+            .collect();
+        filter.push_str(&format!(" AND ({})", clauses.join(" OR ")));
+    };
+    any_of("record_id", &q.record_ids, true);
+    any_of("meeting_id", &q.meeting_ids, false);
+    any_of("state", &q.states, false);
+    if q.meta.is_empty() {
+        filter.push_str(&format!(
+            " ORDER BY start_time DESC, record_id LIMIT {} OFFSET {}",
+            q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(-1)),
+            q.offset
+        ));
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM recordings {filter}"))?;
+        let rows = stmt
+            .query_map(params_from_iter(values), row_to_record)?
+            .collect::<Result<_, _>>()?;
+        return Ok(rows);
+    }
+    select(conn, &filter, params_from_iter(values))
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
+    Ok(RecordingRecord {
+        record_id: row.get(0)?,
+        integration_id: IntegrationId(row.get(1)?),
+        node_id: row.get::<_, Option<i64>>(2)?.map(NodeId),
+        meeting_id: row.get(3)?,
+        state: row.get(4)?,
+        xml: row.get(5)?,
+        archive: row.get(6)?,
+        protected: row.get(7)?,
+    })
+}
+
+/// Recordings of a node seen before `before` (ms): gone from the node since.
 pub fn remove_unseen(conn: &Connection, node: NodeId, before: i64) -> Result<usize, StoreError> {
     Ok(conn.execute(
-        "DELETE FROM recordings WHERE node_id = ?1 AND seen_at < ?2",
+        "DELETE FROM recordings WHERE node_id = ?1 AND seen_at < ?2 AND archive IS NULL",
         params![node.0, before],
     )?)
+}
+
+/// A recording whose encrypted archive an agent (or the spool importer) handed over.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub record_id: String,
+    pub integration_id: IntegrationId,
+    /// The node keeping its copy until the recorder has it (None for spool imports).
+    pub node_id: Option<NodeId>,
+    pub meeting_id: String,
+    pub start_time: u64,
+    pub end_time: u64,
+    /// The `<recording>` element (state `processing`, no playback yet).
+    pub xml: String,
+    pub published: bool,
+    pub size: u64,
+    pub sha256: String,
+    pub protected: bool,
+}
+
+/// What became of an arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrived {
+    /// New (or a different archive of a recording not yet processed): queued for the recorder.
+    Queued,
+    /// The same archive again (an agent retrying): nothing changed.
+    Known,
+    /// The recorder already has this recording, or it was deleted: the node may drop its copy.
+    Settled,
+}
+
+/// Stores an arrival and queues it in the feed of its integration's recorder.
+pub fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, StoreError> {
+    let tx = conn.transaction()?;
+    let existing: Option<(Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT archive, archive_sha256 FROM recordings WHERE record_id = ?1",
+            [&a.record_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let outcome = match &existing {
+        Some((Some(state), _)) if state == "done" || state == "deleted" => Arrived::Settled,
+        Some((Some(_), Some(sha))) if *sha == a.sha256 => Arrived::Known,
+        _ => Arrived::Queued,
+    };
+    if outcome == Arrived::Queued {
+        tx.execute(
+            "INSERT INTO recordings (record_id, integration_id, node_id, meeting_id, state, start_time, end_time, xml, seen_at, \
+             archive, archive_size, archive_sha256, archive_node, protected, failure) \
+             VALUES (?1, ?2, NULL, ?3, 'processing', ?4, ?5, ?6, ?7, 'stored', ?8, ?9, ?10, ?11, NULL) \
+             ON CONFLICT (record_id) DO UPDATE SET integration_id = ?2, node_id = NULL, meeting_id = ?3, state = 'processing', \
+             start_time = ?4, end_time = ?5, xml = ?6, seen_at = ?7, archive = 'stored', archive_size = ?8, archive_sha256 = ?9, \
+             archive_node = ?10, protected = ?11, failure = NULL",
+            params![
+                a.record_id,
+                a.integration_id.0,
+                a.meeting_id,
+                clamp(a.start_time),
+                clamp(a.end_time),
+                a.xml,
+                now_ms(),
+                clamp(a.size),
+                a.sha256,
+                a.node_id.map(|n| n.0),
+                a.protected
+            ],
+        )?;
+        push_change(
+            &tx,
+            a.integration_id,
+            &a.record_id,
+            &Change::Archive {
+                meeting_id: a.meeting_id.clone(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+                published: a.published,
+                protected: a.protected,
+            },
+        )?;
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Appends a change to the feed of `integration`'s recorder.
+pub fn push_change(
+    conn: &Connection,
+    integration: IntegrationId,
+    record_id: &str,
+    change: &Change,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(change).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO recorder_feed (integration_id, record_id, change, at) VALUES (?1, ?2, ?3, ?4)",
+        params![integration.0, record_id, json, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Up to `limit` feed entries of `integration` after position `since`.
+pub fn feed(
+    conn: &Connection,
+    integration: IntegrationId,
+    since: i64,
+    limit: usize,
+) -> Result<Feed, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, record_id, change FROM recorder_feed WHERE integration_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows: Vec<(i64, String, String)> = stmt
+        .query_map(
+            params![integration.0, since, i64::try_from(limit).unwrap_or(500)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let next = rows.last().map_or(since, |(seq, _, _)| *seq);
+    let entries = rows
+        .into_iter()
+        .filter_map(|(seq, record_id, json)| {
+            Some(FeedEntry {
+                seq,
+                record_id,
+                change: serde_json::from_str(&json).ok()?,
+            })
+        })
+        .collect();
+    Ok(Feed { entries, next })
+}
+
+/// An archive as its recorder downloads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveInfo {
+    pub state: String,
+    pub size: u64,
+    pub sha256: String,
+    pub meeting_id: String,
+}
+
+/// The archive of `record_id` if `integration` owns it.
+pub fn archive(
+    conn: &Connection,
+    integration: IntegrationId,
+    record_id: &str,
+) -> Result<Option<ArchiveInfo>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT archive, archive_size, archive_sha256, meeting_id FROM recordings \
+             WHERE record_id = ?1 AND integration_id = ?2 AND archive IS NOT NULL",
+            params![record_id, integration.0],
+            |r| {
+                Ok(ArchiveInfo {
+                    state: r.get(0)?,
+                    size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    sha256: r.get(2)?,
+                    meeting_id: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// The recorder processed `record_id`: `xml` is its `<recording>` with playback on the recorder.
+/// Returns false when the recording is unknown, not the integration's, or deleted meanwhile.
+pub fn processed(
+    conn: &Connection,
+    integration: IntegrationId,
+    record_id: &str,
+    state: &str,
+    xml: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE recordings SET archive = 'done', state = ?3, xml = ?4, failure = NULL, seen_at = ?5 \
+         WHERE record_id = ?1 AND integration_id = ?2 AND archive IN ('stored', 'failed', 'done')",
+        params![record_id, integration.0, state, xml, now_ms()],
+    )? == 1)
+}
+
+/// The recorder refused the archive of `record_id` (kept for inspection).
+pub fn failed(
+    conn: &Connection,
+    integration: IntegrationId,
+    record_id: &str,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE recordings SET archive = 'failed', failure = ?3 \
+         WHERE record_id = ?1 AND integration_id = ?2 AND archive = 'stored'",
+        params![record_id, integration.0, reason],
+    )? == 1)
+}
+
+/// Record ids whose copy `node` may drop: the recorder has them, or they were deleted.
+pub fn settled_on(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record_id FROM recordings WHERE archive_node = ?1 AND archive IN ('done', 'deleted')",
+    )?;
+    let ids = stmt
+        .query_map([node.0], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// `node` dropped its copy of `record_id`.
+pub fn dropped(conn: &Connection, node: NodeId, record_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE recordings SET archive_node = NULL WHERE record_id = ?1 AND archive_node = ?2",
+        params![record_id, node.0],
+    )?;
+    Ok(())
+}
+
+/// Marks `record_id` deleted (listed only with state=deleted/any, without metadata or
+/// playback, as Scalelite does) and queues the deletion for the recorder when it has a copy.
+pub fn delete(
+    conn: &Connection,
+    integration: IntegrationId,
+    record_id: &str,
+    xml: &str,
+) -> Result<(), StoreError> {
+    let archived: Option<Option<String>> = conn
+        .query_row(
+            "SELECT archive FROM recordings WHERE record_id = ?1 AND integration_id = ?2",
+            params![record_id, integration.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    conn.execute(
+        "UPDATE recordings SET state = 'deleted', xml = ?3, \
+         archive = CASE WHEN archive IS NULL THEN NULL ELSE 'deleted' END \
+         WHERE record_id = ?1 AND integration_id = ?2",
+        params![record_id, integration.0, xml],
+    )?;
+    if matches!(archived, Some(Some(_))) {
+        push_change(conn, integration, record_id, &Change::Delete)?;
+    }
+    Ok(())
+}
+
+/// Sets the stored `<recording>` (and state) of a recording after publish/update.
+pub fn set_xml(
+    conn: &Connection,
+    record_id: &str,
+    state: &str,
+    xml: &str,
+    protected: bool,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE recordings SET state = ?2, xml = ?3, protected = ?4 WHERE record_id = ?1",
+        params![record_id, state, xml, protected],
+    )?;
+    Ok(())
+}
+
+/// Recordings of `integration` that ended before `before_ms` and are not deleted yet.
+pub fn expired(
+    conn: &Connection,
+    integration: IntegrationId,
+    before_ms: i64,
+) -> Result<Vec<RecordingRecord>, StoreError> {
+    select(
+        conn,
+        "WHERE integration_id = ?1 AND state != 'deleted' AND end_time > 0 AND end_time < ?2",
+        params![integration.0, before_ms],
+    )
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use conflux_shared::response::{messages, Body, PlaybackFormat, Recording, RecordingQuery};
-use conflux_shared::{Element, Response};
+use conflux_shared::response::{messages, Body, Recording, RecordingQuery};
+use conflux_shared::Response;
 use rand::RngCore;
 
 use super::api::{xml_error, Answer, ApiRequest};
@@ -183,8 +183,7 @@ pub(crate) fn load_all(dir: &Path) -> BTreeMap<String, Recording> {
         let path = entry.path().join("metadata.xml");
         let parsed = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|text| Element::parse(&text).ok())
-            .and_then(|root| from_metadata(&root));
+            .and_then(|text| conflux_shared::metadata::parse(&text));
         match parsed {
             Some(recording) => {
                 recordings.insert(recording.record_id.clone(), recording);
@@ -200,125 +199,9 @@ pub(crate) fn load_all(dir: &Path) -> BTreeMap<String, Recording> {
 
 fn save_metadata(folder: &Path, recording: &Recording) -> std::io::Result<()> {
     let tmp = folder.join("metadata.xml.tmp");
-    std::fs::write(&tmp, to_metadata(recording).to_xml())?;
+    std::fs::write(
+        &tmp,
+        conflux_shared::metadata::to_element(recording).to_xml(),
+    )?;
     std::fs::rename(tmp, folder.join("metadata.xml"))
-}
-
-/// BBB's `metadata.xml` for a recording.
-fn to_metadata(r: &Recording) -> Element {
-    let mut meeting = Element::new("meeting");
-    meeting.attrs = vec![
-        ("id".into(), r.internal_meeting_id.clone()),
-        ("externalId".into(), r.meeting_id.clone()),
-        ("name".into(), r.name.clone()),
-        ("breakout".into(), r.is_breakout.to_string()),
-    ];
-    let mut meta = Element::new("meta");
-    for (k, v) in &r.metadata {
-        meta.push(Element::text(k.clone(), v.clone()));
-    }
-    let mut root = Element::new("recording")
-        .with_text("id", &r.record_id)
-        .with_text("state", &r.state)
-        .with_text("published", r.published)
-        .with_text("start_time", r.start_time)
-        .with_text("end_time", r.end_time)
-        .with_text("participants", r.participants)
-        .with(meeting)
-        .with(meta);
-    for format in &r.playback {
-        root.push(
-            Element::new("playback")
-                .with_text("format", &format.format_type)
-                .with_text("link", &format.url)
-                .with_text("processing_time", format.processing_time)
-                .with_text("duration", format.length * 60_000),
-        );
-    }
-    root
-}
-
-fn from_metadata(root: &Element) -> Option<Recording> {
-    let meeting = root.child("meeting")?;
-    let number = |name: &str| {
-        root.child_text(name)
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Some(Recording {
-        record_id: root.child_text("id")?.to_owned(),
-        meeting_id: meeting.attr("externalId").unwrap_or_default().to_owned(),
-        internal_meeting_id: meeting.attr("id").unwrap_or_default().to_owned(),
-        name: meeting.attr("name").unwrap_or_default().to_owned(),
-        is_breakout: meeting.attr("breakout") == Some("true"),
-        published: root.child_text("published") == Some("true"),
-        state: root.child_text("state").unwrap_or("published").to_owned(),
-        start_time: number("start_time"),
-        end_time: number("end_time"),
-        participants: u32::try_from(number("participants")).unwrap_or(0),
-        metadata: root
-            .child("meta")
-            .map(|m| {
-                m.children
-                    .iter()
-                    .map(|c| (c.name.clone(), c.text.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        playback: root
-            .children
-            .iter()
-            .filter(|c| c.name == "playback")
-            .map(|p| PlaybackFormat {
-                format_type: p.child_text("format").unwrap_or_default().to_owned(),
-                url: p.child_text("link").unwrap_or_default().to_owned(),
-                processing_time: p
-                    .child_text("processing_time")
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0),
-                length: p
-                    .child_text("duration")
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .unwrap_or(0)
-                    / 60_000,
-                preview: None,
-                extra: Vec::new(),
-            })
-            .collect(),
-        extra: Vec::new(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_xml_round_trips() {
-        let r = Recording {
-            record_id: "abc-1".into(),
-            meeting_id: "m1".into(),
-            internal_meeting_id: "abc-1".into(),
-            name: "Room & co".into(),
-            published: true,
-            state: "published".into(),
-            start_time: 1,
-            end_time: 120_001,
-            participants: 3,
-            metadata: vec![
-                ("meetingId".into(), "m1".into()),
-                ("bbb-origin".into(), "moodle".into()),
-            ],
-            playback: vec![PlaybackFormat {
-                format_type: "presentation".into(),
-                url: "http://x/playback/presentation/2.3/abc-1".into(),
-                processing_time: 10,
-                length: 2,
-                ..PlaybackFormat::default()
-            }],
-            ..Recording::default()
-        };
-        let xml = to_metadata(&r).to_xml();
-        assert_eq!(from_metadata(&Element::parse(&xml).unwrap()), Some(r));
-    }
 }

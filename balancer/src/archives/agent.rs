@@ -1,0 +1,363 @@
+//! The agents' recording calls, signed with their node key over method, path and content
+//! digest ([`conflux_shared::transfer::agent_request`]):
+//! - `GET /conflux/agent/recorder-keys/{fingerprint}`: a recording server's public key (PEM);
+//! - `PUT /conflux/agent/archives/{recordID}`: an encrypted archive, streamed to disk, checked
+//!   against its signed sha256 and its manifest, then queued for the owner's recorder;
+//! - `GET /conflux/agent/archives`: the node's archives it may now delete;
+//! - `DELETE /conflux/agent/archives/{recordID}`: the node deleted its copy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use conflux_shared::crypto::archive;
+use conflux_shared::response::Recording;
+use conflux_shared::transfer::{self, EMPTY_SHA256};
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, StatusCode};
+use warp::{Buf, Filter};
+
+use super::json;
+use crate::monitor::{authenticate_agent, ReportError};
+use crate::state::AppState;
+use crate::store::{self, recordings::Arrival, recordings::Arrived, IntegrationId, Node};
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
+    let with_state = warp::any().map(move || state.clone());
+    let common = with_state
+        .and(warp::addr::remote())
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned());
+    let key = warp::get()
+        .and(warp::path!("conflux" / "agent" / "recorder-keys" / String))
+        .and(common.clone())
+        .then(recorder_key);
+    let upload = warp::put()
+        .and(warp::path!("conflux" / "agent" / "archives" / String))
+        .and(common.clone())
+        .and(warp::body::stream())
+        .then(upload);
+    let settled = warp::get()
+        .and(warp::path!("conflux" / "agent" / "archives"))
+        .and(common.clone())
+        .then(settled);
+    let dropped = warp::delete()
+        .and(warp::path!("conflux" / "agent" / "archives" / String))
+        .and(common)
+        .then(dropped);
+    key.or(upload)
+        .unify()
+        .or(settled)
+        .unify()
+        .or(dropped)
+        .unify()
+        .boxed()
+}
+
+/// The node whose agent signed `method path` with `content`.
+fn authenticate(
+    state: &AppState,
+    method: &str,
+    path: &warp::path::FullPath,
+    headers: &HeaderMap,
+    content: &str,
+) -> Result<Arc<Node>, ReportError> {
+    let header = |name: &'static str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let nodes = state.nodes.load();
+    let signed = transfer::agent_request(method, path.as_str(), content);
+    authenticate_agent(&nodes.nodes, &header, &signed).map(|(node, _)| node.clone())
+}
+
+fn refused(peer: Option<SocketAddr>, e: &ReportError) -> warp::reply::Response {
+    let status = match e {
+        ReportError::Header(_) | ReportError::Body(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    refuse(status, peer, &format!("refused: {e}"))
+}
+
+fn refuse(status: StatusCode, peer: Option<SocketAddr>, why: &str) -> warp::reply::Response {
+    tracing::warn!(?peer, status = status.as_u16(), "{why}");
+    json(status, &json!({ "error": why }))
+}
+
+async fn recorder_key(
+    fingerprint: String,
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    path: warp::path::FullPath,
+    headers: HeaderMap,
+) -> warp::reply::Response {
+    if let Err(e) = authenticate(&state, "GET", &path, &headers, EMPTY_SHA256) {
+        return refused(peer, &e);
+    }
+    let integrations = state.integrations.load();
+    match integrations
+        .iter()
+        .filter_map(|i| i.recorder.as_ref())
+        .find(|r| r.fingerprint == fingerprint)
+    {
+        Some(recorder) => {
+            use warp::Reply;
+            warp::reply::with_header(
+                recorder.key.clone(),
+                "content-type",
+                "application/x-pem-file",
+            )
+            .into_response()
+        }
+        None => refuse(
+            StatusCode::NOT_FOUND,
+            peer,
+            &format!("no recording server has key {fingerprint}"),
+        ),
+    }
+}
+
+async fn upload(
+    record_id: String,
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    path: warp::path::FullPath,
+    headers: HeaderMap,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+) -> warp::reply::Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let sha256 = header(transfer::ARCHIVE_SHA256_HEADER).to_ascii_lowercase();
+    let metadata_b64 = header(transfer::METADATA_HEADER);
+    let node = match authenticate(
+        &state,
+        "PUT",
+        &path,
+        &headers,
+        &format!("{sha256}\n{metadata_b64}"),
+    ) {
+        Ok(node) => node,
+        Err(e) => return refused(peer, &e),
+    };
+    if !transfer::is_safe_record_id(&record_id) {
+        return refuse(StatusCode::BAD_REQUEST, peer, "bad recording id");
+    }
+    let Some(recording) = transfer::decode_metadata(&metadata_b64)
+        .and_then(|xml| conflux_shared::metadata::parse(&xml))
+        .filter(|r| r.record_id == record_id)
+    else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            peer,
+            "the metadata header is not this recording's metadata.xml",
+        );
+    };
+    let Some(owner) = owner(&state, &recording, node.id).await else {
+        return refuse(
+            StatusCode::CONFLICT,
+            peer,
+            &format!(
+                "no integration created meeting {} on this node",
+                recording.meeting_id
+            ),
+        );
+    };
+    let temp = super::incoming(&state.config, &record_id);
+    let size = match receive(&state, &temp, body, &sha256).await {
+        Ok(size) => size,
+        Err((status, why)) => {
+            super::remove(&temp);
+            return refuse(status, peer, &format!("archive {record_id}: {why}"));
+        }
+    };
+    let arrival = arrival(&state, &recording, owner, Some(node.id), size, sha256);
+    match store_arrival(&state, arrival, &temp).await {
+        Ok(outcome) => {
+            tracing::info!(record_id, node = %node.name, size, ?outcome, "Archive received.");
+            json(
+                StatusCode::OK,
+                &json!({ "status": format!("{outcome:?}").to_ascii_lowercase() }),
+            )
+        }
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, peer, &e),
+    }
+}
+
+/// Streams `body` into `temp`, refusing more than the configured size and a digest other than
+/// `sha256`; then checks the file is an archive of the named recording. Returns its size.
+async fn receive(
+    state: &AppState,
+    temp: &std::path::Path,
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    sha256: &str,
+) -> Result<u64, (StatusCode, String)> {
+    let io = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    std::fs::create_dir_all(super::dir(&state.config)).map_err(io)?;
+    let mut file = tokio::fs::File::create(temp).await.map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| (StatusCode::BAD_REQUEST, format!("upload broken: {e}")))?;
+        while chunk.has_remaining() {
+            let bytes = chunk.chunk();
+            size += bytes.len() as u64;
+            if size > state.config.recordings.max_archive_bytes {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, "archive too large".into()));
+            }
+            hasher.update(bytes);
+            file.write_all(bytes).await.map_err(io)?;
+            let n = bytes.len();
+            chunk.advance(n);
+        }
+    }
+    file.sync_all().await.map_err(io)?;
+    drop(file);
+    if hex::encode(hasher.finalize()) != sha256 {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the body does not match its signed sha256".into(),
+        ));
+    }
+    let check = std::fs::File::open(temp)
+        .map_err(archive::ArchiveError::from)
+        .and_then(archive::manifest);
+    match check {
+        Ok(_) => Ok(size),
+        Err(e) => Err((StatusCode::BAD_REQUEST, e.to_string())),
+    }
+}
+
+/// The integration owning a recording: the one that created its meeting on `node` (event
+/// log), else the one the balancer named in its metadata at create.
+pub(super) async fn owner(
+    state: &AppState,
+    recording: &Recording,
+    node: store::NodeId,
+) -> Option<IntegrationId> {
+    let meeting = recording.meeting_id.clone();
+    let named = recording
+        .meta(transfer::META_INSTITUTION)
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(IntegrationId);
+    let logged = state
+        .store
+        .run(move |c| store::recordings::owner_of(c, &meeting, node))
+        .await
+        .ok()
+        .flatten();
+    logged
+        .or(named)
+        .filter(|id| state.integrations.load().iter().any(|i| i.id == *id))
+}
+
+/// The store's record of an archive that arrived for `recording`.
+pub(super) fn arrival(
+    state: &AppState,
+    recording: &Recording,
+    owner: IntegrationId,
+    node: Option<store::NodeId>,
+    size: u64,
+    sha256: String,
+) -> Arrival {
+    let mut listed = recording.clone();
+    listed.state = "processing".into();
+    listed.playback.clear();
+    Arrival {
+        record_id: recording.record_id.clone(),
+        integration_id: owner,
+        node_id: node,
+        meeting_id: recording.meeting_id.clone(),
+        start_time: recording.start_time,
+        end_time: recording.end_time,
+        xml: listed.to_element().to_xml(),
+        published: recording.published,
+        size,
+        sha256,
+        protected: state.config.recordings.protected,
+    }
+}
+
+/// Records an arrival and moves its file into place (or drops it when already known).
+pub(super) async fn store_arrival(
+    state: &AppState,
+    arrival: Arrival,
+    temp: &std::path::Path,
+) -> Result<Arrived, String> {
+    let record_id = arrival.record_id.clone();
+    let outcome = state
+        .store
+        .run(move |c| store::recordings::arrive(c, &arrival))
+        .await;
+    match outcome {
+        Ok(Arrived::Queued) => {
+            std::fs::rename(temp, super::path(&state.config, &record_id)).map_err(|e| {
+                super::remove(temp);
+                format!("could not keep the archive: {e}")
+            })?;
+            Ok(Arrived::Queued)
+        }
+        Ok(other) => {
+            super::remove(temp);
+            Ok(other)
+        }
+        Err(e) => {
+            super::remove(temp);
+            Err(format!("could not record the archive: {e}"))
+        }
+    }
+}
+
+async fn settled(
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    path: warp::path::FullPath,
+    headers: HeaderMap,
+) -> warp::reply::Response {
+    let node = match authenticate(&state, "GET", &path, &headers, EMPTY_SHA256) {
+        Ok(node) => node,
+        Err(e) => return refused(peer, &e),
+    };
+    let id = node.id;
+    match state
+        .store
+        .run(move |c| store::recordings::settled_on(c, id))
+        .await
+    {
+        Ok(ids) => json(StatusCode::OK, &json!({ "settled": ids })),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, peer, &e.to_string()),
+    }
+}
+
+async fn dropped(
+    record_id: String,
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    path: warp::path::FullPath,
+    headers: HeaderMap,
+) -> warp::reply::Response {
+    let node = match authenticate(&state, "DELETE", &path, &headers, EMPTY_SHA256) {
+        Ok(node) => node,
+        Err(e) => return refused(peer, &e),
+    };
+    let id = node.id;
+    match state
+        .store
+        .run(move |c| store::recordings::dropped(c, id, &record_id))
+        .await
+    {
+        Ok(()) => json(StatusCode::OK, &json!({ "ok": true })),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, peer, &e.to_string()),
+    }
+}

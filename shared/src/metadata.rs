@@ -1,0 +1,163 @@
+//! BBB's `metadata.xml`, the description of one recording format's folder
+//! (`<published>/<format>/<recordID>/metadata.xml`): read by the agent, the recorder and the
+//! spool importer, written by the simulator. Real BBB writes `available` for a published state
+//! and repeats the meeting's id and name in `<meta>`; both are read.
+
+use crate::response::{PlaybackFormat, Recording};
+use crate::xml::Element;
+
+/// Reads a `metadata.xml` document.
+pub fn parse(text: &str) -> Option<Recording> {
+    from_element(&Element::parse(text).ok()?)
+}
+
+/// BBB's `metadata.xml` for `r`.
+pub fn to_element(r: &Recording) -> Element {
+    let mut meeting = Element::new("meeting");
+    meeting.attrs = vec![
+        ("id".into(), r.internal_meeting_id.clone()),
+        ("externalId".into(), r.meeting_id.clone()),
+        ("name".into(), r.name.clone()),
+        ("breakout".into(), r.is_breakout.to_string()),
+    ];
+    let mut meta = Element::new("meta");
+    for (k, v) in &r.metadata {
+        meta.push(Element::text(k.clone(), v.clone()));
+    }
+    let mut root = Element::new("recording")
+        .with_text("id", &r.record_id)
+        .with_text("state", &r.state)
+        .with_text("published", r.published)
+        .with_text("start_time", r.start_time)
+        .with_text("end_time", r.end_time)
+        .with_text("participants", r.participants)
+        .with(meeting)
+        .with(meta);
+    for format in &r.playback {
+        root.push(
+            Element::new("playback")
+                .with_text("format", &format.format_type)
+                .with_text("link", &format.url)
+                .with_text("processing_time", format.processing_time)
+                .with_text("duration", format.length * 60_000),
+        );
+    }
+    root
+}
+
+pub fn from_element(root: &Element) -> Option<Recording> {
+    if root.name != "recording" {
+        return None;
+    }
+    let meeting = root.child("meeting")?;
+    let meta = |key: &str| root.child("meta").and_then(|m| m.child_text(key));
+    let number = |name: &str| {
+        root.child_text(name)
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Some(Recording {
+        record_id: root.child_text("id")?.to_owned(),
+        meeting_id: meeting
+            .attr("externalId")
+            .or_else(|| meta("meetingId"))
+            .unwrap_or_default()
+            .to_owned(),
+        internal_meeting_id: meeting.attr("id").unwrap_or_default().to_owned(),
+        name: meeting
+            .attr("name")
+            .or_else(|| meta("meetingName"))
+            .unwrap_or_default()
+            .to_owned(),
+        is_breakout: meeting.attr("breakout") == Some("true"),
+        published: root.child_text("published") == Some("true"),
+        state: match root.child_text("state") {
+            None | Some("available") => "published".to_owned(),
+            Some(state) => state.to_owned(),
+        },
+        start_time: number("start_time"),
+        end_time: number("end_time"),
+        participants: u32::try_from(number("participants")).unwrap_or(0),
+        metadata: root
+            .child("meta")
+            .map(|m| {
+                m.children
+                    .iter()
+                    .map(|c| (c.name.clone(), c.text.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        playback: root
+            .children
+            .iter()
+            .filter(|c| c.name == "playback")
+            .map(|p| PlaybackFormat {
+                format_type: p.child_text("format").unwrap_or_default().to_owned(),
+                url: p.child_text("link").unwrap_or_default().to_owned(),
+                processing_time: p
+                    .child_text("processing_time")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+                length: p
+                    .child_text("duration")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    / 60_000,
+                preview: None,
+                extra: Vec::new(),
+            })
+            .collect(),
+        extra: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_xml_round_trips() {
+        let r = Recording {
+            record_id: "abc-1".into(),
+            meeting_id: "m1".into(),
+            internal_meeting_id: "abc-1".into(),
+            name: "Room & co".into(),
+            published: true,
+            state: "published".into(),
+            start_time: 1,
+            end_time: 120_001,
+            participants: 3,
+            metadata: vec![
+                ("meetingId".into(), "m1".into()),
+                ("bbb-origin".into(), "moodle".into()),
+            ],
+            playback: vec![PlaybackFormat {
+                format_type: "presentation".into(),
+                url: "http://x/playback/presentation/2.3/abc-1".into(),
+                processing_time: 10,
+                length: 2,
+                ..PlaybackFormat::default()
+            }],
+            ..Recording::default()
+        };
+        let xml = to_element(&r).to_xml();
+        assert_eq!(parse(&xml), Some(r));
+    }
+
+    #[test]
+    fn real_bbb_metadata_reads_available_and_meta_ids() {
+        let xml = r#"<recording><id>r1</id><state>available</state><published>true</published>
+            <start_time>5</start_time><end_time>65005</end_time><participants>2</participants>
+            <meeting id="r1" breakout="false"/>
+            <meta><meetingId>ext</meetingId><meetingName>Class</meetingName><isBreakout>false</isBreakout></meta>
+            <playback><format>presentation</format><link>https://n/playback/presentation/2.3/r1</link>
+            <processing_time>7</processing_time><duration>120000</duration></playback></recording>"#;
+        let r = parse(xml).unwrap();
+        assert_eq!(
+            (r.meeting_id.as_str(), r.name.as_str(), r.state.as_str()),
+            ("ext", "Class", "published")
+        );
+        assert_eq!((r.playback[0].length, r.participants), (2, 2));
+        assert_eq!(parse("<response/>"), None);
+    }
+}

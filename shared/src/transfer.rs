@@ -1,0 +1,289 @@
+//! How recordings travel (see ARCHITECTURE.md, "Recordings"): the agent ↔ balancer calls
+//! (recorder keys, archive upload, settlement), the recorder ↔ balancer feed, the one-time
+//! playback tokens of protected recordings and the signed recording-ready callback.
+//!
+//! Agents sign these calls with their node key like reports ([`crate::report::sign`]), over
+//! [`agent_request`]: method, path and the body's sha256, so a multi-GB upload is signed
+//! without holding it. Recorders sign with their integration's secret the way BBB clients do
+//! (`checksum` = sha256 of call name + query + secret), with the call names below.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// `GET {AGENT_KEYS_PATH}/{fingerprint}`: the PEM of a recording server's public key.
+pub const AGENT_KEYS_PATH: &str = "/conflux/agent/recorder-keys";
+/// `PUT .../{recordID}` uploads an archive; `GET` lists the node's settled archives (the
+/// recorder has them or they were deleted), `DELETE .../{recordID}` says the node dropped one.
+pub const AGENT_ARCHIVES_PATH: &str = "/conflux/agent/archives";
+/// The uploaded archive's sha256 (hex), covered by the signature.
+pub const ARCHIVE_SHA256_HEADER: &str = "x-conflux-archive-sha256";
+/// The recording's `metadata.xml` (base64), so the balancer can list it before it is processed.
+pub const METADATA_HEADER: &str = "x-conflux-metadata";
+
+/// Metadata the balancer adds to the create of a meeting recorded for an institution.
+pub const META_INSTITUTION: &str = "conflux-institution";
+/// The recording server's key fingerprint, which the agent fetches from the balancer.
+pub const META_RECORDER: &str = "conflux-recorder";
+/// Metadata keys reserved for the balancer (refused from clients, hidden from listings).
+pub const RESERVED_META_PREFIX: &str = "conflux-";
+
+/// Recorder calls: the feed of archives and changes since a position.
+pub const RECORDER_FEED_PATH: &str = "/conflux/recorder/feed";
+pub const RECORDER_FEED_CALL: &str = "recorderFeed";
+/// `GET {RECORDER_ARCHIVES_PATH}/{recordID}` (Range allowed), `POST .../{recordID}/done` with
+/// the processed `<recording>` element, `POST .../{recordID}/failed` with the reason.
+pub const RECORDER_ARCHIVES_PATH: &str = "/conflux/recorder/archives";
+pub const RECORDER_ARCHIVE_CALL: &str = "recorderArchive";
+pub const RECORDER_DONE_CALL: &str = "recorderDone";
+pub const RECORDER_FAILED_CALL: &str = "recorderFailed";
+
+/// The sha256 (hex) of nothing: what GET and DELETE calls sign as their body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The bytes an agent signs for a recording call.
+pub fn agent_request(method: &str, path: &str, content_sha256: &str) -> Vec<u8> {
+    format!("{method} {path}\n{content_sha256}").into_bytes()
+}
+
+/// The hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// One page of a recorder's feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feed {
+    pub entries: Vec<FeedEntry>,
+    /// The position to ask from next time.
+    pub next: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    pub seq: i64,
+    pub record_id: String,
+    pub change: Change,
+}
+
+/// What happened to a recording, for its recording server to apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// An encrypted archive is ready to download (ciphertext size and sha256).
+    Archive {
+        meeting_id: String,
+        size: u64,
+        sha256: String,
+        published: bool,
+        protected: bool,
+    },
+    Publish {
+        published: bool,
+    },
+    Protect {
+        protected: bool,
+    },
+    /// Metadata set (non-empty value) or removed (empty value).
+    Update {
+        meta: Vec<(String, String)>,
+    },
+    Delete,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(secret: &str, parts: &[&str]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    mac
+}
+
+/// A one-time playback token for `format` of recording `record_id`, valid until `expires`
+/// (unix seconds): `EXPIRES.NONCE.MAC`, MAC keyed with the integration's secret.
+pub fn playback_token(secret: &str, record_id: &str, format: &str, expires: i64) -> String {
+    let nonce = hex::encode(rand_bytes());
+    let expires = expires.to_string();
+    let tag = mac(secret, &["play", record_id, format, &expires, &nonce]).finalize();
+    format!("{expires}.{nonce}.{}", hex::encode(tag.into_bytes()))
+}
+
+/// The nonce of a valid, unexpired token (the recorder then consumes it once).
+pub fn verify_playback_token(
+    secret: &str,
+    record_id: &str,
+    format: &str,
+    token: &str,
+    now: i64,
+) -> Option<String> {
+    let mut parts = token.splitn(3, '.');
+    let (expires, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let tag = hex::decode(tag).ok()?;
+    if expires.parse::<i64>().ok()? < now {
+        return None;
+    }
+    mac(secret, &["play", record_id, format, expires, nonce])
+        .verify_slice(&tag)
+        .ok()?;
+    Some(nonce.to_owned())
+}
+
+/// The value of the cookie that lets a browser keep watching a protected recording.
+pub fn playback_cookie(secret: &str, record_id: &str, format: &str, expires: i64) -> String {
+    let expires = expires.to_string();
+    let tag = mac(secret, &["cookie", record_id, format, &expires]).finalize();
+    format!("{expires}.{}", hex::encode(tag.into_bytes()))
+}
+
+/// Whether `value` is a valid, unexpired [`playback_cookie`].
+pub fn verify_playback_cookie(
+    secret: &str,
+    record_id: &str,
+    format: &str,
+    value: &str,
+    now: i64,
+) -> bool {
+    let Some((expires, tag)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(tag) = hex::decode(tag) else {
+        return false;
+    };
+    if expires.parse::<i64>().map_or(true, |e| e < now) {
+        return false;
+    }
+    let expected = mac(secret, &["cookie", record_id, format, expires]).finalize();
+    expected.into_bytes().ct_eq(&tag[..]).into()
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    rsa::rand_core::RngCore::fill_bytes(&mut rsa::rand_core::OsRng, &mut bytes);
+    bytes
+}
+
+/// An HS256 JSON Web Token of `claims`, as BBB signs its recording-ready callback
+/// (`signed_parameters`).
+pub fn jwt_hs256(secret: &str, claims: &serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+/// The claims of an HS256 token signed with `secret`, if the signature holds.
+pub fn jwt_hs256_claims(secret: &str, token: &str) -> Option<serde_json::Value> {
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let (_, payload) = signing_input.split_once('.')?;
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(signing_input.as_bytes());
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
+        .ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// Base64 (standard alphabet) for the metadata header.
+pub fn encode_metadata(xml: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(xml)
+}
+
+pub fn decode_metadata(header: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(header.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Whether `id` is safe as a recording id in paths and file names (BBB's are
+/// `<sha1>-<ms>`; anything of letters, digits, `-`, `_` and `.` up to 128, not starting with a
+/// dot, is accepted).
+pub fn is_safe_record_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playback_tokens_bind_recording_format_and_time() {
+        let token = playback_token("s3cret", "r1", "presentation", 2_000);
+        assert!(verify_playback_token("s3cret", "r1", "presentation", &token, 1_000).is_some());
+        assert!(verify_playback_token("s3cret", "r1", "presentation", &token, 2_001).is_none());
+        assert!(verify_playback_token("other", "r1", "presentation", &token, 1_000).is_none());
+        assert!(verify_playback_token("s3cret", "r2", "presentation", &token, 1_000).is_none());
+        assert!(verify_playback_token("s3cret", "r1", "video", &token, 1_000).is_none());
+        let forged = token.replacen("2000", "9000", 1);
+        assert!(verify_playback_token("s3cret", "r1", "presentation", &forged, 1_000).is_none());
+        assert_ne!(token, playback_token("s3cret", "r1", "presentation", 2_000));
+
+        let cookie = playback_cookie("s3cret", "r1", "presentation", 2_000);
+        assert!(verify_playback_cookie(
+            "s3cret",
+            "r1",
+            "presentation",
+            &cookie,
+            1_000
+        ));
+        assert!(!verify_playback_cookie(
+            "s3cret",
+            "r1",
+            "presentation",
+            &cookie,
+            3_000
+        ));
+        assert!(!verify_playback_cookie(
+            "s3cret",
+            "r2",
+            "presentation",
+            &cookie,
+            1_000
+        ));
+        assert!(!verify_playback_cookie(
+            "s3cret",
+            "r1",
+            "presentation",
+            "x.y",
+            1_000
+        ));
+    }
+
+    #[test]
+    fn jwt_matches_a_known_hs256_token() {
+        // jwt.io's example: {"sub":"1234567890","name":"John Doe","iat":1516239022}, key
+        // "your-256-bit-secret"; serde_json orders keys, so compare by verification.
+        let known = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        let claims = jwt_hs256_claims("your-256-bit-secret", known).unwrap();
+        assert_eq!(claims["name"], "John Doe");
+        assert!(jwt_hs256_claims("wrong", known).is_none());
+        let ours = jwt_hs256(
+            "k",
+            &serde_json::json!({"meeting_id": "m", "record_id": "r"}),
+        );
+        assert_eq!(jwt_hs256_claims("k", &ours).unwrap()["record_id"], "r");
+    }
+
+    #[test]
+    fn record_ids_are_path_safe() {
+        assert!(is_safe_record_id(
+            "183f0bf3a0982a127bdb8161e0c44eb696b3e75c-1700000000000"
+        ));
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b", "a\\b"] {
+            assert!(!is_safe_record_id(bad), "{bad}");
+        }
+    }
+}
