@@ -26,6 +26,25 @@ struct RawConfig {
     balancer: RawBalancer,
     node: RawNode,
     report: RawReport,
+    recordings: RawRecordings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRecordings {
+    published_dir: PathBuf,
+    outbox_dir: PathBuf,
+    interval_secs: f64,
+}
+
+impl Default for RawRecordings {
+    fn default() -> Self {
+        RawRecordings {
+            published_dir: PathBuf::from("/var/bigbluebutton/published"),
+            outbox_dir: PathBuf::from("/var/lib/conflux-agent/outbox"),
+            interval_secs: 30.0,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +103,12 @@ pub struct Config {
     pub disks: Vec<String>,
     pub state_file: PathBuf,
     pub timeout: Duration,
+    /// BBB's published recordings (`<format>/<recordID>/`), watched for recordings made for an
+    /// institution's recording server.
+    pub published_dir: PathBuf,
+    /// Where encrypted archives wait until their recorder has them.
+    pub outbox_dir: PathBuf,
+    pub recordings_interval: Duration,
 }
 
 /// `(section, key)` pairs that environment variables may set.
@@ -100,6 +125,9 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("report", "disks"),
     ("report", "state_file"),
     ("report", "timeout_secs"),
+    ("recordings", "published_dir"),
+    ("recordings", "outbox_dir"),
+    ("recordings", "interval_secs"),
 ];
 
 impl Config {
@@ -204,6 +232,9 @@ impl Config {
             disks: raw.report.disks,
             state_file: raw.report.state_file,
             timeout: seconds("report.timeout_secs", raw.report.timeout_secs)?,
+            published_dir: raw.recordings.published_dir,
+            outbox_dir: raw.recordings.outbox_dir,
+            recordings_interval: seconds("recordings.interval_secs", raw.recordings.interval_secs)?,
         })
     }
 

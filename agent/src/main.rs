@@ -6,6 +6,7 @@ mod cli;
 mod collect;
 mod config;
 mod nagios;
+mod outbox;
 mod report;
 
 use std::process::ExitCode;

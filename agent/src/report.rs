@@ -55,6 +55,8 @@ pub async fn run(
         .build()?;
     let mut collector = Collector::new(&config.disks)?;
     let mut enrolled = load_state(&config.state_file, &config.balancer_url)?;
+    let (keys, outbox_key) = tokio::sync::watch::channel(enrolled.clone());
+    tokio::spawn(crate::outbox::run(config.clone(), outbox_key));
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = config.interval;
@@ -75,6 +77,7 @@ pub async fn run(
                 if let Err(err) = save_state(&config.state_file, &e) {
                     tracing::error!(error = %err, "Could not keep the enrolment; it will be redone after a restart.");
                 }
+                keys.send_replace(Some(e.clone()));
                 enrolled = Some(e);
             }),
             Some(e) => {
@@ -106,6 +109,7 @@ pub async fn run(
                 if e.needs_enrolment() {
                     tracing::warn!(error = %e, "The balancer no longer knows this node; enrolling again.");
                     enrolled = None;
+                    keys.send_replace(None);
                 }
                 tracing::warn!(error = %e, retry_in = ?backoff, "Report failed.");
                 next_attempt = Instant::now() + backoff;

@@ -57,6 +57,20 @@ impl RecorderKey {
         })
     }
 
+    /// A fresh key pair of `bits` (at least [`MIN_RSA_BITS`]): the private key as PKCS#8 PEM
+    /// and the public key.
+    pub fn generate(bits: usize) -> Result<(String, RecorderKey), CryptoError> {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let bits = bits.max(MIN_RSA_BITS);
+        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
+            .map_err(|_| CryptoError::NotAKey)?;
+        let pem = private
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|_| CryptoError::NotAKey)?;
+        let public = RecorderKey::from_public(private.to_public_key())?;
+        Ok((pem.to_string(), public))
+    }
+
     pub fn bits(&self) -> usize {
         self.key.size() * 8
     }
