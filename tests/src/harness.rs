@@ -510,10 +510,11 @@ impl Balancer {
         BbbClient::new(&self.url, secret, algorithm)
     }
 
-    /// Kills the balancer at once (SIGKILL) and starts it again on the same data.
+    /// Kills the balancer at once (SIGKILL) and starts it again on the same data and address.
     pub async fn crash_and_restart(&mut self) {
         self.process.kill();
-        self.start_serving("127.0.0.1:0").await;
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        self.start_serving(&addr).await;
     }
 
     /// Kills the balancer, waits `down`, and starts it again on the same address (for clients
@@ -582,12 +583,14 @@ pub fn agent(balancer_url: &str, node: &SimNode, token: &str) -> AgentBuilder {
             node.url, node.secret
         ),
         interval_secs: 0.5,
+        published: None,
     }
 }
 
 pub struct AgentBuilder {
     config: String,
     interval_secs: f64,
+    published: Option<PathBuf>,
 }
 
 /// A running agent and its directory (config, state file, log).
@@ -599,6 +602,13 @@ pub struct AgentProcess {
 impl AgentBuilder {
     pub fn interval(mut self, secs: f64) -> Self {
         self.interval_secs = secs;
+        self
+    }
+
+    /// Watches `published` (BBB's `<format>/<recordID>/` folders) for recordings to hand over,
+    /// with the outbox in the agent's directory, every 0.3 s.
+    pub fn recordings(mut self, published: &Path) -> Self {
+        self.published = Some(published.to_path_buf());
         self
     }
 
@@ -619,6 +629,14 @@ impl AgentBuilder {
             self.interval_secs,
             dir.path().join("state.json").display().to_string()
         );
+        let text = match &self.published {
+            Some(published) => format!(
+                "{text}[recordings]\npublished_dir = {:?}\noutbox_dir = {:?}\ninterval_secs = 0.3\n",
+                published.display().to_string(),
+                dir.path().join("outbox").display().to_string()
+            ),
+            None => text,
+        };
         std::fs::write(&config, text).expect("write the agent config");
         let args = [
             "--config".to_string(),

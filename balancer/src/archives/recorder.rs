@@ -43,13 +43,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::path!("conflux" / "recorder" / "feed"))
         .and(with_state.clone())
         .and(warp::addr::remote())
-        .and(raw_query.clone())
+        .and(raw_query)
         .then(feed);
     let download = warp::get()
         .and(warp::path!("conflux" / "recorder" / "archives" / String))
         .and(with_state.clone())
         .and(warp::addr::remote())
-        .and(raw_query.clone())
+        .and(raw_query)
         .and(warp::header::headers_cloned())
         .then(download);
     let report = warp::post()
@@ -166,7 +166,7 @@ async fn serve_archive(
         .run(move |c| store::recordings::archive(c, id, &rid))
         .await
         .map_err(|e| Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if !found.is_some_and(|info| info.state == "stored") {
+    if found.is_none_or(|info| info.state != "stored") {
         return Err(Refused(
             StatusCode::NOT_FOUND,
             format!("no archive {record_id} waiting for this integration"),

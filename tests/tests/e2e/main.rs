@@ -11,6 +11,7 @@ mod demo;
 mod interop;
 mod monitoring;
 mod nagios;
+mod recordings_network;
 mod sim_api;
 mod sim_faults;
 mod tidy;

@@ -1,0 +1,579 @@
+//! Recordings across the network (Mconf's recording architecture) with real processes: a
+//! balancer, two simulated nodes with their agents, two institutions each with its own
+//! conflux-recorder. A recording leaves its node only encrypted for its institution's
+//! recorder; only that recorder can open it, and it serves the playback.
+
+use std::path::{Path, PathBuf};
+
+use conflux_shared::checksum;
+use conflux_shared::crypto::archive;
+use conflux_shared::response::{Body, Recording};
+use conflux_shared::Algorithm;
+use conflux_tests::harness::{
+    agent, balancer, eventually, http, sim, Balancer, BbbClient, Process, SimNode,
+};
+use reqwest::Method;
+use serde_json::json;
+
+const UNI: &str = "uni-secret-0123456789";
+const SCHOOL: &str = "school-secret-0123456789";
+const PLAIN: &str = "plain-secret-0123456789";
+const TOKEN: &str = "enrol-token-0123456789";
+
+fn fixture_key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tests/fixtures/keys")
+        .join(name)
+}
+
+/// A recorder for the integration with `secret`, its keys in `keys` (private + public PEM).
+struct Recorder {
+    process: Option<Process>,
+    url: String,
+    dir: tempfile::TempDir,
+    private_key: PathBuf,
+    secret: String,
+    balancer: String,
+}
+
+impl Recorder {
+    fn new(balancer: &str, secret: &str, private_key: PathBuf) -> Recorder {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Recorder {
+            process: None,
+            url: format!("http://127.0.0.1:{port}"),
+            dir: tempfile::tempdir().expect("temporary directory"),
+            private_key,
+            secret: secret.into(),
+            balancer: balancer.into(),
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start(&mut self) {
+        let config = self.dir.path().join("recorder.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[balancer]\nurl = {:?}\nsecret = {:?}\n[recorder]\nlisten = {:?}\npublic_url = {:?}\n\
+                 data_dir = {:?}\nprivate_key = {:?}\npoll_interval_secs = 0.3\n",
+                self.balancer,
+                self.secret,
+                self.url.trim_start_matches("http://"),
+                self.url,
+                self.data().display().to_string(),
+                self.private_key.display().to_string()
+            ),
+        )
+        .unwrap();
+        let args = [
+            "--config".to_string(),
+            config.display().to_string(),
+            "serve".into(),
+        ];
+        let (process, _) = Process::start("conflux-recorder", &args, self.dir.path());
+        self.process = Some(process);
+    }
+}
+
+async fn listed(bbb: &BbbClient, params: &[(&str, &str)]) -> Vec<Recording> {
+    match bbb.call("getRecordings", params).await.body {
+        Body::Recordings(list) => list,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn host<'a>(nodes: &[&'a SimNode], meeting_id: &str) -> &'a SimNode {
+    for node in nodes {
+        if node
+            .client(Algorithm::Sha1)
+            .call("getMeetingInfo", &[("meetingID", meeting_id)])
+            .await
+            .is_success()
+        {
+            return node;
+        }
+    }
+    panic!("no node hosts {meeting_id}");
+}
+
+/// A recorder-signed balancer URL (what conflux-recorder sends).
+fn recorder_url(lb: &Balancer, path: &str, call: &str, secret: &str) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let query = format!("ts={ts}");
+    let sum = checksum::compute(Algorithm::Sha256, call, &query, secret);
+    format!("{}{path}?{query}&checksum={sum}", lb.url)
+}
+
+fn published_dir(node_dir: &tempfile::TempDir) -> PathBuf {
+    node_dir.path().join("published")
+}
+
+#[tokio::test]
+async fn recordings_travel_encrypted_to_their_institutions_recorder() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let n1 = sim()
+        .recordings_dir(&published_dir(&d1).join("presentation"))
+        .start()
+        .await;
+    let n2 = sim()
+        .recordings_dir(&published_dir(&d2).join("presentation"))
+        .start()
+        .await;
+    let mut lb = balancer()
+        .nodes(&[&n1, &n2])
+        .integration("uni", UNI)
+        .integration("school", SCHOOL)
+        .integration("plain", PLAIN)
+        .config(&format!(
+            "[monitor]\nenrolment_token = {TOKEN:?}\nenrol_enabled = true\n[recordings]\nimport_interval_secs = 0.3\n"
+        ))
+        .start()
+        .await;
+
+    // Institution A generates its key pair with the recorder; B uses the test-only fixture.
+    let keys = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(conflux_tests::harness::binary("conflux-recorder"))
+        .args(["keygen", "--out"])
+        .arg(keys.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fingerprint:"));
+    let again = std::process::Command::new(conflux_tests::harness::binary("conflux-recorder"))
+        .args(["keygen", "--out"])
+        .arg(keys.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "keygen must not overwrite a key"
+    );
+    let mut rec_a = Recorder::new(&lb.url, UNI, keys.path().join("recorder.key.pem"));
+    let mut rec_b = Recorder::new(
+        &lb.url,
+        SCHOOL,
+        fixture_key("test-only-recorder-3072.key.pem"),
+    );
+    let a_pub = keys.path().join("recorder.pub.pem");
+    lb.cli_ok(&[
+        "integrations",
+        "update",
+        "uni",
+        "--recorder-url",
+        &rec_a.url,
+        "--recorder-key",
+        a_pub.to_str().unwrap(),
+    ]);
+    let b_pub = fixture_key("test-only-recorder-3072.pub.pem");
+    lb.cli_ok(&[
+        "integrations",
+        "update",
+        "school",
+        "--recorder-url",
+        &rec_b.url,
+        "--recorder-key",
+        b_pub.to_str().unwrap(),
+    ]);
+    rec_b.start();
+
+    let _a1 = agent(&lb.url, &n1, TOKEN)
+        .recordings(&published_dir(&d1))
+        .start();
+    let _a2 = agent(&lb.url, &n2, TOKEN)
+        .recordings(&published_dir(&d2))
+        .start();
+
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    let school = lb.client(SCHOOL, Algorithm::Sha1);
+    let plain = lb.client(PLAIN, Algorithm::Sha1);
+    let nodes = [&n1, &n2];
+
+    // Without a recording server the record flag is dropped.
+    assert!(plain
+        .call(
+            "create",
+            &[
+                ("meetingID", "plain-1"),
+                ("name", "Plain"),
+                ("record", "true")
+            ]
+        )
+        .await
+        .is_success());
+    let info = host(&nodes, "plain-1")
+        .await
+        .client(Algorithm::Sha1)
+        .call("getMeetingInfo", &[("meetingID", "plain-1")])
+        .await;
+    let Body::Meeting(meeting) = info.body else {
+        panic!()
+    };
+    assert!(!meeting.recording, "the record flag must be dropped");
+    // Clients cannot forge the balancer's metadata.
+    assert_eq!(
+        uni.call(
+            "create",
+            &[
+                ("meetingID", "x"),
+                ("name", "X"),
+                ("meta_conflux-recorder", "f")
+            ]
+        )
+        .await
+        .key(),
+        Some("invalidParameters")
+    );
+
+    assert!(uni
+        .call(
+            "create",
+            &[
+                ("meetingID", "lecture-1"),
+                ("name", "Lecture One"),
+                ("record", "true"),
+                ("meta_course", "cs101"),
+            ]
+        )
+        .await
+        .is_success());
+    let node = host(&nodes, "lecture-1").await;
+    let info = node
+        .client(Algorithm::Sha1)
+        .call("getMeetingInfo", &[("meetingID", "lecture-1")])
+        .await;
+    let Body::Meeting(meeting) = info.body else {
+        panic!()
+    };
+    assert!(meeting.recording);
+    assert!(meeting
+        .metadata
+        .iter()
+        .any(|(k, _)| k == "conflux-recorder"));
+    let (status, body) = node
+        .control(
+            Method::POST,
+            "meetings/lecture-1/recording",
+            json!({ "size_bytes": 300_000 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let folder = std::fs::read_dir(&node.recordings)
+        .unwrap()
+        .flatten()
+        .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .expect("the node wrote the recording")
+        .path();
+    let record_id = folder.file_name().unwrap().to_string_lossy().into_owned();
+    let media = std::fs::read(folder.join("video/webcams.webm")).unwrap();
+
+    // The archive reaches the balancer encrypted: no plaintext, not even the metadata.
+    let archive_path = lb.dir.path().join("data/archives").join(&record_id);
+    assert!(
+        eventually(|| async { archive_path.exists() }).await,
+        "no archive at the balancer"
+    );
+    let sealed = std::fs::read(&archive_path).unwrap();
+    assert!(sealed.starts_with(b"CFXARC01"));
+    for window in [
+        &media[1000..1064],
+        &media[200_000..200_064],
+        b"<recording>".as_slice(),
+        b"shapes.svg",
+    ] {
+        assert!(
+            !sealed.windows(window.len()).any(|w| w == window),
+            "plaintext found in the balancer's archive"
+        );
+    }
+    // Listed as processing for A; invisible to B, whose recorder can neither list nor fetch it.
+    let shown = listed(&uni, &[("meetingID", "lecture-1"), ("state", "any")]).await;
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].state, "processing");
+    assert!(listed(&school, &[("state", "any")]).await.is_empty());
+    let feed: serde_json::Value = http()
+        .get(recorder_url(
+            &lb,
+            "/conflux/recorder/feed",
+            "recorderFeed",
+            SCHOOL,
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        feed["entries"],
+        json!([]),
+        "B's feed must not show A's recording"
+    );
+    let stolen = http()
+        .get(recorder_url(
+            &lb,
+            &format!("/conflux/recorder/archives/{record_id}"),
+            "recorderArchive",
+            SCHOOL,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 404);
+    // Only A's key opens it.
+    let b_private =
+        std::fs::read_to_string(fixture_key("test-only-recorder-3072.key.pem")).unwrap();
+    assert!(matches!(
+        archive::decrypt(&sealed[..], std::io::sink(), &b_private),
+        Err(archive::ArchiveError::WrongKey { .. })
+    ));
+
+    // A balancer crash before the recorder comes loses nothing; a download cut half-way
+    // resumes (the recorder finds half the archive in its incoming folder).
+    lb.crash_and_restart().await;
+    std::fs::create_dir_all(rec_a.data().join("incoming")).unwrap();
+    std::fs::write(
+        rec_a.data().join(format!("incoming/{record_id}.part")),
+        &sealed[..sealed.len() / 2],
+    )
+    .unwrap();
+    rec_a.start();
+
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    let done = eventually(|| async {
+        listed(&uni, &[("meetingID", "lecture-1")])
+            .await
+            .first()
+            .is_some_and(|r| {
+                r.state == "published"
+                    && r.playback
+                        .first()
+                        .is_some_and(|p| p.url.starts_with(&rec_a.url))
+            })
+    })
+    .await;
+    assert!(
+        done,
+        "the recording never became available on A's recorder; log:\n{}",
+        rec_a.process.as_ref().unwrap().log_text()
+    );
+    let recording = listed(&uni, &[("meetingID", "lecture-1")]).await.remove(0);
+    assert_eq!(recording.meta("course"), Some("cs101"));
+    assert!(
+        recording.meta("conflux-recorder").is_none(),
+        "balancer metadata is hidden"
+    );
+    let playback = recording.playback[0].url.clone();
+    let page = http().get(&playback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Lecture One"));
+    let video = http()
+        .get(format!("{playback}video/webcams.webm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(video.status(), 200);
+    assert_eq!(video.bytes().await.unwrap(), media);
+
+    // Once the recorder has it, the balancer and the node drop their copies.
+    assert!(
+        eventually(|| async { !archive_path.exists() && !folder.exists() }).await,
+        "copies were not removed"
+    );
+
+    // Protected: a one-time link, then a cookie.
+    assert_eq!(
+        uni.call(
+            "updateRecordings",
+            &[("recordID", &record_id), ("protect", "true")]
+        )
+        .await
+        .field("updated")
+        .map(str::to_owned),
+        Some("true".into())
+    );
+    let protected = listed(&uni, &[("recordID", &record_id)]).await.remove(0);
+    let link = protected.playback[0].url.clone();
+    assert!(
+        link.contains("/recording/") && link.contains("token="),
+        "{link}"
+    );
+    assert!(
+        eventually(|| async { http().get(&playback).send().await.unwrap().status() == 404 }).await,
+        "protected playback without cookie"
+    );
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let first = no_redirect.get(&link).send().await.unwrap();
+    assert_eq!(first.status(), 307);
+    let cookie = first.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let watched = http()
+        .get(&playback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watched.status(), 200);
+    assert_eq!(
+        no_redirect.get(&link).send().await.unwrap().status(),
+        404,
+        "tokens are one-time"
+    );
+
+    // Unpublish hides it on the recorder; delete removes it everywhere.
+    uni.call(
+        "publishRecordings",
+        &[("recordID", &record_id), ("publish", "false")],
+    )
+    .await;
+    assert!(
+        eventually(|| async {
+            http()
+                .get(&playback)
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 404
+        })
+        .await
+    );
+    assert_eq!(
+        uni.call("deleteRecordings", &[("recordID", &record_id)])
+            .await
+            .field("deleted")
+            .map(str::to_owned),
+        Some("true".into())
+    );
+    let on_recorder = rec_a.data().join("published/presentation").join(&record_id);
+    assert!(
+        eventually(|| async { !on_recorder.exists() }).await,
+        "the recorder kept a deleted recording"
+    );
+    assert!(listed(&uni, &[("meetingID", "lecture-1")]).await.is_empty());
+    assert_eq!(
+        listed(&uni, &[("meetingID", "lecture-1"), ("state", "deleted")])
+            .await
+            .len(),
+        1
+    );
+    drop(rec_b);
+}
+
+#[tokio::test]
+async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_imported() {
+    let n1 = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&n1])
+        .integration("uni", UNI)
+        .config("[recordings]\nimport_interval_secs = 0.3\n")
+        .start()
+        .await;
+    let mut rec = Recorder::new(&lb.url, UNI, fixture_key("test-only-recorder-3072.key.pem"));
+    let key = fixture_key("test-only-recorder-3072.pub.pem");
+    lb.cli_ok(&[
+        "integrations",
+        "update",
+        "uni",
+        "--recorder-url",
+        &rec.url,
+        "--recorder-key",
+        key.to_str().unwrap(),
+    ]);
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    for id in ["good", "cut"] {
+        assert!(uni
+            .call(
+                "create",
+                &[("meetingID", id), ("name", id), ("record", "true")]
+            )
+            .await
+            .is_success());
+    }
+    // Nodes without the agent drop Scalelite-style tarballs into the spool.
+    let spool = lb.dir.path().join("data/spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    for (id, rid) in [("good", "rec-good-1"), ("cut", "rec-cut-1")] {
+        let tarball = spool.join(format!("{rid}.tar"));
+        let mut tar = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+        let metadata = format!(
+            "<recording><id>{rid}</id><state>published</state><published>true</published>\
+             <start_time>1</start_time><end_time>60001</end_time><meeting id=\"{rid}\" externalId=\"{id}\" name=\"{id}\"/>\
+             <meta><meetingId>{id}</meetingId></meta><playback><format>presentation</format><link>x</link></playback></recording>"
+        );
+        for (name, data) in [
+            ("metadata.xml", metadata.as_bytes()),
+            ("shapes.svg", b"<svg/>".as_slice()),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, format!("presentation/{rid}/{name}"), data)
+                .unwrap();
+        }
+        tar.finish().unwrap();
+    }
+    let archives = lb.dir.path().join("data/archives");
+    assert!(
+        eventually(|| async {
+            archives.join("rec-good-1").exists() && archives.join("rec-cut-1").exists()
+        })
+        .await,
+        "spool tarballs were not encrypted; log:\n{}",
+        lb.process.log_text()
+    );
+    assert!(
+        !spool.join("rec-good-1.tar").exists(),
+        "the plaintext tarball stays in the spool"
+    );
+    // Damage one archive at the balancer before the recorder pulls.
+    let cut = archives.join("rec-cut-1");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    rec.start();
+    assert!(
+        eventually(|| async {
+            listed(&uni, &[("meetingID", "good")])
+                .await
+                .first()
+                .is_some_and(|r| r.state == "published")
+        })
+        .await
+    );
+    assert!(
+        eventually(|| async { rec.data().join("rejected/rec-cut-1.cfx").exists() }).await,
+        "the damaged archive is not kept aside"
+    );
+    assert!(eventually(|| async { archives.join(".rejected/rec-cut-1").exists() }).await);
+    assert!(listed(&uni, &[("meetingID", "cut")]).await.is_empty());
+    let page = http()
+        .get(format!("{}/playback/presentation/rec-good-1/", rec.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+}
