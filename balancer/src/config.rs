@@ -74,6 +74,10 @@ pub struct RawRecordings {
     pub protected: bool,
     /// How long a protected recording's playback link stays valid.
     pub token_minutes: f64,
+    /// Integrations without a recording server get no recordings (the record flag is removed,
+    /// Mconf's rule). Off, their recordings stay on the nodes, as with Scalelite without its
+    /// importer.
+    pub require_recorder: bool,
 }
 
 impl Default for RawRecordings {
@@ -84,6 +88,7 @@ impl Default for RawRecordings {
             max_archive_mb: 20 * 1024,
             protected: false,
             token_minutes: 60.0,
+            require_recorder: true,
         }
     }
 }
@@ -228,6 +233,7 @@ pub struct RecordingsConfig {
     pub max_archive_bytes: u64,
     pub protected: bool,
     pub token_lifetime: Duration,
+    pub require_recorder: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -809,6 +815,7 @@ impl Config {
                     "recordings.token_minutes",
                     positive("recordings.token_minutes", raw.recordings.token_minutes)? * 60.0,
                 )?,
+                require_recorder: raw.recordings.require_recorder,
             },
             default_integration,
         })
@@ -893,6 +900,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
             "max_archive_mb",
             "protected",
             "token_minutes",
+            "require_recorder",
         ],
     ),
     (

@@ -92,7 +92,9 @@ pub async fn handle(
                 attendee_pw: created.attendee_pw.clone(),
                 moderator_pw: created.moderator_pw.clone(),
                 duration: created.duration,
-                recording: wants_record && integration.recorder.is_some(),
+                recording: wants_record
+                    && (integration.recorder.is_some()
+                        || !state.config.recordings.require_recorder),
                 metadata: req
                     .params
                     .with_prefix("meta_")
@@ -291,7 +293,9 @@ fn node_query(
                     .map(|k| (*k).to_owned()),
             );
         }
-        (None, true) => overrides.push(("record".into(), "false".into())),
+        (None, true) if state.config.recordings.require_recorder => {
+            overrides.push(("record".into(), "false".into()));
+        }
         _ => {}
     }
     let url_params = conflux_shared::Query::parse(&req.raw_query).unwrap_or_default();

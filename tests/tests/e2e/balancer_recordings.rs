@@ -41,6 +41,7 @@ async fn recordings_are_listed_per_integration_and_changed_on_their_node() {
         .integration("uni", UNI)
         .integration("school", SCHOOL)
         .env("CONFLUX_POLLER__RECORDINGS_EVERY", "1")
+        .config("[recordings]\nrequire_recorder = false")
         .start()
         .await;
     let uni = lb.client(UNI, Algorithm::Sha256);
