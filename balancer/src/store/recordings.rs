@@ -125,38 +125,55 @@ pub fn by_ids(
 }
 
 /// The recordings of `integration` that pass `q`'s record, meeting and state filters, newest
-/// first. Pagination is applied here too unless `q` filters on metadata (checked by the
-/// caller on the parsed rows).
+/// first. Pagination is applied here too unless `q` filters on metadata; then the rows are
+/// only narrowed by a text search of their XML and the caller checks the parsed metadata.
 pub fn query(
     conn: &Connection,
     integration: IntegrationId,
     q: &RecordingQuery,
 ) -> Result<Vec<RecordingRecord>, StoreError> {
-    let mut filter = String::from("WHERE integration_id = ?");
+    // With a record or meeting filter, their indexes are the selective ones (`+` keeps SQLite
+    // from walking the integration's whole index instead).
+    let selective = !q.record_ids.is_empty() || !q.meeting_ids.is_empty();
+    let mut filter = String::from(if selective {
+        "WHERE +integration_id = ?"
+    } else {
+        "WHERE integration_id = ?"
+    });
     let mut values: Vec<rusqlite::types::Value> = vec![integration.0.into()];
-    let mut any_of = |column: &str, items: &[String], prefix: bool| {
+    let mut any_of = |column: &str, op: &str, items: Vec<String>| {
         if items.is_empty() {
             return;
         }
         let clauses: Vec<String> = items
-            .iter()
+            .into_iter()
             .map(|item| {
-                if prefix {
-                    // Case-sensitive, literal prefix (LIKE would fold case and read wildcards).
-                    values.push(i64::try_from(item.chars().count()).unwrap_or(0).into());
-                    values.push(item.clone().into());
-                    format!("substr({column}, 1, ?) = ?")
-                } else {
-                    values.push(item.clone().into());
-                    format!("{column} = ?")
-                }
+                values.push(item.into());
+                format!("{column} {op} ?")
             })
             .collect();
         filter.push_str(&format!(" AND ({})", clauses.join(" OR ")));
     };
-    any_of("record_id", &q.record_ids, true);
-    any_of("meeting_id", &q.meeting_ids, false);
-    any_of("state", &q.states, false);
+    // Case-sensitive literal prefixes, as BBB matches them (GLOB uses the primary key).
+    any_of(
+        "record_id",
+        "GLOB",
+        q.record_ids
+            .iter()
+            .map(|id| format!("{}*", glob_escape(id)))
+            .collect(),
+    );
+    any_of("meeting_id", "=", q.meeting_ids.clone());
+    any_of("state", "=", q.states.clone());
+    for (key, value) in &q.meta {
+        if value.is_empty() {
+            continue;
+        }
+        let needle =
+            conflux_shared::Element::text(key.to_ascii_lowercase(), value.clone()).to_xml();
+        filter.push_str(" AND instr(lower(xml), ?) > 0");
+        values.push(needle.to_lowercase().into());
+    }
     if q.meta.is_empty() {
         filter.push_str(&format!(
             " ORDER BY start_time DESC, record_id LIMIT {} OFFSET {}",
@@ -171,6 +188,18 @@ pub fn query(
         return Ok(rows);
     }
     select(conn, &filter, params_from_iter(values))
+}
+
+/// `text` with GLOB's special characters taken literally.
+fn glob_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '*' => "[*]".to_owned(),
+            '?' => "[?]".to_owned(),
+            '[' => "[[]".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
@@ -461,4 +490,79 @@ pub fn expired(
         "WHERE integration_id = ?1 AND state != 'deleted' AND end_time > 0 AND end_time < ?2",
         params![integration.0, before_ms],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{integrations, Store};
+    use conflux_shared::response::Recording;
+    use conflux_shared::Query;
+
+    fn ids(conn: &Connection, integration: IntegrationId, query: &str) -> Vec<String> {
+        let q = RecordingQuery::from_query(&Query::parse(query).unwrap()).unwrap();
+        let rows = super::query(conn, integration, &q).unwrap();
+        rows.into_iter()
+            .map(|r| {
+                Recording::from_element(&conflux_shared::Element::parse(&r.xml).unwrap()).unwrap()
+            })
+            .filter(|r| q.meta.is_empty() || q.matches(r))
+            .map(|r| r.record_id)
+            .collect()
+    }
+
+    #[test]
+    fn filters_prefixes_literally_and_narrows_by_metadata() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .blocking(|c| {
+                let i = integrations::insert(
+                    c,
+                    &integrations::NewIntegration {
+                        name: "uni".into(),
+                        secret: crate::config::Secret("s3cret-0123456789".into()),
+                    },
+                )?
+                .id;
+                for (n, (rid, meeting, course)) in [
+                    ("abc-1", "m1", "Physics & Co"),
+                    ("abc-2", "m1", "math"),
+                    ("ABC-3", "m2", "math"),
+                    ("a*c-4", "m3", "math"),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let r = Recording {
+                        record_id: rid.into(),
+                        meeting_id: meeting.into(),
+                        state: "published".into(),
+                        published: true,
+                        start_time: n as u64,
+                        metadata: vec![("course".into(), course.into())],
+                        ..Recording::default()
+                    };
+                    let record = RecordingRecord {
+                        record_id: rid.into(),
+                        integration_id: i,
+                        node_id: None,
+                        meeting_id: meeting.into(),
+                        state: r.state.clone(),
+                        xml: r.to_element().to_xml(),
+                        archive: None,
+                        protected: false,
+                    };
+                    upsert(c, &record, r.start_time, 0)?;
+                }
+                assert_eq!(ids(c, i, "recordID=abc"), ["abc-2", "abc-1"]);
+                assert_eq!(ids(c, i, "recordID=a*c"), ["a*c-4"]);
+                assert_eq!(ids(c, i, "recordID=ABC,a%2A"), ["a*c-4", "ABC-3"]);
+                assert_eq!(ids(c, i, "meetingID=m1&limit=1&offset=1"), ["abc-1"]);
+                assert_eq!(ids(c, i, "meta_course=math&meetingID=m2"), ["ABC-3"]);
+                assert_eq!(ids(c, i, "meta_Course=Physics%20%26%20Co"), ["abc-1"]);
+                assert_eq!(ids(c, i, "state=deleted"), Vec::<String>::new());
+                Ok(())
+            })
+            .unwrap();
+    }
 }

@@ -24,8 +24,9 @@ struct Args {
     /// Calls per query.
     #[arg(long, default_value_t = 200)]
     calls: usize,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent clients (the store serves API reads on one SQLite connection, so more
+    /// clients queue).
+    #[arg(long, default_value_t = 1)]
     concurrency: usize,
 }
 

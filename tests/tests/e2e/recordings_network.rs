@@ -14,6 +14,7 @@ use conflux_tests::harness::{
 };
 use reqwest::Method;
 use serde_json::json;
+use warp::Filter;
 
 const UNI: &str = "uni-secret-0123456789";
 const SCHOOL: &str = "school-secret-0123456789";
@@ -485,8 +486,21 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
 
 #[tokio::test]
 async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_imported() {
+    // The front-end's recording-ready endpoint: records what it is sent.
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let ready = warp::post()
+        .and(warp::path!("ready"))
+        .and(warp::body::form::<std::collections::HashMap<String, String>>())
+        .map(move |form: std::collections::HashMap<String, String>| {
+            let _ = ready_tx.send(form.get("signed_parameters").cloned().unwrap_or_default());
+            "ok"
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ready_addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(ready).incoming(listener).run());
+    let ready_url = format!("http://{ready_addr}/ready");
     let n1 = sim().start().await;
-    let lb = balancer()
+    let mut lb = balancer()
         .nodes(&[&n1])
         .integration("uni", UNI)
         .config("[recordings]\nimport_interval_secs = 0.3\n")
@@ -576,4 +590,26 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+
+    // The recording-ready callback arrives once, signed as BBB signs it.
+    let token = tokio::time::timeout(std::time::Duration::from_secs(10), ready_rx.recv())
+        .await
+        .expect("no recording-ready callback")
+        .unwrap();
+    let claims =
+        conflux_shared::transfer::jwt_hs256_claims(UNI, &token).expect("signed with the secret");
+    assert_eq!(claims["record_id"], "rec-good-1");
+    assert_eq!(claims["meeting_id"], "good");
+
+    // Retention: the institution keeps recordings one day; this one ended in 1970. The sweep
+    // (at start, then hourly) deletes it everywhere.
+    lb.cli_ok(&["integrations", "update", "uni", "--retention-days", "1"]);
+    lb.crash_and_restart().await;
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    assert!(eventually(|| async { listed(&uni, &[("meetingID", "good")]).await.is_empty() }).await);
+    let on_recorder = rec.data().join("published/presentation/rec-good-1");
+    assert!(
+        eventually(|| async { !on_recorder.exists() }).await,
+        "retention did not reach the recorder"
+    );
 }
