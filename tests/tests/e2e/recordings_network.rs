@@ -115,6 +115,11 @@ fn recorder_url(lb: &Balancer, path: &str, call: &str, secret: &str) -> String {
     format!("{}{path}?{query}&checksum={sum}", lb.url)
 }
 
+/// The running balancer picks up admin CLI changes within a quarter second.
+async fn reloaded() {
+    tokio::time::sleep(std::time::Duration::from_millis(750)).await;
+}
+
 fn published_dir(node_dir: &tempfile::TempDir) -> PathBuf {
     node_dir.path().join("published")
 }
@@ -191,6 +196,7 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
         b_pub.to_str().unwrap(),
     ]);
     rec_b.start();
+    reloaded().await;
 
     let _a1 = agent(&lb.url, &n1, TOKEN)
         .recordings(&published_dir(&d1))
@@ -517,16 +523,36 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
         "--recorder-key",
         key.to_str().unwrap(),
     ]);
+    reloaded().await;
     let uni = lb.client(UNI, Algorithm::Sha256);
     for id in ["good", "cut"] {
         assert!(uni
             .call(
                 "create",
-                &[("meetingID", id), ("name", id), ("record", "true")]
+                &[
+                    ("meetingID", id),
+                    ("name", id),
+                    ("record", "true"),
+                    ("meta_bbb-recording-ready-url", &ready_url)
+                ]
             )
             .await
             .is_success());
     }
+    // The node is not told the recording-ready URL: the balancer calls it when the recorder
+    // has the recording.
+    let Body::Meeting(meeting) = n1
+        .client(Algorithm::Sha1)
+        .call("getMeetingInfo", &[("meetingID", "good")])
+        .await
+        .body
+    else {
+        panic!()
+    };
+    assert!(meeting
+        .metadata
+        .iter()
+        .all(|(k, _)| k != "bbb-recording-ready-url"));
     // Nodes without the agent drop Scalelite-style tarballs into the spool.
     let spool = lb.dir.path().join("data/spool");
     std::fs::create_dir_all(&spool).unwrap();
