@@ -55,6 +55,16 @@ pub struct Stored {
     pub xml: String,
 }
 
+fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        record_id: r.get(0)?,
+        published: r.get(1)?,
+        protected: r.get(2)?,
+        deleted: r.get(3)?,
+        xml: r.get(4)?,
+    })
+}
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -117,15 +127,7 @@ impl Store {
             c.query_row(
                 "SELECT record_id, published, protected, deleted, xml FROM recordings WHERE record_id = ?1",
                 [record_id],
-                |r| {
-                    Ok(Stored {
-                        record_id: r.get(0)?,
-                        published: r.get(1)?,
-                        protected: r.get(2)?,
-                        deleted: r.get(3)?,
-                        xml: r.get(4)?,
-                    })
-                },
+                stored,
             )
             .optional()
         })
@@ -137,15 +139,7 @@ impl Store {
                 "SELECT record_id, published, protected, deleted, xml FROM recordings WHERE reported = 0 AND deleted = 0",
             )?;
             let rows = stmt
-                .query_map([], |r| {
-                    Ok(Stored {
-                        record_id: r.get(0)?,
-                        published: r.get(1)?,
-                        protected: r.get(2)?,
-                        deleted: r.get(3)?,
-                        xml: r.get(4)?,
-                    })
-                })?
+                .query_map([], stored)?
                 .collect();
             rows
         })

@@ -558,6 +558,21 @@ impl Balancer {
     }
 }
 
+/// The node of `nodes` hosting `meeting_id` (asked with getMeetingInfo); panics if none does.
+pub async fn host<'a>(nodes: &[&'a SimNode], meeting_id: &str) -> &'a SimNode {
+    for node in nodes {
+        if node
+            .client(Algorithm::Sha1)
+            .call("getMeetingInfo", &[("meetingID", meeting_id)])
+            .await
+            .is_success()
+        {
+            return node;
+        }
+    }
+    panic!("no node hosts {meeting_id}");
+}
+
 /// Polls `check` every 50 ms for up to 10 s; whether it ever held. For state that another
 /// process changes asynchronously (the balancer reloading after an admin command, a poll).
 pub async fn eventually<F, Fut>(check: F) -> bool

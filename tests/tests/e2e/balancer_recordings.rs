@@ -3,7 +3,7 @@
 
 use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{balancer, eventually, sim, BbbClient, SimNode};
+use conflux_tests::harness::{balancer, eventually, host, sim, BbbClient};
 use reqwest::Method;
 use serde_json::json;
 
@@ -16,21 +16,6 @@ async fn listed(bbb: &BbbClient, params: &[(&str, &str)]) -> Vec<Recording> {
         Body::Recordings(list) => list,
         _ => panic!("{:?} {:?}", response.key(), response.text()),
     }
-}
-
-/// The node hosting `meeting_id`.
-async fn host<'a>(nodes: &'a [&'a SimNode], meeting_id: &str) -> &'a SimNode {
-    for node in nodes {
-        if node
-            .client(Algorithm::Sha1)
-            .call("getMeetingInfo", &[("meetingID", meeting_id)])
-            .await
-            .is_success()
-        {
-            return node;
-        }
-    }
-    panic!("no node hosts {meeting_id}");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use conflux_shared::crypto::archive;
 use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    agent, balancer, eventually, http, sim, Balancer, BbbClient, Process, SimNode,
+    agent, balancer, eventually, host, http, sim, Balancer, BbbClient, Process,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -88,20 +88,6 @@ async fn listed(bbb: &BbbClient, params: &[(&str, &str)]) -> Vec<Recording> {
         Body::Recordings(list) => list,
         other => panic!("{other:?}"),
     }
-}
-
-async fn host<'a>(nodes: &[&'a SimNode], meeting_id: &str) -> &'a SimNode {
-    for node in nodes {
-        if node
-            .client(Algorithm::Sha1)
-            .call("getMeetingInfo", &[("meetingID", meeting_id)])
-            .await
-            .is_success()
-        {
-            return node;
-        }
-    }
-    panic!("no node hosts {meeting_id}");
 }
 
 /// A recorder-signed balancer URL (what conflux-recorder sends).
