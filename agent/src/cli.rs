@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Reports a BBB node's health and load to the Conflux balancer; also runs as a Nagios plugin.
+/// Reports a BBB node's health and load to the Conflux balancer and hands it finished recordings,
+/// encrypted for their institution's recording server; also runs as a Nagios plugin.
 #[derive(Debug, Parser)]
 #[command(name = "conflux-agent", version, arg_required_else_help = true)]
 pub struct Cli {
@@ -23,7 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Enrol with the balancer (first run), then report every interval until stopped.
+    /// Enrol with the balancer (first run), then report every interval and work the recordings
+    /// outbox until stopped.
     Run,
     /// Nagios plugin: measure once, print one status line with perfdata, exit 0/1/2/3
     /// (OK/WARNING/CRITICAL/UNKNOWN). Thresholds are percentages for cpu, memory and disk,
