@@ -11,8 +11,8 @@
 //!    the archive and BBB's published folders and tells the balancer. Until then both stay,
 //!    so a balancer that lost its copy can be given it again.
 //!
-//! Progress lives in file names in the outbox (`.cfx`, `.sent`, `.xml`), so a restart resumes
-//! where it stopped and nothing is packed twice.
+//! Progress lives in file names in the outbox (`.cfx`, `.sha256`, `.xml`, `.sent`), so a restart
+//! resumes where it stopped and nothing is packed or hashed twice.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -177,10 +177,8 @@ impl Outbox<'_> {
         let archive_path = dir.join(format!("{rid}.cfx"));
         let metadata = std::fs::read_to_string(dir.join(format!("{rid}.xml")))?;
         let metadata_b64 = transfer::encode_metadata(&metadata);
-        let digest_path = archive_path.clone();
-        let (size, sha256) =
-            tokio::task::spawn_blocking(move || archive::digest(std::fs::File::open(digest_path)?))
-                .await??;
+        let sha256 = std::fs::read_to_string(dir.join(format!("{rid}.sha256")))?;
+        let size = std::fs::metadata(&archive_path)?.len();
         let path = format!("{}/{rid}", transfer::AGENT_ARCHIVES_PATH);
         let file = tokio::fs::File::open(&archive_path).await?;
         let response = self
@@ -222,7 +220,7 @@ impl Outbox<'_> {
                 continue;
             }
             let dir = &self.config.outbox_dir;
-            for suffix in ["cfx", "sent", "xml"] {
+            for suffix in ["cfx", "sha256", "sent", "xml"] {
                 remove_file(&dir.join(format!("{rid}.{suffix}")));
             }
             if let Ok(formats) = std::fs::read_dir(&self.config.published_dir) {
@@ -318,10 +316,13 @@ fn pack(outbox: &Path, found: &Found, key: &RecorderKey) -> anyhow::Result<u64> 
             sha256,
         };
         let plain = std::io::BufReader::new(std::fs::File::open(&zip_path)?);
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
-        let written = archive::encrypt(plain, &mut out, key, &manifest, archive::CHUNK)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let file = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        let mut out = archive::Digesting::new(file);
+        archive::encrypt(plain, &mut out, key, &manifest, archive::CHUNK)?;
+        let (file, written, sha256) = out.finish();
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::write(outbox.join(format!("{rid}.xml")), &found.metadata_xml)?;
+        std::fs::write(outbox.join(format!("{rid}.sha256")), sha256)?;
         std::fs::rename(&partial, outbox.join(format!("{rid}.cfx")))?;
         anyhow::Ok(written)
     })();

@@ -203,7 +203,12 @@ async fn report(
     }
 }
 
-fn refuse(status: StatusCode, peer: Option<SocketAddr>, why: &str) -> warp::reply::Response {
+/// A JSON refusal (`{"error": why}`), logged with the peer.
+pub(crate) fn refuse(
+    status: StatusCode,
+    peer: Option<SocketAddr>,
+    why: &str,
+) -> warp::reply::Response {
     tracing::warn!(?peer, status = status.as_u16(), "{why}");
     warp::reply::with_status(warp::reply::json(&json!({ "error": why })), status).into_response()
 }

@@ -11,7 +11,7 @@ mod meeting;
 mod meetings;
 mod mobile;
 mod params;
-mod recordings;
+pub(crate) mod recordings;
 pub(crate) mod request;
 mod scalelite;
 

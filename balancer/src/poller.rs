@@ -256,7 +256,7 @@ async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Re
                 if r.meta(conflux_shared::transfer::META_RECORDER).is_some() {
                     continue;
                 }
-                let Some(owner) = store::recordings::owner_of(c, &r.meeting_id, id)? else {
+                let Some(owner) = store::recordings::owner_of(c, &r.meeting_id, Some(id))? else {
                     continue;
                 };
                 let record = store::recordings::RecordingRecord {

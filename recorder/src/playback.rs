@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use conflux_shared::response::Recording;
 use conflux_shared::transfer;
-use conflux_shared::Element;
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -135,10 +134,8 @@ impl Playback {
                 return Err(warp::reject::custom(NotFound));
             }
         }
-        let recording = Element::parse(&stored.xml)
-            .ok()
-            .and_then(|e| Recording::from_element(&e).ok())
-            .ok_or_else(|| warp::reject::custom(NotFound))?;
+        let recording =
+            Recording::from_xml(&stored.xml).map_err(|_| warp::reject::custom(NotFound))?;
         if !recording.playback.iter().any(|p| p.format_type == format) {
             return Err(warp::reject::custom(NotFound));
         }

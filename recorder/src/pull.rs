@@ -13,7 +13,7 @@ use std::sync::Arc;
 use conflux_shared::crypto::archive;
 use conflux_shared::response::{PlaybackFormat, Recording};
 use conflux_shared::transfer::{self, Change, Feed, FeedEntry};
-use conflux_shared::{checksum, Algorithm, Element};
+use conflux_shared::{checksum, Algorithm};
 use futures_util::StreamExt;
 use rusqlite::params;
 use tokio::io::AsyncWriteExt;
@@ -354,7 +354,7 @@ fn set_position(c: &rusqlite::Connection, seq: i64) -> rusqlite::Result<()> {
 }
 
 fn edit_xml(xml: &str, edit: impl FnOnce(&mut Recording)) -> Option<String> {
-    let mut r = Recording::from_element(&Element::parse(xml).ok()?).ok()?;
+    let mut r = Recording::from_xml(xml).ok()?;
     edit(&mut r);
     Some(r.to_element().to_xml())
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// `GET {AGENT_KEYS_PATH}/{fingerprint}`: the PEM of a recording server's public key.
@@ -47,11 +47,6 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 /// The bytes an agent signs for a recording call.
 pub fn agent_request(method: &str, path: &str, content_sha256: &str) -> Vec<u8> {
     format!("{method} {path}\n{content_sha256}").into_bytes()
-}
-
-/// The hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// One page of a recorder's feed.
@@ -232,34 +227,13 @@ mod tests {
         assert_ne!(token, playback_token("s3cret", "r1", "presentation", 2_000));
 
         let cookie = playback_cookie("s3cret", "r1", "presentation", 2_000);
-        assert!(verify_playback_cookie(
-            "s3cret",
-            "r1",
-            "presentation",
-            &cookie,
-            1_000
-        ));
-        assert!(!verify_playback_cookie(
-            "s3cret",
-            "r1",
-            "presentation",
-            &cookie,
-            3_000
-        ));
-        assert!(!verify_playback_cookie(
-            "s3cret",
-            "r2",
-            "presentation",
-            &cookie,
-            1_000
-        ));
-        assert!(!verify_playback_cookie(
-            "s3cret",
-            "r1",
-            "presentation",
-            "x.y",
-            1_000
-        ));
+        let valid = |rid, value: &str, now| {
+            verify_playback_cookie("s3cret", rid, "presentation", value, now)
+        };
+        assert!(valid("r1", &cookie, 1_000));
+        assert!(!valid("r1", &cookie, 3_000));
+        assert!(!valid("r2", &cookie, 1_000));
+        assert!(!valid("r1", "x.y", 1_000));
     }
 
     #[test]

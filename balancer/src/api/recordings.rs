@@ -134,7 +134,7 @@ fn present(
     integration: &Integration,
     row: &RecordingRecord,
 ) -> Option<Recording> {
-    let mut r = Recording::from_element(&Element::parse(&row.xml).ok()?).ok()?;
+    let mut r = Recording::from_xml(&row.xml).ok()?;
     r.metadata.retain(|(k, _)| {
         !k.to_ascii_lowercase()
             .starts_with(transfer::RESERVED_META_PREFIX)
@@ -193,7 +193,7 @@ impl Edit {
         }
     }
 
-    /// Applies the edit to `r`; Scalelite lists deleted recordings without metadata or playback.
+    /// Applies the edit to `r`.
     fn apply(&self, r: &mut Recording) {
         match self.call.as_str() {
             "publishRecordings" if r.state != "deleted" => {
@@ -208,12 +208,7 @@ impl Edit {
                     .into();
                 }
             }
-            "deleteRecordings" => {
-                r.published = false;
-                r.state = "deleted".into();
-                r.metadata.clear();
-                r.playback.clear();
-            }
+            "deleteRecordings" => mark_deleted(r),
             "updateRecordings" => {
                 for (key, value) in &self.meta {
                     r.metadata.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
@@ -251,6 +246,15 @@ impl Edit {
     }
 }
 
+/// A deleted recording as listings show it: Scalelite keeps it (state `deleted`) without
+/// metadata or playback.
+pub(crate) fn mark_deleted(r: &mut Recording) {
+    r.published = false;
+    r.state = "deleted".into();
+    r.metadata.clear();
+    r.playback.clear();
+}
+
 /// Applies an edit to archived recordings in the store and queues it for the recorder; a
 /// deletion also removes the balancer's copy of the archive.
 async fn change_archived(
@@ -263,10 +267,7 @@ async fn change_archived(
     let deleting = edit.call == "deleteRecordings";
     let mut updates = Vec::new();
     for row in &rows {
-        let Some(mut r) = Element::parse(&row.xml)
-            .ok()
-            .and_then(|e| Recording::from_element(&e).ok())
-        else {
+        let Ok(mut r) = Recording::from_xml(&row.xml) else {
             continue;
         };
         edit.apply(&mut r);
@@ -316,10 +317,7 @@ async fn change_on_nodes(
     let mut by_node: BTreeMap<NodeId, Vec<Recording>> = BTreeMap::new();
     for row in rows {
         let Some(node) = row.node_id else { continue };
-        if let Some(r) = Element::parse(&row.xml)
-            .ok()
-            .and_then(|e| Recording::from_element(&e).ok())
-        {
+        if let Ok(r) = Recording::from_xml(&row.xml) {
             by_node.entry(node).or_default().push(r);
         }
     }

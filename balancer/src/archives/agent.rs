@@ -21,6 +21,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::{Buf, Filter};
 
 use super::json;
+use crate::agents::refuse;
 use crate::monitor::{authenticate_agent, ReportError};
 use crate::state::AppState;
 use crate::store::{self, recordings::Arrival, recordings::Arrived, IntegrationId, Node};
@@ -82,11 +83,6 @@ fn refused(peer: Option<SocketAddr>, e: &ReportError) -> warp::reply::Response {
         _ => StatusCode::UNAUTHORIZED,
     };
     refuse(status, peer, &format!("refused: {e}"))
-}
-
-fn refuse(status: StatusCode, peer: Option<SocketAddr>, why: &str) -> warp::reply::Response {
-    tracing::warn!(?peer, status = status.as_u16(), "{why}");
-    json(status, &json!({ "error": why }))
 }
 
 async fn recorder_key(
@@ -253,7 +249,7 @@ pub(super) async fn owner(
         .map(IntegrationId);
     let logged = state
         .store
-        .run(move |c| store::recordings::owner_of(c, &meeting, node))
+        .run(move |c| store::recordings::owner_of(c, &meeting, Some(node)))
         .await
         .ok()
         .flatten();

@@ -17,8 +17,9 @@ use conflux_shared::response::Recording;
 use conflux_shared::transfer::{
     self, RECORDER_ARCHIVE_CALL, RECORDER_DONE_CALL, RECORDER_FAILED_CALL, RECORDER_FEED_CALL,
 };
-use conflux_shared::{Element, Query, SignedQuery};
+use conflux_shared::{Query, SignedQuery};
 use serde_json::json;
+use tokio_util::io::ReaderStream;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
@@ -161,12 +162,12 @@ async fn serve_archive(
         return Err(Refused(StatusCode::BAD_REQUEST, "bad recording id".into()));
     }
     let (id, rid) = (integration.id, record_id.to_owned());
-    let found = state
+    let waiting = state
         .store
-        .run(move |c| store::recordings::archive(c, id, &rid))
+        .run(move |c| store::recordings::archive_waiting(c, id, &rid))
         .await
         .map_err(|e| Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if found.is_none_or(|info| info.state != "stored") {
+    if !waiting {
         return Err(Refused(
             StatusCode::NOT_FOUND,
             format!("no archive {record_id} waiting for this integration"),
@@ -198,7 +199,8 @@ async fn serve_archive(
     file.seek(std::io::SeekFrom::Start(start))
         .await
         .map_err(|e| Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut reply = warp::reply::stream(chunks(file)).into_response();
+    let mut reply =
+        warp::reply::stream(ReaderStream::with_capacity(file, 256 * 1024)).into_response();
     let headers = reply.headers_mut();
     let set = |headers: &mut warp::http::HeaderMap, name: &'static str, value: String| {
         if let Ok(v) = value.parse() {
@@ -227,24 +229,6 @@ fn parse_range(value: &str) -> Option<u64> {
         return None;
     }
     start.trim().parse().ok()
-}
-
-/// A file as a stream of 256 KiB chunks.
-fn chunks(
-    file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
-    futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    })
 }
 
 async fn report(
@@ -296,11 +280,8 @@ async fn report(
             ),
         };
     }
-    let recording = match Element::parse(&text)
-        .ok()
-        .and_then(|e| Recording::from_element(&e).ok())
-    {
-        Some(r) if r.record_id == record_id => r,
+    let recording = match Recording::from_xml(&text) {
+        Ok(r) if r.record_id == record_id => r,
         _ => {
             return json(
                 StatusCode::BAD_REQUEST,

@@ -72,22 +72,12 @@ async fn delete(
             return;
         }
     }
-    let mut deleted = Recording {
+    let mut deleted = Recording::from_xml(&row.xml).unwrap_or_else(|_| Recording {
         record_id: row.record_id.clone(),
         meeting_id: row.meeting_id.clone(),
-        internal_meeting_id: row.record_id.clone(),
-        state: "deleted".into(),
         ..Recording::default()
-    };
-    if let Some(r) = conflux_shared::Element::parse(&row.xml)
-        .ok()
-        .and_then(|e| Recording::from_element(&e).ok())
-    {
-        deleted.name = r.name;
-        deleted.start_time = r.start_time;
-        deleted.end_time = r.end_time;
-        deleted.participants = r.participants;
-    }
+    });
+    crate::api::recordings::mark_deleted(&mut deleted);
     let (id, rid, xml) = (
         integration.id,
         row.record_id.clone(),

@@ -138,7 +138,7 @@ async fn owner(state: &AppState, recording: &Recording) -> Result<IntegrationId,
     let meeting = recording.meeting_id.clone();
     state
         .store
-        .run(move |c| store::recordings::creator_of(c, &meeting))
+        .run(move |c| store::recordings::owner_of(c, &meeting, None))
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no integration created meeting {}", recording.meeting_id))
@@ -156,10 +156,14 @@ fn encrypt(
     manifest.size = size;
     manifest.sha256 = sha256;
     let plain = std::io::BufReader::new(std::fs::File::open(source).map_err(io)?);
-    let mut sealed = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    let file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    let mut sealed = archive::Digesting::new(file);
     archive::encrypt(plain, &mut sealed, key, &manifest, archive::CHUNK)
         .map_err(|e| e.to_string())?;
-    let file = sealed.into_inner().map_err(|e| e.to_string())?;
-    file.sync_all().map_err(io)?;
-    archive::digest(std::fs::File::open(out).map_err(io)?).map_err(io)
+    let (file, len, sha256) = sealed.finish();
+    file.into_inner()
+        .map_err(|e| e.to_string())?
+        .sync_all()
+        .map_err(io)?;
+    Ok((len, sha256))
 }

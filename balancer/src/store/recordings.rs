@@ -23,33 +23,18 @@ pub struct RecordingRecord {
     pub protected: bool,
 }
 
-/// The integration that created `meeting_id` on `node` most recently (from the event log).
+/// The integration that created `meeting_id` most recently (from the event log), on `node`
+/// or, without one, on any node.
 pub fn owner_of(
     conn: &Connection,
     meeting_id: &str,
-    node: NodeId,
-) -> Result<Option<IntegrationId>, StoreError> {
-    let owner = conn
-        .query_row(
-            "SELECT integration_id FROM events WHERE kind = 'meeting_created' AND meeting_id = ?1 AND node_id = ?2 \
-             AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
-            params![meeting_id, node.0],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(owner.map(IntegrationId))
-}
-
-/// The integration that created `meeting_id` most recently, on any node.
-pub fn creator_of(
-    conn: &Connection,
-    meeting_id: &str,
+    node: Option<NodeId>,
 ) -> Result<Option<IntegrationId>, StoreError> {
     let owner = conn
         .query_row(
             "SELECT integration_id FROM events WHERE kind = 'meeting_created' AND meeting_id = ?1 \
-             AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
-            [meeting_id],
+             AND (?2 IS NULL OR node_id = ?2) AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
+            params![meeting_id, node.map(|n| n.0)],
             |r| r.get(0),
         )
         .optional()?;
@@ -98,14 +83,6 @@ fn select(
         .query_map(params, row_to_record)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
-}
-
-/// Every recording of an integration, newest first.
-pub fn for_integration(
-    conn: &Connection,
-    integration: IntegrationId,
-) -> Result<Vec<RecordingRecord>, StoreError> {
-    select(conn, "WHERE integration_id = ?1", [integration.0])
 }
 
 /// The recordings of `integration` among `ids` (exact ids).
@@ -355,36 +332,20 @@ pub fn feed(
     Ok(Feed { entries, next })
 }
 
-/// An archive as its recorder downloads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArchiveInfo {
-    pub state: String,
-    pub size: u64,
-    pub sha256: String,
-    pub meeting_id: String,
-}
-
-/// The archive of `record_id` if `integration` owns it.
-pub fn archive(
+/// Whether `integration` owns an archive of `record_id` that waits for its recorder.
+pub fn archive_waiting(
     conn: &Connection,
     integration: IntegrationId,
     record_id: &str,
-) -> Result<Option<ArchiveInfo>, StoreError> {
+) -> Result<bool, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT archive, archive_size, archive_sha256, meeting_id FROM recordings \
-             WHERE record_id = ?1 AND integration_id = ?2 AND archive IS NOT NULL",
+            "SELECT 1 FROM recordings WHERE record_id = ?1 AND integration_id = ?2 AND archive = 'stored'",
             params![record_id, integration.0],
-            |r| {
-                Ok(ArchiveInfo {
-                    state: r.get(0)?,
-                    size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    sha256: r.get(2)?,
-                    meeting_id: r.get(3)?,
-                })
-            },
+            |_| Ok(()),
         )
-        .optional()?)
+        .optional()?
+        .is_some())
 }
 
 /// The recorder processed `record_id`: `xml` is its `<recording>` with playback on the recorder.
@@ -503,9 +464,7 @@ mod tests {
         let q = RecordingQuery::from_query(&Query::parse(query).unwrap()).unwrap();
         let rows = super::query(conn, integration, &q).unwrap();
         rows.into_iter()
-            .map(|r| {
-                Recording::from_element(&conflux_shared::Element::parse(&r.xml).unwrap()).unwrap()
-            })
+            .map(|r| Recording::from_xml(&r.xml).unwrap())
             .filter(|r| q.meta.is_empty() || q.matches(r))
             .map(|r| r.record_id)
             .collect()

@@ -276,6 +276,42 @@ pub fn digest(mut data: impl Read) -> std::io::Result<(u64, String)> {
     }
 }
 
+/// A writer that also measures and hashes what passes through it, so an archive's size and
+/// sha256 are known as it is written, without reading it back.
+pub struct Digesting<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Digesting<W> {
+    pub fn new(inner: W) -> Digesting<W> {
+        Digesting {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The inner writer, the byte count and the hex sha256.
+    pub fn finish(self) -> (W, u64, String) {
+        (self.inner, self.len, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +357,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn digesting_writer_matches_reading_back() {
+        let (archive, _) = sealed(&[3u8; 2500], 1000);
+        let mut writer = Digesting::new(Vec::new());
+        writer.write_all(&archive).unwrap();
+        let (copy, len, sha) = writer.finish();
+        assert_eq!(copy, archive);
+        assert_eq!((len, sha), digest(&archive[..]).unwrap());
     }
 
     #[test]

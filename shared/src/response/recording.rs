@@ -38,6 +38,11 @@ pub struct PlaybackFormat {
 }
 
 impl Recording {
+    /// Reads a `<recording>` element from its XML text (as the store keeps it).
+    pub fn from_xml(xml: &str) -> Result<Recording, XmlError> {
+        Recording::from_element(&Element::parse(xml)?)
+    }
+
     pub fn from_element(element: &Element) -> Result<Recording, XmlError> {
         let mut r = FieldReader::new(element);
         let recording = Recording {
