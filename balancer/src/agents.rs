@@ -30,13 +30,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let enrol = warp::post()
         .and(warp::path!("conflux" / "agent" / "enrol"))
         .and(with_state.clone())
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(body)
         .then(enrol);
     let report = warp::post()
         .and(warp::path!("conflux" / "agent" / "report"))
         .and(with_state)
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(warp::header::headers_cloned())
         .and(body)
         .then(report);

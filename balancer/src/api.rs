@@ -23,7 +23,6 @@ use conflux_shared::{Element, Query, Response};
 use warp::http::{header, Method, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reply::Reply;
-use warp::Filter;
 
 pub use create::host_of;
 pub use error::ApiError;
@@ -48,7 +47,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Where a request goes, from its path.
 #[derive(Debug, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     /// `[/PREFIX]/bigbluebutton[/api][/CALL]`
     Api {
         prefix: Option<String>,
@@ -63,128 +62,108 @@ enum Target {
     Scalelite {
         call: String,
     },
+    /// Not the API's: the web routes answer it.
     Unknown,
 }
 
-fn target(path: &str) -> Target {
-    let path = path.trim_start_matches('/');
-    if path == "health_check" {
-        return Target::Health;
-    }
-    if let Some(call) = path.strip_prefix("scalelite/api/") {
-        return Target::Scalelite {
-            call: call.trim_end_matches('/').to_owned(),
-        };
-    }
-    let (prefix, rest) = match path.split_once('/') {
-        Some((first, rest)) if first != "bigbluebutton" && first != "demo" => {
-            (Some(first.to_ascii_lowercase()), rest)
+impl Target {
+    pub(crate) fn of(path: &str) -> Target {
+        let path = path.trim_start_matches('/');
+        if path == "health_check" {
+            return Target::Health;
         }
-        _ => (None, path),
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest == "demo/mobile.jsp" || rest == "bigbluebutton/demo/mobile.jsp" {
-        return Target::Mobile { prefix };
-    }
-    let Some(api) = rest.strip_prefix("bigbluebutton") else {
-        return Target::Unknown;
-    };
-    let api = api.trim_start_matches('/');
-    let call = api
-        .strip_prefix("api")
-        .map_or(api, |c| c.trim_start_matches('/'));
-    Target::Api {
-        prefix,
-        call: call.to_owned(),
+        if let Some(call) = path.strip_prefix("scalelite/api/") {
+            return Target::Scalelite {
+                call: call.trim_end_matches('/').to_owned(),
+            };
+        }
+        let (prefix, rest) = match path.split_once('/') {
+            Some((first, rest)) if first != "bigbluebutton" && first != "demo" => {
+                (Some(first.to_ascii_lowercase()), rest)
+            }
+            _ => (None, path),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest == "demo/mobile.jsp" || rest == "bigbluebutton/demo/mobile.jsp" {
+            return Target::Mobile { prefix };
+        }
+        let Some(api) = rest.strip_prefix("bigbluebutton") else {
+            return Target::Unknown;
+        };
+        let api = api.trim_start_matches('/');
+        let call = api
+            .strip_prefix("api")
+            .map_or(api, |c| c.trim_start_matches('/'));
+        Target::Api {
+            prefix,
+            call: call.to_owned(),
+        }
     }
 }
 
-/// The one filter of the balancer's HTTP API: path, method, query, headers, peer and body, then
-/// [`target`] and the pipeline.
-pub fn routes(state: Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    warp::path::full()
-        .and(warp::method())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
-        .and(warp::body::stream())
-        .then(
-            move |path: warp::path::FullPath,
-                  method,
-                  raw_query: String,
-                  headers: warp::http::HeaderMap,
-                  peer: Option<SocketAddr>,
-                  body| {
-                let state = state.clone();
-                async move {
-                    let header = |name: header::HeaderName| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(String::from)
-                    };
-                    let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                    let client_ip = request::client_ip(peer, xff, &state.config.trusted_proxies);
-                    let host = header(header::HOST);
-                    match target(path.as_str()) {
-                        Target::Health => "success".into_response(),
-                        Target::Unknown => StatusCode::NOT_FOUND.into_response(),
-                        Target::Mobile { prefix } => {
-                            let prefix = state.request_prefix(prefix, host.as_deref());
-                            mobile_reply(
-                                mobile::handle(&state, &raw_query, client_ip, prefix.as_deref())
-                                    .await,
-                            )
-                        }
-                        Target::Scalelite { call } => {
-                            let Some(body) =
-                                conflux_shared::body::read_limited(body, MAX_BODY).await
-                            else {
-                                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-                            };
-                            let content_type = header(header::CONTENT_TYPE)
-                                .as_deref()
-                                .map(conflux_shared::body::media_type);
-                            scalelite::handle(
-                                &state,
-                                &method,
-                                &call,
-                                &raw_query,
-                                content_type.as_deref(),
-                                &body,
-                            )
-                            .await
-                        }
-                        Target::Api { prefix, call } => {
-                            let Some(body) =
-                                conflux_shared::body::read_limited(body, MAX_BODY).await
-                            else {
-                                return warp::reply::with_status(
-                                    "Request body too large",
-                                    StatusCode::PAYLOAD_TOO_LARGE,
-                                )
-                                .into_response();
-                            };
-                            let content_type = header(header::CONTENT_TYPE)
-                                .as_deref()
-                                .map(conflux_shared::body::media_type);
-                            let prefix = state.request_prefix(prefix, host.as_deref());
-                            let req = build_request(
-                                call,
-                                method,
-                                raw_query,
-                                content_type,
-                                body,
-                                client_ip,
-                            )
-                            .map(|r| ApiRequest { prefix, ..r });
-                            handle(&state, req).await
-                        }
-                    }
-                }
-            },
-        )
-        .boxed()
+/// Answers one request for `target` (anything but [`Target::Unknown`]): the BBB API, the mobile
+/// API, the health check or Scalelite's API.
+pub(crate) async fn serve<B>(
+    state: &Arc<AppState>,
+    target: Target,
+    request: warp::http::Request<B>,
+    peer: Option<SocketAddr>,
+) -> warp::reply::Response
+where
+    B: hyper::body::Body,
+{
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let client_ip = request::client_ip(
+        peer,
+        header(header::HeaderName::from_static("x-forwarded-for")),
+        &state.config.trusted_proxies,
+    );
+    let host = header(header::HOST);
+    let content_type = header(header::CONTENT_TYPE).map(conflux_shared::body::media_type);
+    let body = async {
+        if body.is_end_stream() {
+            return Some(Bytes::new());
+        }
+        conflux_shared::body::read_limited(body.into_data_stream(), MAX_BODY).await
+    };
+    match target {
+        Target::Health => "success".into_response(),
+        Target::Unknown => StatusCode::NOT_FOUND.into_response(),
+        Target::Mobile { prefix } => {
+            let prefix = state.request_prefix(prefix, host);
+            mobile_reply(mobile::handle(state, &raw_query, client_ip, prefix.as_deref()).await)
+        }
+        Target::Scalelite { call } => {
+            let Some(body) = body.await else {
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            };
+            scalelite::handle(
+                state,
+                &parts.method,
+                &call,
+                &raw_query,
+                content_type.as_deref(),
+                &body,
+            )
+            .await
+        }
+        Target::Api { prefix, call } => {
+            let Some(body) = body.await else {
+                return warp::reply::with_status(
+                    "Request body too large",
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                )
+                .into_response();
+            };
+            let prefix = state.request_prefix(prefix, host);
+            let req = build_request(call, parts.method, raw_query, content_type, body, client_ip)
+                .map(|r| ApiRequest { prefix, ..r });
+            handle(state, req).await
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(call = %req.as_ref().map_or("", |r| r.call.as_str())))]
@@ -416,7 +395,7 @@ mod tests {
             ("/", Target::Unknown),
             ("/elsewhere/thing", Target::Unknown),
         ] {
-            assert_eq!(target(path), expected, "{path}");
+            assert_eq!(Target::of(path), expected, "{path}");
         }
     }
 }

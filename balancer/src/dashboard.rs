@@ -46,7 +46,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let login = warp::post()
         .and(warp::path!("login"))
         .and(with_state.clone())
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::cookie::optional::<String>(LOGIN_CSRF_COOKIE))
         .and(warp::body::content_length_limit(16 * 1024))

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod placement;
 pub mod poller;
+mod server;
 pub mod state;
 pub mod store;
 
@@ -39,11 +40,7 @@ pub async fn serve(
     let monitor = tokio::spawn(monitor::run(state.clone(), state.shutdown.subscribe()));
     let archives = tokio::spawn(archives::run(state.clone(), state.shutdown.subscribe()));
     let extra = extra_acceptors(&listener, &state)?;
-    warp::serve(routes(&state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    server::run(listener, state.clone(), routes(&state), shutdown).await;
     state.shutdown.send(()).ok();
     poller.await?;
     refresher.await?;
@@ -55,8 +52,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Everything the balancer serves: the agents' door, `/metrics`, the web pages, then the BBB
-/// API (which answers the rest).
+/// Everything the balancer serves besides the APIs (see [`server`]): the agents' and recorders'
+/// doors, `/metrics` and the web pages; anything else is not found.
 fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     use warp::{Filter, Reply};
     let metrics = {
@@ -77,7 +74,7 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
         .unify()
         .or(dashboard::routes(state.clone()))
         .unify()
-        .or(api::routes(state.clone()))
+        .or(warp::any().map(|| warp::http::StatusCode::NOT_FOUND.into_response()))
         .unify()
         .boxed()
 }
@@ -113,10 +110,7 @@ fn extra_acceptors(
                             let stopped = async move {
                                 stop.recv().await.ok();
                             };
-                            warp::serve(routes(&state))
-                                .incoming(listener)
-                                .graceful(stopped)
-                                .run()
+                            server::run(listener, state.clone(), routes(&state), stopped)
                                 .await;
                         }
                         Err(e) => tracing::error!(error = %e, "Could not share the listener."),

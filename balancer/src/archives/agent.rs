@@ -29,7 +29,7 @@ use crate::store::{self, recordings::Arrival, recordings::Arrived, IntegrationId
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let with_state = warp::any().map(move || state.clone());
     let common = with_state
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(warp::path::full())
         .and(warp::header::headers_cloned());
     let key = warp::get()

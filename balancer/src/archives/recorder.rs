@@ -43,13 +43,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let feed = warp::get()
         .and(warp::path!("conflux" / "recorder" / "feed"))
         .and(with_state.clone())
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(raw_query)
         .then(feed);
     let download = warp::get()
         .and(warp::path!("conflux" / "recorder" / "archives" / String))
         .and(with_state.clone())
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .then(download);
@@ -58,7 +58,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
             "conflux" / "recorder" / "archives" / String / String
         ))
         .and(with_state)
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(raw_query)
         .and(body)
         .then(report);
