@@ -59,7 +59,7 @@ pub struct AppState {
     /// When the poller's previous round ended (usage accounting).
     pub last_round: Mutex<Option<Instant>>,
     pub nodes: ArcSwap<NodeTable>,
-    pub integrations: ArcSwap<Vec<Integration>>,
+    pub integrations: ArcSwap<Vec<Arc<Integration>>>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
     routes: RwLock<HashMap<String, Route>>,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
@@ -183,7 +183,9 @@ impl AppState {
             Err(e) => tracing::error!(error = %e, "Could not load nodes."),
         }
         match store::integrations::list(conn) {
-            Ok(list) => self.integrations.store(Arc::new(list)),
+            Ok(list) => self
+                .integrations
+                .store(Arc::new(list.into_iter().map(Arc::new).collect())),
             Err(e) => tracing::error!(error = %e, "Could not load integrations."),
         }
         match store::meetings::list(conn) {
@@ -215,7 +217,7 @@ impl AppState {
         call: &str,
         signed: &SignedQuery,
         prefix: Option<&str>,
-    ) -> Option<Integration> {
+    ) -> Option<Arc<Integration>> {
         self.integrations
             .load()
             .iter()

@@ -24,11 +24,14 @@ pub struct Param {
     pub value: String,
 }
 
-/// A parsed query string: the raw text plus its pairs in order.
+/// A parsed query string: the raw text plus its pairs in order (then any form-body pairs
+/// appended by [`Query::extend_from`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     raw: String,
     params: Vec<Param>,
+    /// How many of `params` come from `raw` (the rest from a form body).
+    own: usize,
 }
 
 /// The longest query string accepted (bbb-web runs behind nginx, whose default header buffer
@@ -42,19 +45,21 @@ impl Query {
         if raw.len() > MAX_QUERY_LEN {
             return Err(QueryError::TooLong(MAX_QUERY_LEN));
         }
-        let mut params = Vec::new();
+        let mut params = Vec::with_capacity(memchr::memchr_iter(b'&', raw.as_bytes()).count() + 1);
         for piece in raw.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            let name = decode(name).map_err(|_| QueryError::InvalidUtf8(piece.to_owned()))?;
-            let value = decode(value).map_err(|_| QueryError::InvalidUtf8(piece.to_owned()))?;
+            let invalid = |_| QueryError::InvalidUtf8(piece.to_owned());
+            let name = decoded(name).map_err(invalid)?;
+            let value = decoded(value).map_err(invalid)?;
             params.push(Param {
                 raw: piece.to_owned(),
                 name: name.trim().to_owned(),
-                value,
+                value: value.into_owned(),
             });
         }
         Ok(Query {
             raw: raw.to_owned(),
+            own: params.len(),
             params,
         })
     }
@@ -116,9 +121,10 @@ impl Query {
         self.params.extend(other.params);
     }
 
-    /// The raw query without the pairs whose decoded name is in `names`, other pairs untouched.
+    /// The raw query without the pairs whose decoded name is in `names`, other pairs untouched
+    /// (form-body pairs are not part of it).
     pub fn raw_without(&self, names: &[&str]) -> String {
-        self.params
+        self.params[..self.own]
             .iter()
             .filter(|p| !names.contains(&p.name.as_str()))
             .map(|p| p.raw.as_str())
@@ -129,6 +135,9 @@ impl Query {
 
 /// Removes control characters and surrounding blanks, as bbb-web does before validating a value.
 pub fn sanitize(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return value.trim().to_owned();
+    }
     value
         .chars()
         .filter(|c| !c.is_control())
@@ -140,14 +149,18 @@ pub fn sanitize(value: &str) -> String {
 /// Decodes one form-urlencoded component: `+` is a space, `%XX` a byte; invalid escapes are kept
 /// literally (as browsers do); the result must be UTF-8.
 pub fn decode(component: &str) -> Result<String, std::str::Utf8Error> {
-    let plus_as_space: Cow<str> = if component.contains('+') {
-        Cow::Owned(component.replace('+', " "))
-    } else {
-        Cow::Borrowed(component)
-    };
+    decoded(component).map(Cow::into_owned)
+}
+
+/// [`decode`], borrowing `component` when it has nothing to decode.
+fn decoded(component: &str) -> Result<Cow<'_, str>, std::str::Utf8Error> {
+    if !component.contains(['+', '%']) {
+        return Ok(Cow::Borrowed(component));
+    }
+    let plus_as_space = component.replace('+', " ");
     percent_encoding::percent_decode_str(&plus_as_space)
         .decode_utf8()
-        .map(Cow::into_owned)
+        .map(|text| Cow::Owned(text.into_owned()))
 }
 
 /// Encodes one component the way Java's `URLEncoder` and PHP's `urlencode` do (space as `+`).
@@ -208,6 +221,10 @@ mod tests {
             q.raw_without(&["checksum", "name"]),
             "meta_bbb-origin=moodle&meta_Foo=1"
         );
+        let mut with_form = q.clone();
+        with_form.extend_from(Query::parse("welcome=hi").unwrap());
+        assert_eq!(with_form.get("welcome"), Some("hi"));
+        assert_eq!(with_form.raw_without(&["checksum"]), q.raw_without(&["checksum"]));
     }
 
     #[test]

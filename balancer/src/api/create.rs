@@ -24,7 +24,7 @@ const BALANCER_PARAMS: [&str; 2] = ["checksum", "preferredServer"];
 pub async fn handle(
     state: &Arc<AppState>,
     req: ApiRequest,
-    integration: Integration,
+    integration: Arc<Integration>,
 ) -> Result<Response, ApiError> {
     let meeting_id = req.meeting_id()?;
     if req.params.params().iter().any(|p| {

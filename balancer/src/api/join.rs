@@ -24,7 +24,7 @@ pub enum Joined {
 pub async fn handle(
     state: &Arc<AppState>,
     req: ApiRequest,
-    integration: Integration,
+    integration: Arc<Integration>,
 ) -> Result<Joined, ApiError> {
     let meeting_id = req.meeting_id()?;
     if req.params.get_trimmed("fullName").is_none() {

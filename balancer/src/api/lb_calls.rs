@@ -42,7 +42,7 @@ pub fn get_servers(state: &AppState) -> Response {
 pub async fn get_meeting_events(
     state: &Arc<AppState>,
     req: &ApiRequest,
-    integration: Integration,
+    integration: Arc<Integration>,
 ) -> Result<Response, ApiError> {
     let q = &req.params;
     let day = |name: &str, default: i64| -> Result<i64, ApiError> {

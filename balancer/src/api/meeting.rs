@@ -19,7 +19,7 @@ use crate::store::{self, Integration};
 pub async fn handle(
     state: &Arc<AppState>,
     req: ApiRequest,
-    integration: Integration,
+    integration: Arc<Integration>,
 ) -> Result<Answer, ApiError> {
     let meeting_id = req.meeting_id()?;
     let route = state

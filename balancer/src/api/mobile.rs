@@ -85,7 +85,7 @@ pub async fn handle(
 }
 
 /// The integration whose mobile salt signed `raw_query` (checksum last, case-sensitive).
-fn authenticate(state: &AppState, raw_query: &str, prefix: Option<&str>) -> Option<Integration> {
+fn authenticate(state: &AppState, raw_query: &str, prefix: Option<&str>) -> Option<Arc<Integration>> {
     let (signed, sum) = raw_query.rsplit_once("&checksum=")?;
     state
         .integrations
@@ -99,7 +99,7 @@ fn authenticate(state: &AppState, raw_query: &str, prefix: Option<&str>) -> Opti
         .cloned()
 }
 
-async fn get_meetings(state: &Arc<AppState>, integration: Integration) -> MobileAnswer {
+async fn get_meetings(state: &Arc<AppState>, integration: Arc<Integration>) -> MobileAnswer {
     let mut root = Element::new("meetings");
     if let Ok(Response {
         body: Body::Meetings(list),
@@ -119,7 +119,7 @@ async fn get_meetings(state: &Arc<AppState>, integration: Integration) -> Mobile
 async fn create_meeting(
     state: &Arc<AppState>,
     query: &Query,
-    integration: Integration,
+    integration: Arc<Integration>,
     ip: Option<std::net::IpAddr>,
 ) -> MobileAnswer {
     let Some(meeting_id) = query.get_trimmed("meetingID") else {
@@ -147,7 +147,7 @@ async fn create_meeting(
 async fn join_meeting(
     state: &Arc<AppState>,
     query: &Query,
-    integration: Integration,
+    integration: Arc<Integration>,
     ip: Option<std::net::IpAddr>,
 ) -> MobileAnswer {
     let (Some(meeting_id), Some(full_name)) = (

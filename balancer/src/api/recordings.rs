@@ -26,7 +26,7 @@ const MISSING_PARAMETERS: Message = Message {
 pub async fn handle(
     state: &Arc<AppState>,
     req: ApiRequest,
-    integration: Integration,
+    integration: Arc<Integration>,
 ) -> Result<Answer, ApiError> {
     let api = &state.config.api;
     if api.recording_disabled {

@@ -3,6 +3,7 @@
 //! integration whose secret signed the call).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use conflux_shared::response::messages;
 use conflux_shared::{Query, SignedQuery};
@@ -37,9 +38,7 @@ impl ApiRequest {
 
     /// The raw URL query minus the named parameters, other bytes untouched.
     pub fn params_raw_without(&self, names: &[&str]) -> String {
-        Query::parse(&self.raw_query)
-            .map(|q| q.raw_without(names))
-            .unwrap_or_default()
+        self.params.raw_without(names)
     }
 
     pub fn meeting_id(&self) -> Result<String, ApiError> {
@@ -50,7 +49,7 @@ impl ApiRequest {
 }
 
 /// The integration that signed `req`, or `checksumError`.
-pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Integration, ApiError> {
+pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Arc<Integration>, ApiError> {
     let signed = SignedQuery::parse(&req.raw_query, state.config.api.algorithms)
         .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
     let integration = state

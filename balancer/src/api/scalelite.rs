@@ -358,7 +358,7 @@ fn tenant_json(i: &store::Integration) -> Value {
     })
 }
 
-async fn tenant(state: &AppState, args: &Args) -> Result<store::Integration, (StatusCode, Value)> {
+async fn tenant(state: &AppState, args: &Args) -> Result<Arc<store::Integration>, (StatusCode, Value)> {
     let id = args.id().unwrap_or_default();
     let found = id.parse::<i64>().ok().and_then(|n| {
         state
@@ -381,7 +381,7 @@ async fn get_tenants(state: &AppState) -> (StatusCode, Value) {
     }
     (
         StatusCode::OK,
-        Value::Array(list.iter().map(tenant_json).collect()),
+        Value::Array(list.iter().map(|i| tenant_json(i)).collect()),
     )
 }
 

@@ -81,7 +81,7 @@ fn authenticate(
     call: &str,
     raw_query: &str,
     peer: Option<SocketAddr>,
-) -> Result<(Integration, Query), Refused> {
+) -> Result<(Arc<Integration>, Query), Refused> {
     let refuse = |status: StatusCode, why: &str| {
         tracing::warn!(?peer, call, "Recorder call refused: {why}");
         Refused(status, why.to_owned())

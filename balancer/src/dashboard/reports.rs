@@ -18,8 +18,8 @@ use crate::store::{self, IntegrationId};
 
 /// The selected integration and month, with the month's days.
 struct Selection {
-    integration: Option<store::Integration>,
-    integrations: Vec<store::Integration>,
+    integration: Option<Arc<store::Integration>>,
+    integrations: Vec<Arc<store::Integration>>,
     month: String,
     days: Vec<String>,
 }
