@@ -166,7 +166,7 @@ where
     }
 }
 
-#[tracing::instrument(skip_all, fields(call = %req.as_ref().map_or("", |r| r.call.as_str())))]
+#[tracing::instrument(level = "debug", skip_all, fields(call = %req.as_ref().map_or("", |r| r.call.as_str())))]
 async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> warp::reply::Response {
     let started = std::time::Instant::now();
     let (call, answer) = match req {

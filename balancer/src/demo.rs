@@ -110,7 +110,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     for (i, url) in urls.iter().enumerate() {
         let node = NewNode {
             name: format!("bbb{}", i + 1),
-            url: conflux_shared::signed_url::api_base_of(url),
+            url: conflux_shared::signed_url::api_base_of(url).into_owned(),
             secret: Secret(NODE_SECRET.into()),
             load_multiplier: 1.0,
             tags: Vec::new(),
@@ -131,7 +131,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
             ("CONFLUX_NODE__NAME", format!("bbb{}", i + 1)),
             (
                 "CONFLUX_NODE__API_URL",
-                conflux_shared::signed_url::api_base_of(url),
+                conflux_shared::signed_url::api_base_of(url).into_owned(),
             ),
             ("CONFLUX_NODE__SECRET", NODE_SECRET.into()),
             ("CONFLUX_NODE__LATITUDE", lat.to_string()),

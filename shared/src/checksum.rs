@@ -180,7 +180,19 @@ impl fmt::Display for AlgorithmSet {
 
 /// The lower-case hex checksum of `call + query + secret`.
 pub fn compute(algorithm: Algorithm, call: &str, query: &str, secret: &str) -> String {
-    hex::encode(algorithm.digest(&[call.as_bytes(), query.as_bytes(), secret.as_bytes()]))
+    let mut sum = String::with_capacity(algorithm.hex_len());
+    push_checksum(&mut sum, algorithm, call, query, secret);
+    sum
+}
+
+/// Appends [`compute`]'s checksum to `out` (no allocation of its own beyond the digest).
+pub fn push_checksum(out: &mut String, algorithm: Algorithm, call: &str, query: &str, secret: &str) {
+    let digest = algorithm.digest(&[call.as_bytes(), query.as_bytes(), secret.as_bytes()]);
+    let mut hex = [0u8; 128];
+    let hex = &mut hex[..digest.len() * 2];
+    if hex::encode_to_slice(&digest, hex).is_ok() {
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
+    }
 }
 
 impl SignedQuery {

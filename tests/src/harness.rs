@@ -335,7 +335,7 @@ pub struct Raw {
 impl BbbClient {
     pub fn new(base: &str, secret: &str, algorithm: Algorithm) -> BbbClient {
         BbbClient {
-            api: conflux_shared::signed_url::api_base_of(base),
+            api: conflux_shared::signed_url::api_base_of(base).into_owned(),
             secret: secret.into(),
             algorithm,
             http: http(),

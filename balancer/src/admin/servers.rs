@@ -84,7 +84,7 @@ pub(crate) fn api_url(url: &str) -> Result<String, UsageError> {
             "Server URL must start with http:// or https:// and name a host: {url:?}"
         )));
     }
-    Ok(api_base_of(trimmed))
+    Ok(api_base_of(trimmed).into_owned())
 }
 
 fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {

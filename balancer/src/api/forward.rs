@@ -3,7 +3,7 @@
 
 use std::cell::OnceCell;
 
-use conflux_shared::{Response, SignedUrl};
+use conflux_shared::Response;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -36,9 +36,13 @@ impl NodeAnswer {
 
 /// The node URL of `call` with `raw_query` (already without checksum), signed for the node.
 pub fn node_url(state: &AppState, node: &Node, call: &str, raw_query: &str) -> String {
-    SignedUrl::new(&node.url, call)
-        .raw_query(raw_query)
-        .sign(&node.secret.0, state.config.api.node_algorithm)
+    conflux_shared::signed_url::sign(
+        &node.url,
+        call,
+        raw_query,
+        &node.secret.0,
+        state.config.api.node_algorithm,
+    )
 }
 
 /// The largest node answer read (a getRecordings page of a busy node stays far below).
