@@ -4,9 +4,6 @@
 use std::cell::OnceCell;
 
 use conflux_shared::Response;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use warp::http::header::CONTENT_TYPE;
 use warp::http::{Method, StatusCode};
 use warp::hyper::body::Bytes;
@@ -14,6 +11,8 @@ use warp::hyper::body::Bytes;
 use super::error::ApiError;
 use crate::state::AppState;
 use crate::store::Node;
+
+mod plain;
 
 /// What a node answered.
 pub struct NodeAnswer {
@@ -79,37 +78,21 @@ pub async fn call(
         })
 }
 
-/// A plain-HTTP node, through hyper's pooled client (no URL re-parsing, no redirect layer:
-/// this is the hot path of every proxied call).
+/// A plain-HTTP node (the hot path of every proxied call).
 async fn plain(
     state: &AppState,
     url: String,
     body: Option<(Option<&str>, Bytes)>,
 ) -> Result<Bytes, String> {
-    let mut request = hyper::Request::builder().uri(url);
-    let payload = match body {
-        Some((content_type, payload)) => {
-            request = request.method(Method::POST);
-            if let Some(ct) = content_type {
-                request = request.header(CONTENT_TYPE, ct);
-            }
-            payload
-        }
-        None => Bytes::new(),
-    };
-    let request = request
-        .body(Full::new(payload))
-        .map_err(|e| e.to_string())?;
-    let response = plain_client(state)
-        .request(request)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    check_status(response.status())?;
-    let body = Limited::new(response.into_body(), ANSWER_LIMIT)
-        .collect()
-        .await
-        .map_err(|e| error_chain(&*e))?;
-    Ok(body.to_bytes())
+    let (status, body) = plain::send(plain::Call {
+        url: &url,
+        body,
+        connect_timeout: state.config.poller.connect_timeout,
+        limit: ANSWER_LIMIT,
+    })
+    .await?;
+    check_status(status)?;
+    Ok(body)
 }
 
 /// An HTTPS node, through reqwest (rustls with the system's roots).
@@ -152,27 +135,10 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-type PlainClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
-
 thread_local! {
-    /// One pair of HTTP clients per server thread: their pooled connections are driven by the
-    /// thread's own runtime, so a proxied call never wakes another thread.
-    static PLAIN: OnceCell<PlainClient> = const { OnceCell::new() };
+    /// One HTTPS client per server thread: its pooled connections are driven by the thread's
+    /// own runtime, so a proxied call never wakes another thread.
     static TLS: OnceCell<reqwest::Client> = const { OnceCell::new() };
-}
-
-fn plain_client(state: &AppState) -> PlainClient {
-    PLAIN.with(|c| {
-        c.get_or_init(|| {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(state.config.poller.connect_timeout));
-            hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(256)
-                .build(connector)
-        })
-        .clone()
-    })
 }
 
 fn tls_client(state: &AppState) -> reqwest::Client {
