@@ -124,12 +124,17 @@ impl Query {
     /// The raw query without the pairs whose decoded name is in `names`, other pairs untouched
     /// (form-body pairs are not part of it).
     pub fn raw_without(&self, names: &[&str]) -> String {
-        self.params[..self.own]
+        let mut raw = String::with_capacity(self.raw.len());
+        for param in self.params[..self.own]
             .iter()
             .filter(|p| !names.contains(&p.name.as_str()))
-            .map(|p| p.raw.as_str())
-            .collect::<Vec<_>>()
-            .join("&")
+        {
+            if !raw.is_empty() {
+                raw.push('&');
+            }
+            raw.push_str(&param.raw);
+        }
+        raw
     }
 }
 

@@ -46,9 +46,10 @@ pub async fn handle(
         context,
     )
     .await?;
-    // Fast path: a successful answer to a read-only call is passed on byte for byte.
-    let failed = memchr_find(&answer.body, b"<returncode>FAILED");
-    if req.call != "end" && !failed && memchr_find(&answer.body, b"<returncode>SUCCESS") {
+    // Fast path: a successful answer to a read-only call is passed on byte for byte. BBB writes
+    // the return code first, so only the answer's head is searched.
+    let head = &answer.body[..answer.body.len().min(256)];
+    if req.call != "end" && memchr_find(head, b"<returncode>SUCCESS</returncode>") {
         return Ok(Answer::Raw(answer.body));
     }
     let response = answer.parse(context)?;
