@@ -205,11 +205,13 @@ impl SignedQuery {
         if !allowed.contains(algorithm) {
             return Err(ChecksumError::Disabled(algorithm));
         }
-        let digest = hex::decode(&checksum).map_err(|_| ChecksumError::NotHex)?;
+        let mut digest = [0u8; 64];
+        let digest = &mut digest[..checksum.len() / 2];
+        hex::decode_to_slice(&checksum, digest).map_err(|_| ChecksumError::NotHex)?;
         Ok(SignedQuery {
             payload,
             algorithm,
-            digest,
+            digest: digest.to_vec(),
         })
     }
 
@@ -254,7 +256,7 @@ pub fn strip_checksum(raw_query: &str) -> Result<(String, String), ChecksumError
     if values.next().is_some() {
         return Err(ChecksumError::Duplicate);
     }
-    let payload = match memchr::memmem::find_iter(raw_query.as_bytes(), b"checksum=").count() {
+    let payload = match raw_query.matches("checksum=").count() {
         // The usual case: the one occurrence is the pair itself, at the start or after a `&`,
         // and bbb-web's three replacements reduce to cutting that pair and one `&`.
         1 => {
@@ -268,10 +270,14 @@ pub fn strip_checksum(raw_query: &str) -> Result<(String, String), ChecksumError
         }
         _ => replace_literally(raw_query, raw_value),
     };
-    let value = percent_encoding::percent_decode_str(raw_value)
-        .decode_utf8_lossy()
-        .trim()
-        .to_owned();
+    let value = if raw_value.contains('%') {
+        percent_encoding::percent_decode_str(raw_value)
+            .decode_utf8_lossy()
+            .trim()
+            .to_owned()
+    } else {
+        raw_value.trim().to_owned()
+    };
     Ok((payload, value))
 }
 

@@ -12,7 +12,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use warp::http::header::{CONTENT_TYPE, HOST};
-use warp::http::{Method, Request, StatusCode};
+use warp::http::{HeaderValue, Method, Request, StatusCode, Uri};
 use warp::hyper::body::Bytes;
 
 use super::error_chain;
@@ -22,15 +22,24 @@ type Sender = SendRequest<Full<Bytes>>;
 /// Idle connections kept per node and thread; more are closed when their call ends.
 const IDLE_PER_NODE: usize = 256;
 
+/// A node's kept connections on this thread.
+struct Kept {
+    /// The `Host` header for the node.
+    host: HeaderValue,
+    /// Idle connections, most recently used last.
+    idle: Vec<Sender>,
+}
+
 thread_local! {
-    /// Idle connections by node authority (`host:port`), most recently used last.
-    static IDLE: RefCell<HashMap<String, Vec<Sender>>> = RefCell::new(HashMap::new());
+    /// By node authority (`host:port`).
+    static KEPT: RefCell<HashMap<String, Kept, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// One request to a node.
 pub struct Call<'a> {
     /// `http://AUTHORITY/PATH?QUERY`
-    pub url: &'a str,
+    pub url: String,
     /// A POST's body and its Content-Type; `None` sends a GET.
     pub body: Option<(Option<&'a str>, Bytes)>,
     pub connect_timeout: Duration,
@@ -41,14 +50,23 @@ pub struct Call<'a> {
 /// Sends `call` and reads the whole answer. A kept connection the node closed meanwhile gives
 /// the request back unsent; it then goes on the next kept connection or a new one.
 pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), String> {
-    let rest = call
-        .url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{} is not an http:// URL", call.url))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut request = Request::builder()
-        .uri(if path.is_empty() { "/" } else { path })
-        .header(HOST, authority);
+    const SCHEME: &str = "http://";
+    if !call.url.starts_with(SCHEME) {
+        return Err(format!("{} is not an http:// URL", call.url));
+    }
+    let path_at = call.url[SCHEME.len()..]
+        .find('/')
+        .map_or(call.url.len(), |i| SCHEME.len() + i);
+    // The origin-form target shares the URL's bytes (no copy).
+    let url = Bytes::from(call.url);
+    let authority = std::str::from_utf8(&url[SCHEME.len()..path_at]).unwrap_or_default();
+    let target = if path_at == url.len() {
+        Uri::from_static("/")
+    } else {
+        Uri::from_maybe_shared(url.slice(path_at..)).map_err(|e| e.to_string())?
+    };
+    let (mut kept, host) = checkout(authority).await?;
+    let mut request = Request::builder().uri(target).header(HOST, host);
     let payload = match call.body {
         Some((content_type, payload)) => {
             request = request.method(Method::POST);
@@ -63,7 +81,7 @@ pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), String> {
         .body(Full::new(payload))
         .map_err(|e| e.to_string())?;
     loop {
-        let (mut sender, fresh) = match checkout(authority).await {
+        let (mut sender, fresh) = match kept.take() {
             Some(sender) => (sender, false),
             None => (connect(authority, call.connect_timeout).await?, true),
         };
@@ -79,19 +97,39 @@ pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), String> {
                 return Ok((status, body));
             }
             Err(mut failed) => match failed.take_message() {
-                Some(unsent) if !fresh => request = unsent,
+                Some(unsent) if !fresh => {
+                    request = unsent;
+                    kept = checkout(authority).await?.0;
+                }
                 _ => return Err(error_chain(failed.error())),
             },
         }
     }
 }
 
-/// A kept connection to `authority` that is ready for a request.
-async fn checkout(authority: &str) -> Option<Sender> {
+/// A kept connection to `authority` that is ready for a request, if any, and the node's `Host`
+/// header.
+async fn checkout(authority: &str) -> Result<(Option<Sender>, HeaderValue), String> {
     loop {
-        let mut sender = IDLE.with_borrow_mut(|idle| idle.get_mut(authority)?.pop())?;
-        if sender.ready().await.is_ok() {
-            return Some(sender);
+        let (sender, host) = KEPT.with_borrow_mut(|kept| {
+            if let Some(node) = kept.get_mut(authority) {
+                return Ok((node.idle.pop(), node.host.clone()));
+            }
+            let host = HeaderValue::from_str(authority).map_err(|e| e.to_string())?;
+            let node = Kept {
+                host: host.clone(),
+                idle: Vec::new(),
+            };
+            kept.insert(authority.to_owned(), node);
+            Ok::<_, String>((None, host))
+        })?;
+        match sender {
+            Some(mut sender) => {
+                if sender.ready().await.is_ok() {
+                    return Ok((Some(sender), host));
+                }
+            }
+            None => return Ok((None, host)),
         }
     }
 }
@@ -100,11 +138,11 @@ fn give_back(authority: &str, sender: Sender) {
     if sender.is_closed() {
         return;
     }
-    IDLE.with_borrow_mut(|idle| match idle.get_mut(authority) {
-        Some(kept) if kept.len() < IDLE_PER_NODE => kept.push(sender),
-        Some(_) => {}
-        None => {
-            idle.insert(authority.to_owned(), vec![sender]);
+    KEPT.with_borrow_mut(|kept| {
+        if let Some(node) = kept.get_mut(authority) {
+            if node.idle.len() < IDLE_PER_NODE {
+                node.idle.push(sender);
+            }
         }
     });
 }
