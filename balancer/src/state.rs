@@ -59,7 +59,7 @@ pub struct AppState {
     /// When the poller's previous round ended (usage accounting).
     pub last_round: Mutex<Option<Instant>>,
     pub nodes: ArcSwap<NodeTable>,
-    pub integrations: ArcSwap<Vec<Arc<Integration>>>,
+    pub integrations: ArcSwap<IntegrationTable>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
     routes: RwLock<HashMap<String, Route>>,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
@@ -115,6 +115,37 @@ impl NodeTable {
     }
 }
 
+/// The integrations, with an index of their prefixes.
+#[derive(Debug, Default)]
+pub struct IntegrationTable {
+    list: Vec<Arc<Integration>>,
+    by_prefix: HashMap<String, Arc<Integration>>,
+}
+
+impl IntegrationTable {
+    pub fn new(list: Vec<Integration>) -> IntegrationTable {
+        let list: Vec<_> = list.into_iter().map(Arc::new).collect();
+        let by_prefix = list
+            .iter()
+            .filter_map(|i| Some((i.prefix.as_ref()?.to_ascii_lowercase(), i.clone())))
+            .collect();
+        IntegrationTable { list, by_prefix }
+    }
+
+    /// The integration a (lower-case) prefix names.
+    pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<Integration>> {
+        self.by_prefix.get(prefix)
+    }
+}
+
+impl std::ops::Deref for IntegrationTable {
+    type Target = [Arc<Integration>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.list
+    }
+}
+
 impl AppState {
     /// Opens the store, applies the configured default integration and loads the snapshots.
     pub fn open(config: Config) -> Result<Arc<AppState>, OpenError> {
@@ -134,7 +165,7 @@ impl AppState {
             last_round: Mutex::new(None),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
-            integrations: ArcSwap::from_pointee(Vec::new()),
+            integrations: ArcSwap::from_pointee(IntegrationTable::default()),
             routes: RwLock::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
             shutdown: broadcast::channel(1).0,
@@ -183,9 +214,7 @@ impl AppState {
             Err(e) => tracing::error!(error = %e, "Could not load nodes."),
         }
         match store::integrations::list(conn) {
-            Ok(list) => self
-                .integrations
-                .store(Arc::new(list.into_iter().map(Arc::new).collect())),
+            Ok(list) => self.integrations.store(Arc::new(IntegrationTable::new(list))),
             Err(e) => tracing::error!(error = %e, "Could not load integrations."),
         }
         match store::meetings::list(conn) {
@@ -218,12 +247,12 @@ impl AppState {
         signed: &SignedQuery,
         prefix: Option<&str>,
     ) -> Option<Arc<Integration>> {
-        self.integrations
-            .load()
-            .iter()
-            .filter(|i| prefix.is_none() || i.prefix.as_deref() == prefix)
-            .find(|i| i.secrets.iter().any(|s| signed.matches(call, &s.0)))
-            .cloned()
+        let signed_by = |i: &&Arc<Integration>| i.secrets.iter().any(|s| signed.matches(call, &s.0));
+        let table = self.integrations.load();
+        match prefix {
+            Some(prefix) => table.by_prefix(prefix).filter(signed_by).cloned(),
+            None => table.iter().find(signed_by).cloned(),
+        }
     }
 
     /// The prefix naming an integration in this request: the path's, else the Host header's
@@ -234,12 +263,15 @@ impl AppState {
         host: Option<&str>,
     ) -> Option<String> {
         path_prefix.or_else(|| {
-            let label = host?.split(['.', ':']).next()?.to_ascii_lowercase();
+            let label = host?.split(['.', ':']).next()?;
+            let label = match label.bytes().any(|b| b.is_ascii_uppercase()) {
+                true => std::borrow::Cow::Owned(label.to_ascii_lowercase()),
+                false => std::borrow::Cow::Borrowed(label),
+            };
             self.integrations
                 .load()
-                .iter()
-                .any(|i| i.prefix.as_deref() == Some(label.as_str()))
-                .then_some(label)
+                .by_prefix(&label)
+                .map(|_| label.into_owned())
         })
     }
 

@@ -49,7 +49,7 @@ pub async fn handle(
     // Fast path: a successful answer to a read-only call is passed on byte for byte. BBB writes
     // the return code first, so only the answer's head is searched.
     let head = &answer.body[..answer.body.len().min(256)];
-    if req.call != "end" && memchr_find(head, b"<returncode>SUCCESS</returncode>") {
+    if req.call != "end" && is_success(head) {
         return Ok(Answer::Raw(answer.body));
     }
     let response = answer.parse(context)?;
@@ -75,6 +75,8 @@ pub async fn handle(
     Ok(Answer::Xml(response))
 }
 
-fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
+fn is_success(head: &[u8]) -> bool {
+    static SUCCESS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("<returncode>SUCCESS</returncode>"));
+    SUCCESS.find(head).is_some()
 }

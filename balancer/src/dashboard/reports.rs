@@ -26,7 +26,7 @@ struct Selection {
 
 fn select(state: &AppState, raw_query: &str) -> Result<Selection, String> {
     let query = Query::parse(raw_query).map_err(|_| "the query could not be read".to_string())?;
-    let integrations = state.integrations.load().as_ref().clone();
+    let integrations = state.integrations.load().to_vec();
     let integration = match query.get("integration") {
         Some(id) => Some(
             integrations
