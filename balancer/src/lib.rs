@@ -110,8 +110,7 @@ fn extra_acceptors(
                             let stopped = async move {
                                 stop.recv().await.ok();
                             };
-                            server::run(listener, state.clone(), routes(&state), stopped)
-                                .await;
+                            server::run(listener, state.clone(), routes(&state), stopped).await;
                         }
                         Err(e) => tracing::error!(error = %e, "Could not share the listener."),
                     }

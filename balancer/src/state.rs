@@ -214,7 +214,9 @@ impl AppState {
             Err(e) => tracing::error!(error = %e, "Could not load nodes."),
         }
         match store::integrations::list(conn) {
-            Ok(list) => self.integrations.store(Arc::new(IntegrationTable::new(list))),
+            Ok(list) => self
+                .integrations
+                .store(Arc::new(IntegrationTable::new(list))),
             Err(e) => tracing::error!(error = %e, "Could not load integrations."),
         }
         match store::meetings::list(conn) {
@@ -247,7 +249,8 @@ impl AppState {
         signed: &SignedQuery,
         prefix: Option<&str>,
     ) -> Option<Arc<Integration>> {
-        let signed_by = |i: &&Arc<Integration>| i.secrets.iter().any(|s| signed.matches(call, &s.0));
+        let signed_by =
+            |i: &&Arc<Integration>| i.secrets.iter().any(|s| signed.matches(call, &s.0));
         let table = self.integrations.load();
         match prefix {
             Some(prefix) => table.by_prefix(prefix).filter(signed_by).cloned(),

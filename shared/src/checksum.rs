@@ -186,7 +186,13 @@ pub fn compute(algorithm: Algorithm, call: &str, query: &str, secret: &str) -> S
 }
 
 /// Appends [`compute`]'s checksum to `out` (no allocation of its own beyond the digest).
-pub fn push_checksum(out: &mut String, algorithm: Algorithm, call: &str, query: &str, secret: &str) {
+pub fn push_checksum(
+    out: &mut String,
+    algorithm: Algorithm,
+    call: &str,
+    query: &str,
+    secret: &str,
+) {
     let digest = algorithm.digest(&[call.as_bytes(), query.as_bytes(), secret.as_bytes()]);
     let mut hex = [0u8; 128];
     let hex = &mut hex[..digest.len() * 2];

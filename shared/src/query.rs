@@ -229,7 +229,10 @@ mod tests {
         let mut with_form = q.clone();
         with_form.extend_from(Query::parse("welcome=hi").unwrap());
         assert_eq!(with_form.get("welcome"), Some("hi"));
-        assert_eq!(with_form.raw_without(&["checksum"]), q.raw_without(&["checksum"]));
+        assert_eq!(
+            with_form.raw_without(&["checksum"]),
+            q.raw_without(&["checksum"])
+        );
     }
 
     #[test]

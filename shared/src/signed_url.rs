@@ -65,9 +65,8 @@ impl SignedUrl {
 /// allocation (the proxy's hot path). `api_base` may be any form [`api_base_of`] accepts.
 pub fn sign(api_base: &str, call: &str, query: &str, secret: &str, algorithm: Algorithm) -> String {
     let api_base = api_base_of(api_base);
-    let mut url = String::with_capacity(
-        api_base.len() + call.len() + query.len() + 12 + algorithm.hex_len(),
-    );
+    let mut url =
+        String::with_capacity(api_base.len() + call.len() + query.len() + 12 + algorithm.hex_len());
     url.push_str(&api_base);
     url.push('/');
     url.push_str(call);

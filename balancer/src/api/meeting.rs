@@ -77,6 +77,8 @@ pub async fn handle(
 
 fn is_success(head: &[u8]) -> bool {
     static SUCCESS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("<returncode>SUCCESS</returncode>"));
+        std::sync::LazyLock::new(|| {
+            memchr::memmem::Finder::new("<returncode>SUCCESS</returncode>")
+        });
     SUCCESS.find(head).is_some()
 }

@@ -12,7 +12,10 @@ use super::Answer;
 use crate::state::AppState;
 use crate::store::{self, Integration};
 
-pub async fn handle(state: &Arc<AppState>, integration: Arc<Integration>) -> Result<Answer, ApiError> {
+pub async fn handle(
+    state: &Arc<AppState>,
+    integration: Arc<Integration>,
+) -> Result<Answer, ApiError> {
     if state.config.api.get_meetings_disabled {
         return Ok(Answer::Xml(
             Response::success(Body::Meetings(Vec::new())).with_message(messages::NO_MEETINGS),

@@ -85,7 +85,11 @@ pub async fn handle(
 }
 
 /// The integration whose mobile salt signed `raw_query` (checksum last, case-sensitive).
-fn authenticate(state: &AppState, raw_query: &str, prefix: Option<&str>) -> Option<Arc<Integration>> {
+fn authenticate(
+    state: &AppState,
+    raw_query: &str,
+    prefix: Option<&str>,
+) -> Option<Arc<Integration>> {
     let (signed, sum) = raw_query.rsplit_once("&checksum=")?;
     state
         .integrations

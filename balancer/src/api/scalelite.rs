@@ -358,7 +358,10 @@ fn tenant_json(i: &store::Integration) -> Value {
     })
 }
 
-async fn tenant(state: &AppState, args: &Args) -> Result<Arc<store::Integration>, (StatusCode, Value)> {
+async fn tenant(
+    state: &AppState,
+    args: &Args,
+) -> Result<Arc<store::Integration>, (StatusCode, Value)> {
     let id = args.id().unwrap_or_default();
     let found = id.parse::<i64>().ok().and_then(|n| {
         state
