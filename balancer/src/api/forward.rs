@@ -85,7 +85,7 @@ async fn plain(
     body: Option<(Option<&str>, Bytes)>,
 ) -> Result<Bytes, String> {
     let (status, body) = plain::send(plain::Call {
-        url,
+        url: &url,
         body,
         connect_timeout: state.config.poller.connect_timeout,
         limit: ANSWER_LIMIT,
