@@ -1,4 +1,4 @@
-//! The BBB API under `/bigbluebutton/api`: one warp filter, the request pipeline
+//! The BBB API under `/bigbluebutton/api` (served by `server.rs` without warp): the request pipeline
 //! (route → content type → checksum/integration → action) and the dispatch on the call name.
 //! Only this module writes BBB XML to clients.
 
