@@ -25,7 +25,8 @@ pub struct UsageError(pub String);
 
 pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
     // Single-threaded: `serve` adds one more single-threaded runtime per further core. Store
-    // calls serialize on one connection, so a few blocking threads are enough.
+    // writes serialize on one connection and heavy reads are few, so a few blocking threads
+    // (each runtime's own) are enough.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)

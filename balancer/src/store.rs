@@ -48,12 +48,19 @@ pub enum StoreError {
     Task(String),
 }
 
-/// A handle on the database, cheap to clone.
+/// A handle on the database, cheap to clone: one connection for writes (and reads that must
+/// see them), and a few read-only connections so slow API reads (deep getRecordings pages,
+/// metadata filters) neither wait for nor hold up each other and the writer (WAL).
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Idle read-only connections; `None` for an in-memory store (reads use `conn`).
+    readers: Option<Arc<Mutex<Vec<Connection>>>>,
     path: PathBuf,
 }
+
+/// The most read-only connections kept; more concurrent reads open (and close) their own.
+const IDLE_READERS: usize = 4;
 
 impl Store {
     /// Opens (creating if needed) `conflux.sqlite3` in `data_dir` and migrates it.
@@ -64,7 +71,9 @@ impl Store {
         })?;
         let path = data_dir.join("conflux.sqlite3");
         let conn = Connection::open(&path)?;
-        Store::prepare(conn, path)
+        let mut store = Store::prepare(conn, path)?;
+        store.readers = Some(Arc::default());
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -80,6 +89,7 @@ impl Store {
         migrations::run(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            readers: None,
             path,
         })
     }
@@ -107,6 +117,41 @@ impl Store {
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// Runs the read-only `f` on a read-only connection on tokio's blocking pool, concurrently
+    /// with other reads and with the writer. It sees what was committed when it started.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let Some(readers) = self.readers.clone() else {
+            return self.run(move |c| f(c)).await;
+        };
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open_with_flags(
+                        &path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    conn.busy_timeout(Duration::from_secs(10))?;
+                    conn
+                }
+            };
+            let result = f(&conn);
+            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -122,4 +167,50 @@ pub fn now_ms() -> i64 {
 /// connection's own writes.
 pub fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(conn: &Connection) -> Result<i64, StoreError> {
+        Ok(conn.query_row("SELECT count(*) FROM scratch", [], |r| r.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn reads_see_commits_and_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .run(|c| {
+                c.execute_batch("CREATE TABLE scratch (x); INSERT INTO scratch VALUES (1);")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.read(count).await.unwrap(), 1);
+        // The writer busy in a long transaction: reads still answer, with what was committed.
+        let (started, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let writer = store.clone();
+        let busy = std::thread::spawn(move || {
+            writer.blocking(|c| {
+                let tx = c.transaction()?;
+                tx.execute("INSERT INTO scratch VALUES (2)", [])?;
+                started.0.send(()).unwrap();
+                release.1.recv().unwrap();
+                tx.commit()?;
+                Ok(())
+            })
+        });
+        started.1.recv().unwrap();
+        let during = tokio::time::timeout(Duration::from_secs(5), store.read(count)).await;
+        release.0.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        assert_eq!(during.expect("a read waited for the writer").unwrap(), 1);
+        assert_eq!(store.read(count).await.unwrap(), 2);
+        let refused = store
+            .read(|c| Ok(c.execute("DELETE FROM scratch", [])?))
+            .await;
+        assert!(refused.is_err(), "read connections are read-only");
+    }
 }

@@ -68,7 +68,7 @@ pub async fn get_meeting_events(
     let nodes = state.nodes.load_full();
     let events = state
         .store
-        .run(move |c| {
+        .read(move |c| {
             let created =
                 store::events::for_integration(c, id, EventKind::MeetingCreated, from, to, 1000)?;
             let mut out = Vec::new();

@@ -107,7 +107,7 @@ async fn list(
     let (id, q) = (integration.id, filters.clone());
     let rows = state
         .store
-        .run(move |c| store::recordings::query(c, id, &q))
+        .read(move |c| store::recordings::query(c, id, &q))
         .await?;
     let shown = rows
         .iter()

@@ -67,7 +67,7 @@ fn days_of(month: &str) -> Option<Vec<String>> {
 async fn load(state: &AppState, id: IntegrationId, days: Vec<String>) -> Option<Vec<DayUsage>> {
     state
         .store
-        .run(move |c| usage::report(c, id, &days))
+        .read(move |c| usage::report(c, id, &days))
         .await
         .ok()
 }

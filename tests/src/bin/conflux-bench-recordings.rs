@@ -24,8 +24,8 @@ struct Args {
     /// Calls per query.
     #[arg(long, default_value_t = 200)]
     calls: usize,
-    /// Concurrent clients (the store serves API reads on one SQLite connection, so more
-    /// clients queue).
+    /// Concurrent clients (getRecordings reads run on the store's read-only connections, side
+    /// by side on the two cores).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
 }
