@@ -180,12 +180,7 @@ async fn report(
     let Some(body) = body else {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, peer, "report too large");
     };
-    let header = |name: &'static str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let header = crate::monitor::header_reader(&headers);
     let nodes = state.nodes.load();
     match state
         .monitor

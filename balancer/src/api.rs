@@ -114,7 +114,7 @@ where
 {
     use http_body_util::BodyExt;
     let (parts, body) = request.into_parts();
-    let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    let raw_query = parts.uri.query().unwrap_or("");
     let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let client_ip = request::client_ip(
         peer,
@@ -134,7 +134,7 @@ where
         Target::Unknown => StatusCode::NOT_FOUND.into_response(),
         Target::Mobile { prefix } => {
             let prefix = state.request_prefix(prefix, host);
-            mobile_reply(mobile::handle(state, &raw_query, client_ip, prefix.as_deref()).await)
+            mobile_reply(mobile::handle(state, raw_query, client_ip, prefix.as_deref()).await)
         }
         Target::Scalelite { call } => {
             let Some(body) = body.await else {
@@ -144,7 +144,7 @@ where
                 state,
                 &parts.method,
                 &call,
-                &raw_query,
+                raw_query,
                 content_type.as_deref(),
                 &body,
             )
@@ -212,12 +212,12 @@ pub(crate) enum Answer {
 fn build_request(
     call: String,
     method: Method,
-    raw_query: String,
+    raw_query: &str,
     content_type: Option<String>,
     body: Bytes,
     client_ip: Option<std::net::IpAddr>,
 ) -> Result<ApiRequest, ApiError> {
-    let mut params = Query::parse(&raw_query)
+    let mut params = Query::parse(raw_query)
         .map_err(|_| ApiError::Bbb(messages::validation("Request not recognized")))?;
     if content_type.as_deref() == Some("application/x-www-form-urlencoded") && !body.is_empty() {
         let form = std::str::from_utf8(&body)
@@ -238,7 +238,6 @@ fn build_request(
     Ok(ApiRequest {
         call,
         method,
-        raw_query,
         params,
         content_type,
         body,

@@ -435,6 +435,18 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
     state.monitor.flush(&state.store).await;
 }
 
+/// Reads a request's headers as [`authenticate_agent`] and [`Monitor::accept_report`] take them.
+pub fn header_reader(
+    headers: &warp::http::HeaderMap,
+) -> impl Fn(&'static str) -> Option<String> + '_ {
+    |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    }
+}
+
 /// The enrolled node whose agent signed `signed` (with the node, timestamp and signature
 /// headers), within the allowed clock skew, and the signature's timestamp.
 pub fn authenticate_agent<'a>(

@@ -73,6 +73,11 @@ impl Query {
         &self.params
     }
 
+    /// The pairs of the raw query itself, without form-body pairs.
+    pub fn url_params(&self) -> &[Param] {
+        &self.params[..self.own]
+    }
+
     pub fn is_empty(&self) -> bool {
         self.params.is_empty()
     }
@@ -125,7 +130,8 @@ impl Query {
     /// (form-body pairs are not part of it).
     pub fn raw_without(&self, names: &[&str]) -> String {
         let mut raw = String::with_capacity(self.raw.len());
-        for param in self.params[..self.own]
+        for param in self
+            .url_params()
             .iter()
             .filter(|p| !names.contains(&p.name.as_str()))
         {

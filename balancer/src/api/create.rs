@@ -298,9 +298,8 @@ fn node_query(
         }
         _ => {}
     }
-    let url_params = conflux_shared::Query::parse(&req.raw_query).unwrap_or_default();
     rewrite(
-        &url_params,
+        &req.params,
         &Rewrite {
             drop: &BALANCER_PARAMS,
             exclude: &exclude,

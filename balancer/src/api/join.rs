@@ -55,7 +55,7 @@ pub async fn handle(
     }
     let api = &state.config.api;
     let query = rewrite(
-        &conflux_shared::Query::parse(&req.raw_query).unwrap_or_default(),
+        &req.params,
         &Rewrite {
             drop: &["checksum"],
             exclude: &api.join_exclude_params,

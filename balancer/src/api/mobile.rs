@@ -226,7 +226,6 @@ fn internal_request(call: &str, raw: &str, client_ip: Option<std::net::IpAddr>) 
     ApiRequest {
         call: call.into(),
         method: warp::http::Method::GET,
-        raw_query: raw.into(),
         params: Query::parse(raw).unwrap_or_default(),
         content_type: None,
         body: Default::default(),

@@ -16,11 +16,12 @@ pub struct Rewrite<'a> {
     pub overrides: &'a [(String, String)],
 }
 
-/// The rewritten raw query.
+/// The rewritten raw URL query (form-body pairs are not part of it).
 pub fn rewrite(params: &Query, rules: &Rewrite<'_>) -> String {
     let overridden = |name: &str| rules.overrides.iter().any(|(k, _)| k == name);
+    let sent = |name: &str| params.url_params().iter().any(|p| p.name == name);
     let mut pieces: Vec<String> = params
-        .params()
+        .url_params()
         .iter()
         .filter(|p| !rules.drop.contains(&p.name.as_str()))
         .filter(|p| !rules.exclude.contains(&p.name))
@@ -28,7 +29,7 @@ pub fn rewrite(params: &Query, rules: &Rewrite<'_>) -> String {
         .map(|p| p.raw.clone())
         .collect();
     for (k, v) in rules.defaults {
-        if !params.contains(k) && !overridden(k) {
+        if !sent(k) && !overridden(k) {
             pieces.push(format!("{}={}", encode(k), encode(v)));
         }
     }

@@ -19,9 +19,7 @@ use crate::store::Integration;
 pub struct ApiRequest {
     pub call: String,
     pub method: Method,
-    /// The raw URL query as received.
-    pub raw_query: String,
-    /// URL parameters, then form-body parameters.
+    /// URL parameters (with the raw URL query as received), then form-body parameters.
     pub params: Query,
     pub content_type: Option<String>,
     pub body: Bytes,
@@ -31,6 +29,11 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
+    /// The raw URL query as received.
+    pub fn raw_query(&self) -> &str {
+        self.params.raw()
+    }
+
     /// The query without its checksum: what gets re-signed for the node.
     pub fn unsigned_query(&self) -> String {
         self.params_raw_without(&["checksum"])
@@ -50,7 +53,7 @@ impl ApiRequest {
 
 /// The integration that signed `req`, or `checksumError`.
 pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Arc<Integration>, ApiError> {
-    let signed = SignedQuery::parse(&req.raw_query, state.config.api.algorithms)
+    let signed = SignedQuery::parse(req.raw_query(), state.config.api.algorithms)
         .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
     let integration = state
         .integration_for(&req.call, &signed, req.prefix.as_deref())

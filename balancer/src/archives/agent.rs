@@ -66,12 +66,7 @@ fn authenticate(
     headers: &HeaderMap,
     content: &str,
 ) -> Result<Arc<Node>, ReportError> {
-    let header = |name: &'static str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let header = crate::monitor::header_reader(headers);
     let nodes = state.nodes.load();
     let signed = transfer::agent_request(method, path.as_str(), content);
     authenticate_agent(&nodes.nodes, &header, &signed).map(|(node, _)| node.clone())
