@@ -25,8 +25,11 @@ const MAX_BODY: usize = 256 * 1024;
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let with_state = warp::any().map(move || state.clone());
-    let body = warp::body::stream()
-        .then(|body| async move { conflux_shared::body::read_limited(body, MAX_BODY).await });
+    let body = warp::body::stream().then(|body| async move {
+        conflux_shared::body::read_limited(body, MAX_BODY)
+            .await
+            .ok()
+    });
     let enrol = warp::post()
         .and(warp::path!("conflux" / "agent" / "enrol"))
         .and(with_state.clone())

@@ -4,6 +4,7 @@
 
 mod create;
 mod error;
+pub(crate) mod failures;
 mod forward;
 mod join;
 mod lb_calls;
@@ -18,6 +19,7 @@ mod scalelite;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use conflux_shared::body::BodyError;
 use conflux_shared::response::messages;
 use conflux_shared::{Element, Query, Response};
 use warp::http::{header, Method, StatusCode};
@@ -40,6 +42,7 @@ pub async fn call_node(
 }
 
 use crate::metrics::{self, Outcome};
+use crate::server::BodyFailure;
 use crate::state::AppState;
 
 /// Largest request body accepted (inline presentations in create/insertDocument).
@@ -110,7 +113,7 @@ pub(crate) async fn serve<B>(
     peer: Option<SocketAddr>,
 ) -> warp::reply::Response
 where
-    B: hyper::body::Body,
+    B: hyper::body::Body<Error = BodyFailure>,
 {
     use http_body_util::BodyExt;
     let (parts, body) = request.into_parts();
@@ -125,7 +128,10 @@ where
     let content_type = header(header::CONTENT_TYPE).map(conflux_shared::body::media_type);
     let body = async {
         if body.is_end_stream() {
-            return Some(Bytes::new());
+            return Ok(Bytes::new());
+        }
+        if body.size_hint().lower() > MAX_BODY as u64 {
+            return Err(BodyError::TooLarge);
         }
         conflux_shared::body::read_limited(body.into_data_stream(), MAX_BODY).await
     };
@@ -137,8 +143,14 @@ where
             mobile_reply(mobile::handle(state, raw_query, client_ip, prefix.as_deref()).await)
         }
         Target::Scalelite { call } => {
-            let Some(body) = body.await else {
-                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            let body = match body.await {
+                Ok(body) => body,
+                Err(e) => {
+                    let (status, _) = body_refusal(&e);
+                    let error = serde_json::json!({ "error": e.to_string() });
+                    return warp::reply::with_status(warp::reply::json(&error), status)
+                        .into_response();
+                }
             };
             scalelite::handle(
                 state,
@@ -151,18 +163,31 @@ where
             .await
         }
         Target::Api { prefix, call } => {
-            let Some(body) = body.await else {
-                return warp::reply::with_status(
-                    "Request body too large",
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                )
-                .into_response();
+            let body = match body.await {
+                Ok(body) => body,
+                Err(e) => {
+                    let (status, message) = body_refusal(&e);
+                    let reply = xml(&Response::failed_with(message.key, message.text));
+                    return warp::reply::with_status(reply, status).into_response();
+                }
             };
             let prefix = state.request_prefix(prefix, host);
             let req = build_request(call, parts.method, raw_query, content_type, body, client_ip)
                 .map(|r| ApiRequest { prefix, ..r });
             handle(state, req).await
         }
+    }
+}
+
+/// The HTTP status and BBB message for a body that could not be read: too large (413), too slow
+/// (408) or malformed, e.g. a broken chunked encoding (400).
+fn body_refusal(error: &BodyError<BodyFailure>) -> (StatusCode, messages::Message) {
+    match error {
+        BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, messages::BODY_TOO_LARGE),
+        BodyError::Read(e) if e.is_timeout() => {
+            (StatusCode::REQUEST_TIMEOUT, messages::BODY_TIMEOUT)
+        }
+        BodyError::Read(_) => (StatusCode::BAD_REQUEST, messages::BODY_MALFORMED),
     }
 }
 

@@ -120,6 +120,15 @@ pub struct RawServer {
     pub data_dir: Option<PathBuf>,
     /// Proxies whose X-Forwarded-For is believed (addresses or CIDR blocks).
     pub trusted_proxies: Vec<String>,
+    /// A request head must arrive whole within this; it also closes idle keep-alive
+    /// connections.
+    pub header_timeout_secs: f64,
+    /// The longest wait for the next piece of a request body.
+    pub body_timeout_secs: f64,
+    /// A body still arriving after `body_timeout_secs` must average at least this rate.
+    pub min_body_bytes_per_sec: u64,
+    /// Open connections at most (also kept under the open-file limit); more are refused.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +149,14 @@ pub struct RawApi {
     pub build_number: String,
     /// Algorithm used to sign calls to nodes.
     pub node_checksum_algorithm: String,
+    /// Failed checksums one client address (an IPv6 /64) may make at once ...
+    pub client_failure_burst: f64,
+    /// ... and how many more it may make per hour after that.
+    pub client_failures_per_hour: f64,
+    /// The same for all clients of one integration (or of none named): once spent, clients
+    /// with recent failures are refused.
+    pub scope_failure_burst: f64,
+    pub scope_failures_per_hour: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +232,7 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub trusted_proxies: Vec<IpNet>,
+    pub connections: ConnectionLimits,
     pub api: ApiConfig,
     pub poller: PollerConfig,
     pub placement: PlacementConfig,
@@ -223,6 +241,15 @@ pub struct Config {
     pub web: WebConfig,
     pub recordings: RecordingsConfig,
     pub default_integration: Option<DefaultIntegration>,
+}
+
+/// What one client connection may hold (see `server.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub min_body_rate: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +285,7 @@ pub struct ApiConfig {
     pub default_join_params: Vec<(String, String)>,
     pub override_join_params: Vec<(String, String)>,
     pub build_number: String,
+    pub failures: crate::api::failures::FailureLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -321,6 +349,10 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             data_dir: None,
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            header_timeout_secs: 30.0,
+            body_timeout_secs: 30.0,
+            min_body_bytes_per_sec: 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -341,6 +373,10 @@ impl Default for RawApi {
             override_join_params: BTreeMap::new(),
             build_number: String::new(),
             node_checksum_algorithm: "sha256".into(),
+            client_failure_burst: 20.0,
+            client_failures_per_hour: 60.0,
+            scope_failure_burst: 100.0,
+            scope_failures_per_hour: 120.0,
         }
     }
 }
@@ -628,6 +664,42 @@ impl Config {
                     .map_err(|e: String| invalid("server.trusted_proxies", e))
             })
             .collect::<Result<_, _>>()?;
+        let budget = |name: &str, burst: f64, per_hour: f64| {
+            Ok::<_, ConfigError>(crate::api::failures::Budget {
+                burst: positive(&format!("api.{name}_failure_burst"), burst)?,
+                per_hour: positive(&format!("api.{name}_failures_per_hour"), per_hour)?,
+            })
+        };
+        let failures = crate::api::failures::FailureLimits {
+            client: budget(
+                "client",
+                raw.api.client_failure_burst,
+                raw.api.client_failures_per_hour,
+            )?,
+            scope: budget(
+                "scope",
+                raw.api.scope_failure_burst,
+                raw.api.scope_failures_per_hour,
+            )?,
+        };
+        if raw.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        let connections = ConnectionLimits {
+            header_timeout: seconds(
+                "server.header_timeout_secs",
+                positive("server.header_timeout_secs", raw.server.header_timeout_secs)?,
+            )?,
+            body_timeout: seconds(
+                "server.body_timeout_secs",
+                positive("server.body_timeout_secs", raw.server.body_timeout_secs)?,
+            )?,
+            min_body_rate: raw.server.min_body_bytes_per_sec,
+            max_connections: raw.server.max_connections,
+        };
         if raw.poller.concurrency == 0 {
             return Err(invalid("poller.concurrency", "must be at least 1".into()));
         }
@@ -758,6 +830,7 @@ impl Config {
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/conflux")),
             trusted_proxies,
+            connections,
             api: ApiConfig {
                 algorithms,
                 node_algorithm,
@@ -772,6 +845,7 @@ impl Config {
                 default_join_params: raw.api.default_join_params.into_iter().collect(),
                 override_join_params: raw.api.override_join_params.into_iter().collect(),
                 build_number: raw.api.build_number,
+                failures,
             },
             poller: PollerConfig {
                 interval,
@@ -854,7 +928,18 @@ fn apply_env(
 
 /// The keys that can be set from `CONFLUX_<SECTION>__<KEY>`.
 const ENV_KEYS: &[(&str, &[&str])] = &[
-    ("server", &["listen", "data_dir", "trusted_proxies"]),
+    (
+        "server",
+        &[
+            "listen",
+            "data_dir",
+            "trusted_proxies",
+            "header_timeout_secs",
+            "body_timeout_secs",
+            "min_body_bytes_per_sec",
+            "max_connections",
+        ],
+    ),
     (
         "api",
         &[
@@ -865,6 +950,10 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
             "max_meeting_duration",
             "build_number",
             "node_checksum_algorithm",
+            "client_failure_burst",
+            "client_failures_per_hour",
+            "scope_failure_burst",
+            "scope_failures_per_hour",
         ],
     ),
     (

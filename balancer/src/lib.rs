@@ -39,8 +39,12 @@ pub async fn serve(
     let refresher = tokio::spawn(refresh_loop(state.clone(), state.shutdown.subscribe()));
     let monitor = tokio::spawn(monitor::run(state.clone(), state.shutdown.subscribe()));
     let archives = tokio::spawn(archives::run(state.clone(), state.shutdown.subscribe()));
-    let extra = extra_acceptors(&listener, &state)?;
-    server::run(listener, state.clone(), routes(&state), shutdown).await;
+    let gate = Arc::new(server::Gate::new(
+        state.config.connections,
+        state.metrics.open_connections.clone(),
+    ));
+    let extra = extra_acceptors(&listener, &state, &gate)?;
+    server::run(listener, state.clone(), routes(&state), gate, shutdown).await;
     state.shutdown.send(()).ok();
     poller.await?;
     refresher.await?;
@@ -85,6 +89,7 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
 fn extra_acceptors(
     listener: &TcpListener,
     state: &Arc<AppState>,
+    gate: &Arc<server::Gate>,
 ) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::new();
@@ -92,6 +97,7 @@ fn extra_acceptors(
         let shared: std::net::TcpListener = socket2::SockRef::from(listener).try_clone()?.into();
         shared.set_nonblocking(true)?;
         let state = state.clone();
+        let gate = gate.clone();
         let mut stop = state.shutdown.subscribe();
         let thread = std::thread::Builder::new()
             .name(format!("acceptor-{i}"))
@@ -110,7 +116,8 @@ fn extra_acceptors(
                             let stopped = async move {
                                 stop.recv().await.ok();
                             };
-                            server::run(listener, state.clone(), routes(&state), stopped).await;
+                            server::run(listener, state.clone(), routes(&state), gate, stopped)
+                                .await;
                         }
                         Err(e) => tracing::error!(error = %e, "Could not share the listener."),
                     }

@@ -2,7 +2,7 @@
 //! counters and latencies, recorded on every call, and per-node gauges (state, meetings,
 //! users, the agent's figures and each check's state) built from the snapshots at scrape time.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::api::failures::Api;
 use crate::state::AppState;
 use crate::store::NodeState;
 
@@ -85,6 +86,16 @@ type Latency = Family<LatencyLabels, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     requests: Family<CallLabels, Counter>,
     latency: Latency,
+    /// Client connections open now (kept by `server::Gate`).
+    pub open_connections: Gauge<i64, AtomicI64>,
+    connections_refused: Counter,
+    checksum_failures: Family<ApiLabels, Counter>,
+    checksum_refusals: Family<ApiLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: &'static str,
 }
 
 impl Default for Metrics {
@@ -95,6 +106,10 @@ impl Default for Metrics {
                 // 0.25 ms .. about 4 s.
                 Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
             }),
+            open_connections: Gauge::default(),
+            connections_refused: Counter::default(),
+            checksum_failures: Family::default(),
+            checksum_refusals: Family::default(),
         }
     }
 }
@@ -112,6 +127,27 @@ pub fn call_label(call: &str) -> &'static str {
 }
 
 impl Metrics {
+    /// Counts a connection refused for being over `server.max_connections`.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Counts a wrong checksum.
+    pub fn checksum_failed(&self, api: Api) {
+        let api = api.as_str();
+        self.checksum_failures
+            .get_or_create(&ApiLabels { api })
+            .inc();
+    }
+
+    /// Counts a request refused unchecked for too many failed checksums.
+    pub fn checksum_refused(&self, api: Api) {
+        let api = api.as_str();
+        self.checksum_refusals
+            .get_or_create(&ApiLabels { api })
+            .inc();
+    }
+
     /// Counts one API call.
     pub fn observe(&self, call: &'static str, outcome: Outcome, elapsed: Duration) {
         self.requests
@@ -138,6 +174,26 @@ pub fn render(state: &Arc<AppState>) -> String {
         "api_request_duration_seconds",
         "Time to answer a BBB API call",
         state.metrics.latency.clone(),
+    );
+    registry.register(
+        "open_connections",
+        "Client connections open now",
+        state.metrics.open_connections.clone(),
+    );
+    registry.register(
+        "connections_refused",
+        "Client connections refused for being over server.max_connections",
+        state.metrics.connections_refused.clone(),
+    );
+    registry.register(
+        "api_checksum_failures",
+        "API requests whose checksum matched no secret, by API (bbb, mobile)",
+        state.metrics.checksum_failures.clone(),
+    );
+    registry.register(
+        "api_checksum_refusals",
+        "API requests refused unchecked after too many failed checksums, by API",
+        state.metrics.checksum_refusals.clone(),
     );
     let gauge = |registry: &mut Registry, name: &str, help: &str| {
         let family = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     pub templates: conflux_templates::Templates,
     pub login_limiter: crate::dashboard::LoginLimiter,
+    /// Failed API checksums per client and integration (guessing secrets online).
+    pub checksum_failures: crate::api::failures::FailureLimiter,
     /// When the poller's previous round ended (usage accounting).
     pub last_round: Mutex<Option<Instant>>,
     pub nodes: ArcSwap<NodeTable>,
@@ -156,7 +158,9 @@ impl AppState {
         }
         // Fail at start-up, not on the first node call, if no client can be built (TLS roots).
         http_client(&config).map_err(|e| OpenError::Http(e.to_string()))?;
+        let checksum_failures = crate::api::failures::FailureLimiter::new(config.api.failures);
         let state = Arc::new(AppState {
+            checksum_failures,
             config: Arc::new(config),
             monitor: Monitor::new(geoip),
             metrics: crate::metrics::Metrics::default(),

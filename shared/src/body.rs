@@ -4,9 +4,20 @@
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
 
-/// The whole body, or `None` once it exceeds `max` bytes (checked while reading, so a huge or
+/// Why a body could not be read whole.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError<E> {
+    /// Longer than the limit (checked while reading).
+    #[error("request body too large")]
+    TooLarge,
+    /// The stream failed: a malformed chunked encoding, a closed or timed-out connection.
+    #[error("request body could not be read: {0}")]
+    Read(E),
+}
+
+/// The whole body, or an error once it exceeds `max` bytes (checked while reading, so a huge or
 /// endless chunked body costs at most `max` bytes of memory) or the stream fails.
-pub async fn read_limited<S, B, E>(body: S, max: usize) -> Option<Bytes>
+pub async fn read_limited<S, B, E>(body: S, max: usize) -> Result<Bytes, BodyError<E>>
 where
     S: Stream<Item = Result<B, E>>,
     B: Buf,
@@ -14,9 +25,9 @@ where
     let mut body = std::pin::pin!(body);
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.ok()?;
+        let mut chunk = chunk.map_err(BodyError::Read)?;
         if out.len() + chunk.remaining() > max {
-            return None;
+            return Err(BodyError::TooLarge);
         }
         while chunk.has_remaining() {
             let piece = chunk.chunk();
@@ -25,7 +36,7 @@ where
             chunk.advance(n);
         }
     }
-    Some(Bytes::from(out))
+    Ok(Bytes::from(out))
 }
 
 /// The media types a body of `call` may have.
@@ -75,11 +86,18 @@ mod tests {
                 Ok(Bytes::from_static(b"def")),
             ])
         };
-        let block_on = |f| futures_util::FutureExt::now_or_never(f).flatten();
+        fn block_on<F: std::future::Future>(f: F) -> F::Output {
+            futures_util::FutureExt::now_or_never(f).expect("ready")
+        }
         assert_eq!(
             block_on(read_limited(chunks(), 6)),
-            Some(Bytes::from_static(b"abcdef"))
+            Ok(Bytes::from_static(b"abcdef"))
         );
-        assert_eq!(block_on(read_limited(chunks(), 5)), None);
+        assert_eq!(
+            block_on(read_limited(chunks(), 5)),
+            Err(BodyError::TooLarge)
+        );
+        let failing = futures_util::stream::iter(vec![Ok(Bytes::from_static(b"abc")), Err(7u8)]);
+        assert_eq!(block_on(read_limited(failing, 6)), Err(BodyError::Read(7)));
     }
 }

@@ -57,7 +57,18 @@ impl Process {
         dir: &Path,
         env: &[(String, String)],
     ) -> (Process, String) {
-        let (mut child, log) = spawn(bin, args, dir, env, Stdio::piped());
+        Process::start_wrapped(&[], bin, args, dir, env)
+    }
+
+    /// Like [`Process::start_with_env`], run through `wrapper` (e.g. `prlimit --nofile=..`).
+    pub fn start_wrapped(
+        wrapper: &[String],
+        bin: &str,
+        args: &[String],
+        dir: &Path,
+        env: &[(String, String)],
+    ) -> (Process, String) {
+        let (mut child, log) = spawn(wrapper, bin, args, dir, env, Stdio::piped());
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -79,7 +90,7 @@ impl Process {
 
     /// Starts `bin args...` without waiting for anything (daemons that do not listen).
     pub fn spawn(bin: &str, args: &[String], dir: &Path, env: &[(String, String)]) -> Process {
-        let (child, log) = spawn(bin, args, dir, env, Stdio::null());
+        let (child, log) = spawn(&[], bin, args, dir, env, Stdio::null());
         Process { child, log }
     }
 
@@ -129,9 +140,10 @@ impl Process {
     }
 }
 
-/// Spawns a workspace binary with its stderr in `dir/<bin>.log` and no `CONFLUX_*` variables
-/// but `env`.
+/// Spawns a workspace binary (through `wrapper`, if any) with its stderr in `dir/<bin>.log`
+/// and no `CONFLUX_*` variables but `env`.
 fn spawn(
+    wrapper: &[String],
     bin: &str,
     args: &[String],
     dir: &Path,
@@ -146,7 +158,14 @@ fn spawn(
     );
     let log = dir.join(format!("{bin}.log"));
     let stderr = std::fs::File::create(&log).expect("create the log file");
-    let mut command = Command::new(&path);
+    let mut command = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut command = Command::new(program);
+            command.args(wrapper_args).arg(&path);
+            command
+        }
+        None => Command::new(&path),
+    };
     command
         .args(args)
         .stdout(stdout)
@@ -398,6 +417,7 @@ pub struct BalancerBuilder {
     integrations: Vec<(String, String)>,
     config: String,
     env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 /// A running `conflux-balancer serve` with its data directory.
@@ -407,6 +427,7 @@ pub struct Balancer {
     pub url: String,
     pub dir: TempDir,
     env: Vec<(String, String)>,
+    wrapper: Vec<String>,
     expected_nodes: usize,
 }
 
@@ -416,6 +437,7 @@ pub fn balancer() -> BalancerBuilder {
         integrations: Vec::new(),
         config: String::new(),
         env: Vec::new(),
+        wrapper: Vec::new(),
     }
 }
 
@@ -453,6 +475,16 @@ impl BalancerBuilder {
         self
     }
 
+    /// Starts `serve` with this open-file limit (soft, hard), as a shell's `ulimit -n` would.
+    pub fn open_files(mut self, soft: u64, hard: u64) -> Self {
+        self.wrapper = vec![
+            "prlimit".into(),
+            format!("--nofile={soft}:{hard}"),
+            "--".into(),
+        ];
+        self
+    }
+
     pub async fn start(self) -> Balancer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = format!(
@@ -466,6 +498,7 @@ impl BalancerBuilder {
             url: String::new(),
             dir,
             env: self.env,
+            wrapper: self.wrapper,
             expected_nodes: self.nodes.len(),
         };
         for (name, secret) in &self.integrations {
@@ -534,8 +567,13 @@ impl Balancer {
             self.dir.path().join("balancer.toml").display().to_string(),
         ];
         args.extend(["serve", "--listen", listen].map(String::from));
-        let (process, addr) =
-            Process::start_with_env("conflux-balancer", &args, self.dir.path(), &self.env);
+        let (process, addr) = Process::start_wrapped(
+            &self.wrapper,
+            "conflux-balancer",
+            &args,
+            self.dir.path(),
+            &self.env,
+        );
         self.process = process;
         self.url = format!("http://{addr}");
         wait_until_answering(&format!("{}/bigbluebutton/api", self.url), &self.process).await;

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use conflux_shared::response::{Body, Message};
+use conflux_shared::response::{messages, Body, Message};
 use conflux_shared::{checksum, Algorithm, Element, Query, Response};
 
+use super::failures::{self, Api, Refusal};
 use super::request::ApiRequest;
 use super::{create, join, meetings};
 use crate::state::AppState;
@@ -59,8 +60,12 @@ pub async fn handle(
         return xml(Response::success(Body::Fields(Vec::new()))
             .with_message(m("mobileSupported", "This server supports mobile devices.")));
     }
-    let Some(integration) = authenticate(state, raw_query, prefix) else {
-        return failed(CHECKSUM);
+    let integration = match failures::limited(state, Api::Mobile, client_ip, prefix, || {
+        authenticate(state, raw_query, prefix)
+    }) {
+        Ok(integration) => integration,
+        Err(Refusal::Limited) => return failed(messages::TOO_MANY_FAILURES),
+        Err(Refusal::Failed) => return failed(CHECKSUM),
     };
     let Ok(query) = Query::parse(raw_query) else {
         return failed(CHECKSUM);
@@ -90,6 +95,7 @@ fn authenticate(
     raw_query: &str,
     prefix: Option<&str>,
 ) -> Option<Arc<Integration>> {
+    use subtle::ConstantTimeEq;
     let (signed, sum) = raw_query.rsplit_once("&checksum=")?;
     state
         .integrations
@@ -97,8 +103,10 @@ fn authenticate(
         .iter()
         .filter(|i| prefix.is_none() || i.prefix.as_deref() == prefix)
         .find(|i| {
-            i.mobile_salt()
-                .is_some_and(|salt| checksum::compute(Algorithm::Sha1, "", signed, &salt) == sum)
+            i.mobile_salt().is_some_and(|salt| {
+                let expected = checksum::compute(Algorithm::Sha1, "", signed, &salt);
+                bool::from(expected.as_bytes().ct_eq(sum.as_bytes()))
+            })
         })
         .cloned()
 }

@@ -11,6 +11,7 @@ use warp::http::Method;
 use warp::hyper::body::Bytes;
 
 use super::error::ApiError;
+use super::failures::{self, Api, Refusal};
 use crate::config::IpNet;
 use crate::state::AppState;
 use crate::store::Integration;
@@ -55,9 +56,14 @@ impl ApiRequest {
 pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Arc<Integration>, ApiError> {
     let signed = SignedQuery::parse(req.raw_query(), state.config.api.algorithms)
         .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
-    let integration = state
-        .integration_for(&req.call, &signed, req.prefix.as_deref())
-        .ok_or(ApiError::Bbb(messages::CHECKSUM_ERROR))?;
+    let prefix = req.prefix.as_deref();
+    let integration = failures::limited(state, Api::Bbb, req.client_ip, prefix, || {
+        state.integration_for(&req.call, &signed, prefix)
+    })
+    .map_err(|refusal| match refusal {
+        Refusal::Limited => ApiError::Bbb(messages::TOO_MANY_FAILURES),
+        Refusal::Failed => ApiError::Bbb(messages::CHECKSUM_ERROR),
+    })?;
     if !integration.api_enabled {
         return Err(ApiError::PermissionDenied(
             "This application is not currently allowed to access this API.",

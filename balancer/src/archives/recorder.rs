@@ -38,8 +38,11 @@ const MAX_BODY: usize = 1 << 20;
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let with_state = warp::any().map(move || state.clone());
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let body = warp::body::stream()
-        .then(|body| async move { conflux_shared::body::read_limited(body, MAX_BODY).await });
+    let body = warp::body::stream().then(|body| async move {
+        conflux_shared::body::read_limited(body, MAX_BODY)
+            .await
+            .ok()
+    });
     let feed = warp::get()
         .and(warp::path!("conflux" / "recorder" / "feed"))
         .and(with_state.clone())

@@ -98,6 +98,14 @@ pub const INVALID_PARAMETERS: Message = m(
     "invalidParameters",
     "The URL you supplied has parameters that are not accepted.",
 );
+// The balancer's own refusals of a request it could not read (no BBB text exists for them).
+pub const BODY_TOO_LARGE: Message = m("requestTooLarge", "The request body is too large.");
+pub const BODY_TIMEOUT: Message = m("requestTimeout", "The request body did not arrive in time.");
+pub const BODY_MALFORMED: Message = m("requestMalformed", "The request body could not be read.");
+pub const TOO_MANY_FAILURES: Message = m(
+    "tooManyFailures",
+    "Too many failed checksums from this client; try again later.",
+);
 
 /// A `validationError` with its specific text.
 pub const fn validation(text: &'static str) -> Message {

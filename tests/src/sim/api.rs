@@ -46,7 +46,9 @@ pub(crate) fn routes(sim: Arc<Sim>) -> warp::filters::BoxedFilter<(warp::reply::
             move |tail: warp::path::Tail, method, raw_query, content_type, body| {
                 let sim = sim.clone();
                 async move {
-                    let Some(body) = conflux_shared::body::read_limited(body, MAX_BODY).await
+                    let Some(body) = conflux_shared::body::read_limited(body, MAX_BODY)
+                        .await
+                        .ok()
                     else {
                         return too_large();
                     };

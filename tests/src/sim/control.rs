@@ -64,7 +64,9 @@ pub(crate) fn routes(sim: Arc<Sim>) -> warp::filters::BoxedFilter<(Response,)> {
             move |tail: warp::path::Tail, method: warp::http::Method, body| {
                 let sim = sim.clone();
                 async move {
-                    let Some(body) = conflux_shared::body::read_limited(body, 64 * 1024).await
+                    let Some(body) = conflux_shared::body::read_limited(body, 64 * 1024)
+                        .await
+                        .ok()
                     else {
                         return too_large();
                     };

@@ -8,6 +8,7 @@ mod balancer_mconf;
 mod balancer_recordings;
 mod balancer_scalelite;
 mod demo;
+mod hardening;
 mod interop;
 mod monitoring;
 mod nagios;

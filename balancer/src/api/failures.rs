@@ -1,0 +1,309 @@
+//! Limits on failed checksums, so secrets (above all the 5-character mobile salt, 16^5 values)
+//! cannot be guessed online: each client address (an IPv6 /64 counts as one) and each scope
+//! (the integration a request names by its prefix, else all of them together) has a bucket of
+//! failures that refills slowly.
+//!
+//! A client whose own bucket is empty is refused without its checksum being looked at, so
+//! guessing runs at the refill rate. Once a scope's bucket is empty, clients with any recent
+//! failure are refused for that scope too (a botnet spreading guesses over many addresses),
+//! while clients that never failed, such as the users behind a campus NAT, go on untouched.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::RwLock;
+use std::time::Instant;
+
+use crate::state::AppState;
+use crate::store::IntegrationId;
+
+/// Buckets tracked at most; beyond it new failing clients share one bucket.
+const MAX_TRACKED: usize = 65_536;
+
+/// How many failures a bucket holds and how fast it refills.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub burst: f64,
+    pub per_hour: f64,
+}
+
+/// The failure budgets for clients and for scopes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureLimits {
+    pub client: Budget,
+    pub scope: Budget,
+}
+
+/// Whose failures a bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    V4(u32),
+    /// The /64 of an IPv6 address.
+    V6(u64),
+    /// Clients that arrived once the table was full.
+    Overflow,
+    Integration(IntegrationId),
+    /// Requests naming no integration.
+    Everyone,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Failures still allowed as of `at`.
+    left: f64,
+    at: Instant,
+}
+
+/// What a request may do before its checksum is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Check,
+    /// Refused unchecked: too many failures.
+    Refuse,
+}
+
+/// The failure buckets, shared by every server thread. Checking takes a read lock only.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    limits: FailureLimits,
+    buckets: RwLock<HashMap<Key, Bucket, foldhash::fast::RandomState>>,
+}
+
+impl FailureLimiter {
+    pub fn new(limits: FailureLimits) -> Self {
+        FailureLimiter {
+            limits,
+            buckets: RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// Whether a request from `client` for `scope` (asked only when the client has failed
+    /// lately) gets its checksum checked.
+    pub fn verdict(
+        &self,
+        client: Option<IpAddr>,
+        scope: impl FnOnce() -> Option<IntegrationId>,
+    ) -> Verdict {
+        let now = Instant::now();
+        let Ok(buckets) = self.buckets.read() else {
+            return Verdict::Check;
+        };
+        if buckets.is_empty() {
+            return Verdict::Check;
+        }
+        let client = self.client_key(&buckets, client);
+        let client_left = buckets.get(&client).map(|b| self.left(client, *b, now));
+        match client_left {
+            None => Verdict::Check,
+            Some(left) if left < 1.0 => Verdict::Refuse,
+            Some(_) => {
+                let scope = scope_key(scope());
+                match buckets.get(&scope) {
+                    Some(b) if self.left(scope, *b, now) < 1.0 => Verdict::Refuse,
+                    _ => Verdict::Check,
+                }
+            }
+        }
+    }
+
+    /// Counts a failed checksum; true when it emptied the client's bucket (worth a log line).
+    pub fn failed(&self, client: Option<IpAddr>, scope: Option<IntegrationId>) -> bool {
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.write() else {
+            return false;
+        };
+        if buckets.len() >= MAX_TRACKED {
+            buckets.retain(|key, bucket| self.left(*key, *bucket, now) < self.budget(*key).burst);
+        }
+        let client = self.client_key(&buckets, client);
+        let mut emptied = false;
+        for key in [client, scope_key(scope)] {
+            let budget = self.budget(key);
+            let bucket = buckets.entry(key).or_insert(Bucket {
+                left: budget.burst,
+                at: now,
+            });
+            let left = self.left(key, *bucket, now) - 1.0;
+            *bucket = Bucket {
+                left: left.max(0.0),
+                at: now,
+            };
+            emptied |= key == client && (0.0..1.0).contains(&left);
+        }
+        emptied
+    }
+
+    fn client_key(
+        &self,
+        buckets: &HashMap<Key, Bucket, foldhash::fast::RandomState>,
+        client: Option<IpAddr>,
+    ) -> Key {
+        let key = match client {
+            Some(IpAddr::V4(v4)) => Key::V4(u32::from(v4)),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => Key::V4(u32::from(v4)),
+                None => Key::V6((u128::from(v6) >> 64) as u64),
+            },
+            None => Key::Overflow,
+        };
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
+            return Key::Overflow;
+        }
+        key
+    }
+
+    fn budget(&self, key: Key) -> Budget {
+        match key {
+            Key::V4(_) | Key::V6(_) | Key::Overflow => self.limits.client,
+            Key::Integration(_) | Key::Everyone => self.limits.scope,
+        }
+    }
+
+    /// Failures left in `bucket` at `now`, refilled since it was written.
+    fn left(&self, key: Key, bucket: Bucket, now: Instant) -> f64 {
+        let budget = self.budget(key);
+        let refilled =
+            now.saturating_duration_since(bucket.at).as_secs_f64() * budget.per_hour / 3600.0;
+        (bucket.left + refilled).min(budget.burst)
+    }
+}
+
+fn scope_key(scope: Option<IntegrationId>) -> Key {
+    scope.map_or(Key::Everyone, Key::Integration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> FailureLimiter {
+        FailureLimiter::new(FailureLimits {
+            client: Budget {
+                burst: 3.0,
+                per_hour: 60.0,
+            },
+            scope: Budget {
+                burst: 5.0,
+                per_hour: 120.0,
+            },
+        })
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn a_client_is_refused_once_its_failures_are_spent() {
+        let l = limiter();
+        let uni = Some(IntegrationId(1));
+        assert_eq!(l.verdict(ip("192.0.2.1"), || uni), Verdict::Check);
+        assert!(!l.failed(ip("192.0.2.1"), uni));
+        assert!(!l.failed(ip("192.0.2.1"), uni));
+        assert!(
+            l.failed(ip("192.0.2.1"), uni),
+            "the third failure empties it"
+        );
+        assert_eq!(l.verdict(ip("192.0.2.1"), || uni), Verdict::Refuse);
+        assert_eq!(l.verdict(ip("192.0.2.1"), || None), Verdict::Refuse);
+        assert_eq!(l.verdict(ip("192.0.2.2"), || uni), Verdict::Check);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_client() {
+        let l = limiter();
+        for host in ["2001:db8::1", "2001:db8::2", "2001:db8::3"] {
+            l.failed(ip(host), None);
+        }
+        assert_eq!(l.verdict(ip("2001:db8::ffff"), || None), Verdict::Refuse);
+        assert_eq!(l.verdict(ip("2001:db8:0:1::1"), || None), Verdict::Check);
+    }
+
+    #[test]
+    fn a_spent_scope_refuses_failing_clients_only() {
+        let l = limiter();
+        let uni = Some(IntegrationId(1));
+        for i in 0..5 {
+            l.failed(ip(&format!("198.51.100.{i}")), uni);
+        }
+        assert_eq!(l.verdict(ip("198.51.100.0"), || uni), Verdict::Refuse);
+        assert_eq!(
+            l.verdict(ip("198.51.100.0"), || Some(IntegrationId(2))),
+            Verdict::Check
+        );
+        assert_eq!(
+            l.verdict(ip("203.0.113.7"), || uni),
+            Verdict::Check,
+            "a client that never failed is untouched"
+        );
+    }
+
+    #[test]
+    fn buckets_refill() {
+        let l = limiter();
+        let long_ago = Instant::now() - std::time::Duration::from_secs(180);
+        let key = Key::V4(1);
+        let bucket = Bucket {
+            left: 0.0,
+            at: long_ago,
+        };
+        let left = l.left(key, bucket, Instant::now());
+        assert!((2.9..=3.0).contains(&left), "{left}");
+    }
+}
+
+/// Runs `check` (a checksum verification from `client`, naming the integration with `prefix`)
+/// under the failure limits: refused unchecked when over them, counted, logged and measured
+/// when it fails.
+pub(crate) fn limited<T>(
+    state: &AppState,
+    api: Api,
+    client: Option<IpAddr>,
+    prefix: Option<&str>,
+    check: impl FnOnce() -> Option<T>,
+) -> Result<T, Refusal> {
+    let limiter = &state.checksum_failures;
+    let scope = || prefix.and_then(|p| state.integrations.load().by_prefix(p).map(|i| i.id));
+    if limiter.verdict(client, scope) == Verdict::Refuse {
+        state.metrics.checksum_refused(api);
+        return Err(Refusal::Limited);
+    }
+    match check() {
+        Some(found) => Ok(found),
+        None => {
+            state.metrics.checksum_failed(api);
+            if limiter.failed(client, scope()) {
+                tracing::warn!(
+                    client = %client.map_or_else(String::new, |c| c.to_string()),
+                    api = api.as_str(),
+                    "Too many failed checksums: the client is refused until its budget refills."
+                );
+            }
+            Err(Refusal::Failed)
+        }
+    }
+}
+
+/// Which API a checksum was for (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Bbb,
+    Mobile,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Bbb => "bbb",
+            Api::Mobile => "mobile",
+        }
+    }
+}
+
+/// Why [`limited`] gave nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Over the failure limits; not checked.
+    Limited,
+    /// Checked and wrong.
+    Failed,
+}

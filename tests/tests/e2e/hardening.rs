@@ -1,0 +1,331 @@
+//! What a hostile client does to the balancer's connections: slow and quiet connections are
+//! closed on time, connections over the cap are refused cleanly, many slow connections do not
+//! keep normal clients out (the open-file limit is raised at start), and unreadable bodies get
+//! BBB XML with the right status.
+
+use std::time::{Duration, Instant};
+
+use conflux_shared::Algorithm;
+use conflux_tests::harness::{balancer, sim, Balancer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const UNI: &str = "uni-secret-0123456789";
+
+fn addr(lb: &Balancer) -> String {
+    lb.url.trim_start_matches("http://").to_owned()
+}
+
+/// Everything the server sends until it closes the connection or `wait` passes; and whether it
+/// closed.
+async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> (String, bool) {
+    let mut text = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&text).into(), true),
+            Ok(Ok(n)) => text.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&text).into(), false),
+        }
+    }
+}
+
+async fn connect(lb: &Balancer) -> TcpStream {
+    TcpStream::connect(addr(lb)).await.expect("connect")
+}
+
+#[tokio::test]
+async fn quiet_and_slow_connections_are_closed() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .env("CONFLUX_SERVER__HEADER_TIMEOUT_SECS", "1")
+        .env("CONFLUX_SERVER__BODY_TIMEOUT_SECS", "1")
+        .start()
+        .await;
+
+    // A head that never ends.
+    let mut stuck = connect(&lb).await;
+    stuck
+        .write_all(b"GET /bigbluebutton/api HTTP/1.1\r\nHost: lb\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (_, closed) = read_until_closed(&mut stuck, Duration::from_secs(6)).await;
+    assert!(closed, "a connection stuck in its headers is closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A body announced and never sent.
+    let mut silent = connect(&lb).await;
+    silent
+        .write_all(
+            b"POST /bigbluebutton/api/create?meetingID=m HTTP/1.1\r\nHost: lb\r\n\
+              Content-Type: application/xml\r\nContent-Length: 1000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut silent, Duration::from_secs(6)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("<messageKey>requestTimeout</messageKey>"),
+        "{answer}"
+    );
+    assert!(closed, "the connection is closed after the timeout");
+
+    // A body dripping in far below the minimum rate (1 KiB/s by default).
+    let mut drip = connect(&lb).await;
+    drip.write_all(
+        b"POST /bigbluebutton/api/create?meetingID=m HTTP/1.1\r\nHost: lb\r\n\
+          Content-Type: application/xml\r\nContent-Length: 1000000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let dripping = async {
+        for _ in 0..40 {
+            if drip.write_all(b"<").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(4), dripping)
+        .await
+        .ok();
+    let (answer, _) = read_until_closed(&mut drip, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // An idle keep-alive connection.
+    let mut idle = connect(&lb).await;
+    idle.write_all(b"GET /bigbluebutton/api HTTP/1.1\r\nHost: lb\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(6)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "an idle keep-alive connection is closed");
+}
+
+#[tokio::test]
+async fn unreadable_bodies_get_bbb_xml() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    for (request, status, key) in [
+        (
+            &b"POST /bigbluebutton/api/create?meetingID=m HTTP/1.1\r\nHost: lb\r\n\
+               Content-Type: application/xml\r\nContent-Length: 104857600\r\n\r\n"[..],
+            "413",
+            "requestTooLarge",
+        ),
+        (
+            &b"POST /bigbluebutton/api/create?meetingID=m HTTP/1.1\r\nHost: lb\r\n\
+               Content-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot a chunk\r\n"[..],
+            "400",
+            "requestMalformed",
+        ),
+    ] {
+        let mut stream = connect(&lb).await;
+        stream.write_all(request).await.unwrap();
+        let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        assert!(answer.contains("content-type: text/xml"), "{answer}");
+        assert!(
+            answer.contains(&format!("<returncode>FAILED</returncode><messageKey>{key}</messageKey>")),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_cleanly() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .env("CONFLUX_SERVER__MAX_CONNECTIONS", "16")
+        .start()
+        .await;
+    let mut held = Vec::new();
+    let mut refused = None;
+    for i in 0..40 {
+        let mut stream = connect(&lb).await;
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await
+        {
+            let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            assert!(answer.contains("tooManyConnections"), "{answer}");
+            refused = Some(i);
+            break;
+        }
+        held.push(stream);
+    }
+    let refused = refused.expect("a connection over the cap is refused");
+    assert!(refused <= 16, "refused only past the cap, at {refused}");
+    drop(held);
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    let mut answered = false;
+    for _ in 0..50 {
+        if bbb.call("getMeetings", &[]).await.is_success() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered,
+        "clients are served again once the connections are gone"
+    );
+}
+
+#[tokio::test]
+async fn many_slow_connections_do_not_keep_clients_out() {
+    // The test itself holds the slow connections.
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise the test's open-file limit");
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .open_files(1024, 4096)
+        .start()
+        .await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", lb.process.pid())).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        files,
+        ["4096", "4096"],
+        "the soft limit is raised to the hard one"
+    );
+
+    let mut slow = Vec::new();
+    for _ in 0..1100 {
+        let mut stream = connect(&lb).await;
+        stream
+            .write_all(b"GET /bigbluebutton/api HTTP/1.1\r\nHost: lb\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    for i in 0..20 {
+        let id = format!("room-{i}");
+        let created = tokio::time::timeout(
+            Duration::from_secs(10),
+            bbb.call("create", &[("meetingID", &id), ("name", "Room")]),
+        )
+        .await
+        .expect("a normal client is answered beside 1,100 slow connections");
+        assert!(created.is_success(), "{created:?}");
+    }
+    drop(slow);
+}
+
+/// A mobile API URL signed with `salt` (the checksum covers the query, no call name).
+fn mobile_url(lb: &Balancer, query: &str, salt: &str) -> String {
+    let sum = conflux_shared::checksum::compute(Algorithm::Sha1, "", query, salt);
+    format!(
+        "{}/bigbluebutton/demo/mobile.jsp?{query}&checksum={sum}",
+        lb.url
+    )
+}
+
+async fn key_from(url: &str, client: &str) -> String {
+    let text = conflux_tests::harness::http()
+        .get(url)
+        .header("x-forwarded-for", client)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = text
+        .split("<messageKey>")
+        .nth(1)
+        .and_then(|rest| rest.split("</messageKey>").next())
+        .unwrap_or("");
+    if key.is_empty() && text.contains("<returncode>SUCCESS</returncode>") {
+        return "SUCCESS".into();
+    }
+    key.into()
+}
+
+#[tokio::test]
+async fn guessing_secrets_is_throttled_and_honest_clients_are_not() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .env("CONFLUX_API__CLIENT_FAILURE_BURST", "5")
+        .env("CONFLUX_API__SCOPE_FAILURE_BURST", "12")
+        .start()
+        .await;
+    let salt = &UNI[..5];
+    let timestamp = "action=getTimestamp";
+
+    // One client guessing the mobile salt: five wrong guesses, then even the right salt is
+    // refused unchecked, so guessing cannot go faster than the refill (60 an hour).
+    let guesser = "198.51.100.7";
+    for i in 0..5 {
+        let wrong = mobile_url(&lb, timestamp, &format!("{i:05x}"));
+        assert_eq!(key_from(&wrong, guesser).await, "checksumError");
+    }
+    let wrong = mobile_url(&lb, timestamp, "fffff");
+    assert_eq!(key_from(&wrong, guesser).await, "tooManyFailures");
+    let right = mobile_url(&lb, timestamp, salt);
+    assert_eq!(key_from(&right, guesser).await, "tooManyFailures");
+
+    // The main API counts the same way.
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    let forger = lb.client("not-the-secret-at-all", Algorithm::Sha256);
+    let forged = forger.url("getMeetings", &[]);
+    for _ in 0..5 {
+        assert_eq!(key_from(&forged, "198.51.100.8").await, "checksumError");
+    }
+    let honest = bbb.url("getMeetings", &[]);
+    assert_eq!(key_from(&honest, "198.51.100.8").await, "tooManyFailures");
+
+    // Many users behind one NAT, all signing right, are untouched.
+    for _ in 0..300 {
+        assert_eq!(key_from(&right, "203.0.113.50").await, "SUCCESS");
+        assert_eq!(key_from(&honest, "203.0.113.50").await, "noMeetings");
+    }
+
+    // A guesser spreading over many addresses spends the shared budget (12, two already
+    // spent above... ten of them), after which every address with a failure is refused, and
+    // the NAT still is not.
+    for i in 0..10 {
+        let client = format!("192.0.2.{i}");
+        key_from(&mobile_url(&lb, timestamp, "00000"), &client).await;
+    }
+    assert_eq!(key_from(&right, "192.0.2.3").await, "tooManyFailures");
+    assert_eq!(key_from(&right, "203.0.113.50").await, "SUCCESS");
+
+    let metrics = conflux_tests::harness::http()
+        .get(format!("{}/metrics", lb.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("conflux_api_checksum_failures_total{api=\"mobile\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("conflux_api_checksum_refusals_total{api=\"bbb\"} 1"));
+    let log = lb.process.log_text();
+    assert!(log.contains("Too many failed checksums"), "{log}");
+}
