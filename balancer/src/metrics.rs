@@ -91,6 +91,12 @@ pub struct Metrics {
     connections_refused: Counter,
     checksum_failures: Family<ApiLabels, Counter>,
     checksum_refusals: Family<ApiLabels, Counter>,
+    archives_refused: Family<ByLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByLabels {
+    by: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,6 +116,7 @@ impl Default for Metrics {
             connections_refused: Counter::default(),
             checksum_failures: Family::default(),
             checksum_refusals: Family::default(),
+            archives_refused: Family::default(),
         }
     }
 }
@@ -146,6 +153,11 @@ impl Metrics {
         self.checksum_refusals
             .get_or_create(&ApiLabels { api })
             .inc();
+    }
+
+    /// Counts a recording archive refused `by` the balancer (on upload) or the recorder.
+    pub fn archive_refused(&self, by: &'static str) {
+        self.archives_refused.get_or_create(&ByLabels { by }).inc();
     }
 
     /// Counts one API call.
@@ -194,6 +206,11 @@ pub fn render(state: &Arc<AppState>) -> String {
         "api_checksum_refusals",
         "API requests refused unchecked after too many failed checksums, by API",
         state.metrics.checksum_refusals.clone(),
+    );
+    registry.register(
+        "recording_archives_refused",
+        "Recording archives refused, by the balancer on upload or by the recorder",
+        state.metrics.archives_refused.clone(),
     );
     let gauge = |registry: &mut Registry, name: &str, help: &str| {
         let family = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();

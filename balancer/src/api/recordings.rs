@@ -142,6 +142,10 @@ fn present(
     if row.archive.is_none() {
         return Some(r);
     }
+    if row.archive.as_deref() == Some("failed") {
+        // Refused by the recorder: said so, never left as a silent `processing`.
+        r.state = "failed".into();
+    }
     r.extra.retain(|e| e.name != "protected");
     r.extra
         .push(Element::text("protected", row.protected.to_string()));

@@ -155,6 +155,13 @@ async fn upload(
         );
     };
     let Some(owner) = owner(&state, &recording, node.id).await else {
+        state.metrics.archive_refused("balancer");
+        tracing::warn!(
+            record_id,
+            node = %node.name,
+            meeting_id = recording.meeting_id,
+            "Archive refused: its meeting was not placed on this node."
+        );
         return refuse(
             StatusCode::CONFLICT,
             peer,
@@ -164,16 +171,38 @@ async fn upload(
             ),
         );
     };
+    let fingerprint = state
+        .integrations
+        .load()
+        .iter()
+        .find(|i| i.id == owner)
+        .and_then(|i| i.recorder.as_ref().map(|r| r.fingerprint.clone()));
     let temp = super::incoming(&state.config, &record_id);
-    let size = match receive(&state, &temp, body, &sha256).await {
+    let received = receive(&state, &temp, body, &sha256).await;
+    let size = match received.and_then(|size| verify(&temp, size, &recording, fingerprint)) {
         Ok(size) => size,
         Err((status, why)) => {
             super::remove(&temp);
+            state.metrics.archive_refused("balancer");
+            tracing::warn!(record_id, node = %node.name, %why, "Archive refused.");
             return refuse(status, peer, &format!("archive {record_id}: {why}"));
         }
     };
     let arrival = arrival(&state, &recording, owner, Some(node.id), size, sha256);
     match store_arrival(&state, arrival, &temp).await {
+        Ok(Arrived::Conflict) => {
+            state.metrics.archive_refused("balancer");
+            tracing::warn!(
+                record_id,
+                node = %node.name,
+                "Archive refused: the recording is held from another node or integration."
+            );
+            refuse(
+                StatusCode::CONFLICT,
+                peer,
+                &format!("recording {record_id} is held from another node"),
+            )
+        }
         Ok(outcome) => {
             tracing::info!(record_id, node = %node.name, size, ?outcome, "Archive received.");
             json(
@@ -186,7 +215,7 @@ async fn upload(
 }
 
 /// Streams `body` into `temp`, refusing more than the configured size and a digest other than
-/// `sha256`; then checks the file is an archive of the named recording. Returns its size.
+/// `sha256`. Returns its size.
 async fn receive(
     state: &AppState,
     temp: &std::path::Path,
@@ -221,36 +250,57 @@ async fn receive(
             "the body does not match its signed sha256".into(),
         ));
     }
-    let check = std::fs::File::open(temp)
+    Ok(size)
+}
+
+/// Checks what can be checked without the recorder's key: the archive's layout and length,
+/// that its manifest names this recording and meeting, and that it was encrypted for the
+/// owner's recording server (`fingerprint`).
+fn verify(
+    temp: &std::path::Path,
+    size: u64,
+    recording: &Recording,
+    fingerprint: Option<String>,
+) -> Result<u64, (StatusCode, String)> {
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let layout = std::fs::File::open(temp)
+        .map(std::io::BufReader::new)
         .map_err(archive::ArchiveError::from)
-        .and_then(archive::manifest);
-    match check {
-        Ok(_) => Ok(size),
-        Err(e) => Err((StatusCode::BAD_REQUEST, e.to_string())),
+        .and_then(|file| archive::inspect(file, size))
+        .map_err(|e| bad(e.to_string()))?;
+    if layout.manifest.record_id != recording.record_id
+        || layout.manifest.meeting_id != recording.meeting_id
+    {
+        return Err(bad(format!(
+            "its manifest names recording {} of meeting {}",
+            layout.manifest.record_id, layout.manifest.meeting_id
+        )));
     }
+    if fingerprint.as_deref() != Some(layout.key_fingerprint.as_str()) {
+        return Err(bad(format!(
+            "it is encrypted for key {}, not the owner's recording server",
+            layout.key_fingerprint
+        )));
+    }
+    Ok(size)
 }
 
 /// The integration owning a recording: the one that created its meeting on `node` (event
-/// log), else the one the balancer named in its metadata at create.
+/// log). A node may only upload recordings of meetings placed on it, whatever its metadata
+/// says.
 pub(super) async fn owner(
     state: &AppState,
     recording: &Recording,
     node: store::NodeId,
 ) -> Option<IntegrationId> {
     let meeting = recording.meeting_id.clone();
-    let named = recording
-        .meta(transfer::META_INSTITUTION)
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .map(IntegrationId);
     let logged = state
         .store
         .run(move |c| store::recordings::owner_of(c, &meeting, Some(node)))
         .await
         .ok()
         .flatten();
-    logged
-        .or(named)
-        .filter(|id| state.integrations.load().iter().any(|i| i.id == *id))
+    logged.filter(|id| state.integrations.load().iter().any(|i| i.id == *id))
 }
 
 /// The store's record of an archive that arrived for `recording`.

@@ -269,6 +269,7 @@ async fn report(
             .await
         {
             Ok(true) => {
+                state.metrics.archive_refused("recorder");
                 tracing::warn!(record_id, integration = %integration.name, %reason, "The recorder refused an archive.");
                 super::reject(&state.config, &record_id);
                 json(StatusCode::OK, &json!({ "ok": true }))

@@ -44,10 +44,11 @@ pub async fn admin_page(
                 store::nodes::list(c)?,
                 users::list(c)?,
                 users::audit_log(c, 50)?,
+                store::recordings::refused_archives(c)?,
             ))
         })
         .await;
-    let Ok((integrations, nodes, accounts, audit)) = loaded else {
+    let Ok((integrations, nodes, accounts, audit, refused)) = loaded else {
         return message(
             state,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,6 +74,8 @@ pub async fn admin_page(
                 "meetings": state.meetings_of(i.id),
                 "recorder_url": i.recorder.as_ref().map(|r| r.url.clone()).unwrap_or_default(),
                 "recorder_fingerprint": i.recorder.as_ref().map(|r| r.fingerprint.clone()),
+                "refused_archives": refused.get(&i.id).map(|(n, _)| *n),
+                "refused_reason": refused.get(&i.id).map(|(_, why)| why.clone()),
             })
         })
         .collect();

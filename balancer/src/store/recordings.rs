@@ -227,21 +227,40 @@ pub enum Arrived {
     Known,
     /// The recorder already has this recording, or it was deleted: the node may drop its copy.
     Settled,
+    /// The record id is held from another node or integration: refused, nothing replaced.
+    Conflict,
 }
 
 /// Stores an arrival and queues it in the feed of its integration's recorder.
 pub fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, StoreError> {
     let tx = conn.transaction()?;
-    let existing: Option<(Option<String>, Option<String>)> = tx
+    type Existing = (
+        Option<String>,
+        Option<String>,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+    let existing: Option<Existing> = tx
         .query_row(
-            "SELECT archive, archive_sha256 FROM recordings WHERE record_id = ?1",
+            "SELECT archive, archive_sha256, integration_id, archive_node, node_id FROM recordings \
+             WHERE record_id = ?1",
             [&a.record_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
+    let uploader = a.node_id.map(|n| n.0);
     let outcome = match &existing {
-        Some((Some(state), _)) if state == "done" || state == "deleted" => Arrived::Settled,
-        Some((Some(_), Some(sha))) if *sha == a.sha256 => Arrived::Known,
+        Some((_, _, owner, archive_node, node))
+            if uploader.is_some()
+                && (*owner != a.integration_id.0
+                    || archive_node.is_some_and(|n| Some(n) != uploader)
+                    || node.is_some_and(|n| Some(n) != uploader)) =>
+        {
+            Arrived::Conflict
+        }
+        Some((Some(state), ..)) if state == "done" || state == "deleted" => Arrived::Settled,
+        Some((Some(_), Some(sha), ..)) if *sha == a.sha256 => Arrived::Known,
         _ => Arrived::Queued,
     };
     if outcome == Arrived::Queued {
@@ -372,10 +391,34 @@ pub fn failed(
     reason: &str,
 ) -> Result<bool, StoreError> {
     Ok(conn.execute(
-        "UPDATE recordings SET archive = 'failed', failure = ?3 \
+        "UPDATE recordings SET archive = 'failed', state = 'failed', failure = ?3 \
          WHERE record_id = ?1 AND integration_id = ?2 AND archive = 'stored'",
         params![record_id, integration.0, reason],
     )? == 1)
+}
+
+/// Per integration, how many archives its recorder refused and the latest reason.
+pub fn refused_archives(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<IntegrationId, (u64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT integration_id, COUNT(*), \
+         (SELECT failure FROM recordings l WHERE l.integration_id = r.integration_id \
+          AND l.archive = 'failed' ORDER BY seen_at DESC LIMIT 1) \
+         FROM recordings r WHERE archive = 'failed' GROUP BY integration_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                IntegrationId(r.get(0)?),
+                (
+                    r.get::<_, i64>(1)?.unsigned_abs(),
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ),
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// Record ids whose copy `node` may drop: the recorder has them, or they were deleted.

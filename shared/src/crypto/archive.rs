@@ -149,6 +149,45 @@ pub fn manifest(mut archive: impl Read) -> Result<Manifest, ArchiveError> {
     Ok(read_header(&mut archive)?.0.manifest)
 }
 
+/// What can be known of an archive without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub manifest: Manifest,
+    /// The fingerprint of the key it was encrypted for.
+    pub key_fingerprint: String,
+}
+
+/// Checks all that can be checked without the key: the header is whole and well formed (key
+/// wrapped for an RSA key of 3072 bits or more, nonce, chunk size, the manifest's size and
+/// digest) and `length`, the archive's size in bytes, is exactly what that many chunks make. A
+/// truncated or padded archive fails; an altered chunk is only found by [`decrypt`].
+pub fn inspect(mut archive: impl Read, length: u64) -> Result<Layout, ArchiveError> {
+    let (header, bytes) = read_header(&mut archive)?;
+    let wrapped_ok = hex::decode(&header.wrapped_key).is_ok_and(|k| k.len() >= 384);
+    let nonce_ok = hex::decode(&header.nonce_prefix).is_ok_and(|p| p.len() == 7);
+    let m = &header.manifest;
+    let digest_ok = m.sha256.len() == 64 && m.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    if !wrapped_ok
+        || !nonce_ok
+        || !digest_ok
+        || header.chunk_size == 0
+        || header.chunk_size > 64 << 20
+        || header.key_fingerprint.is_empty()
+    {
+        return Err(ArchiveError::NotAnArchive);
+    }
+    let chunks = m.size.div_ceil(header.chunk_size as u64).max(1);
+    let expected = (MAGIC.len() + 4 + bytes.len()) as u64 + m.size + chunks * TAG as u64;
+    match length.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(ArchiveError::Truncated),
+        std::cmp::Ordering::Greater => Err(ArchiveError::Tampered),
+        std::cmp::Ordering::Equal => Ok(Layout {
+            manifest: header.manifest,
+            key_fingerprint: header.key_fingerprint,
+        }),
+    }
+}
+
 /// Decrypts `archive` with `private_key` (PKCS#8 PEM) into `out`; checks the plaintext against
 /// the manifest and returns it.
 pub fn decrypt(
@@ -349,6 +388,10 @@ mod tests {
             assert_eq!(plain, &data[..len], "length {len}");
             assert_eq!(got, manifest);
             assert_eq!(super::manifest(&archive[..]).unwrap(), manifest);
+            let layout = inspect(&archive[..], archive.len() as u64).unwrap();
+            assert_eq!(layout.manifest, manifest);
+            let key = RecorderKey::from_pem(PUBLIC).unwrap();
+            assert_eq!(layout.key_fingerprint, key.fingerprint);
             let needle = &data[..len.min(64)];
             if len >= 64 {
                 assert!(
@@ -357,6 +400,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn inspection_finds_cut_and_padded_archives_without_the_key() {
+        let (archive, _) = sealed(&[5u8; 4500], 1000);
+        let len = archive.len() as u64;
+        assert!(matches!(
+            inspect(&archive[..], len - 1),
+            Err(ArchiveError::Truncated)
+        ));
+        let half = &archive[..archive.len() / 2];
+        assert!(matches!(
+            inspect(half, half.len() as u64),
+            Err(ArchiveError::Truncated)
+        ));
+        assert!(matches!(
+            inspect(&archive[..], len + 1),
+            Err(ArchiveError::Tampered)
+        ));
+        assert!(matches!(
+            inspect(&archive[..10], 10),
+            Err(ArchiveError::Truncated)
+        ));
+        assert!(matches!(
+            inspect(&b"PK\x03\x04 a zip"[..], 10),
+            Err(ArchiveError::NotAnArchive)
+        ));
     }
 
     #[test]

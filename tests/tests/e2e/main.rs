@@ -2,6 +2,7 @@
 //! Each test starts the real binaries on loopback through `conflux_tests::harness`.
 
 mod agent;
+mod archive_door;
 mod balancer_api;
 mod balancer_failover;
 mod balancer_mconf;
