@@ -189,7 +189,17 @@ async fn report(
         .monitor
         .accept_report(&nodes.nodes, &state.config, &header, &body)
     {
-        Ok(_) => warp::reply::json(&json!({ "ok": true })).into_response(),
+        Ok(_) => match state.monitor.persist(&state.store).await {
+            Ok(()) => warp::reply::json(&json!({ "ok": true })).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "Could not store a report.");
+                refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    peer,
+                    "the report could not be stored; send it again",
+                )
+            }
+        },
         Err(e) => {
             let status = match e {
                 ReportError::Body(_) | ReportError::Header(_) => StatusCode::BAD_REQUEST,

@@ -77,7 +77,11 @@ pub enum ReportError {
 
 pub struct Monitor {
     health: RwLock<HashMap<NodeId, NodeHealth>>,
-    writes: Mutex<Vec<Write>>,
+    writes: Mutex<Queue>,
+    /// How many queued writes are committed (counted as [`Queue::queued`]).
+    committed: std::sync::atomic::AtomicU64,
+    /// Held while a batch is written, so batches commit in the order they were queued.
+    flushing: tokio::sync::Mutex<()>,
     pub geoip: GeoIp,
     /// GeoIP positions of node hosts, resolved in the background.
     located: RwLock<HashMap<String, Option<Position>>>,
@@ -87,7 +91,9 @@ impl Monitor {
     pub fn new(geoip: GeoIp) -> Monitor {
         Monitor {
             health: RwLock::new(HashMap::new()),
-            writes: Mutex::new(Vec::new()),
+            writes: Mutex::new(Queue::default()),
+            committed: std::sync::atomic::AtomicU64::new(0),
+            flushing: tokio::sync::Mutex::new(()),
             geoip,
             located: RwLock::new(HashMap::new()),
         }
@@ -303,27 +309,77 @@ impl Monitor {
     }
 
     fn queue(&self, write: Write) {
-        self.writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(write);
+        let mut queue = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        queue.writes.push(write);
+        queue.queued += 1;
     }
 
-    /// Writes the queued changes in one transaction.
+    /// Writes the queued changes in one transaction (the background flush, every second).
     pub async fn flush(&self, store: &Store) {
-        let batch = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()));
-        if batch.is_empty() {
-            return;
+        if let Err(e) = self.write_batch(store).await {
+            tracing::error!(error = %e, "Could not store monitoring data; will retry.");
         }
-        if let Err(e) = store.run(move |c| store::monitor::apply(c, &batch)).await {
-            tracing::error!(error = %e, "Could not store monitoring data.");
+    }
+
+    /// Returns once everything queued so far is committed: a report is acknowledged only when
+    /// its replay window (the signed timestamp) would survive a crash. Concurrent callers share
+    /// one transaction.
+    pub async fn persist(&self, store: &Store) -> Result<(), store::StoreError> {
+        use std::sync::atomic::Ordering;
+        let wanted = self.writes.lock().unwrap_or_else(|p| p.into_inner()).queued;
+        while self.committed.load(Ordering::Acquire) < wanted {
+            self.write_batch(store).await?;
         }
+        Ok(())
+    }
+
+    /// Takes the queue and commits it, in queue order; on failure the batch goes back to the
+    /// front of the queue (up to a bound) for the next try.
+    async fn write_batch(&self, store: &Store) -> Result<(), store::StoreError> {
+        use std::sync::atomic::Ordering;
+        let _turn = self.flushing.lock().await;
+        let (batch, upto) = {
+            let mut queue = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+            (std::mem::take(&mut queue.writes), queue.queued)
+        };
+        if !batch.is_empty() {
+            let batch = Arc::new(batch);
+            let writing = batch.clone();
+            let written = store.run(move |c| store::monitor::apply(c, &writing)).await;
+            if let Err(e) = written {
+                let mut queue = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.writes.len() + batch.len() <= MAX_QUEUED {
+                    let later = std::mem::take(&mut queue.writes);
+                    queue.writes = Arc::unwrap_or_clone(batch);
+                    queue.writes.extend(later);
+                } else {
+                    tracing::error!(
+                        writes = batch.len(),
+                        "Monitoring writes dropped: the store keeps failing."
+                    );
+                    self.committed.store(upto, Ordering::Release);
+                }
+                return Err(e);
+            }
+        }
+        self.committed.store(upto, Ordering::Release);
+        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NodeId, NodeHealth>> {
         self.health.read().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Monitoring writes waiting for the store, and how many were ever queued.
+#[derive(Default)]
+struct Queue {
+    writes: Vec<Write>,
+    queued: u64,
+}
+
+/// Writes kept for a retry while the store fails; beyond, they are dropped (and logged).
+const MAX_QUEUED: usize = 100_000;
 
 /// The passive checks a report yields: (name, status, output).
 pub fn passive_checks(r: &Report, config: &Config) -> Vec<(&'static str, Status, String)> {
@@ -545,6 +601,6 @@ mod tests {
         monitor.set(id, "cpu", Status::Critical, "c".into());
         assert!(monitor.health(id).unwrap().checks["cpu"].since > since);
         // The first set and the change are queued for the store; the unchanged one is not.
-        assert_eq!(monitor.writes.lock().unwrap().len(), 2);
+        assert_eq!(monitor.writes.lock().unwrap().writes.len(), 2);
     }
 }

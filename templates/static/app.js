@@ -87,3 +87,15 @@ var Conflux = {
     document.body.dataset.chart = "report";
   }
 };
+
+// No inline script anywhere (the pages' Content-Security-Policy forbids it): the page to start
+// is named by the script tag, and forms that ask first say what in data-confirm.
+(function () {
+  var page = document.currentScript && document.currentScript.dataset.page;
+  if (page && Conflux[page]) Conflux[page]();
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+})();

@@ -20,6 +20,9 @@ const browser = await chromium.launch({
 const fail = async (why) => { console.error("FAIL: " + why); await browser.close(); process.exit(1); };
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  // The pages' Content-Security-Policy allows no inline script: anything it blocks is a bug.
+  const blocked = [];
+  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) blocked.push(m.text()); });
   await page.goto(base + "/");
   if (!page.url().endsWith("/login")) await fail("not sent to the login page: " + page.url());
   await page.fill('input[name="username"]', user);
@@ -86,6 +89,15 @@ try {
   await page.goto(base + "/admin");
   if ((await page.content()).includes(secret)) await fail("the secret is shown again");
   console.log("ok: integration created, its secret shown once");
+  const remove = 'tr[data-integration="Browser University"] form[action="/admin/integrations/remove"] button';
+  page.once("dialog", (d) => d.dismiss());
+  await page.click(remove);
+  await page.waitForTimeout(300);
+  if (!(await page.$('tr[data-integration="Browser University"]'))) await fail("removed without confirmation");
+  page.once("dialog", (d) => d.accept());
+  await page.click(remove);
+  await page.waitForSelector('tr[data-integration="Browser University"]', { state: "detached" });
+  console.log("ok: integration removed once confirmed");
 
   await page.click('header a[href="/reports"]');
   await page.selectOption('select[name="integration"]', { label: "demo" });
@@ -98,6 +110,8 @@ try {
   if (!csv.startsWith("integration,day,meetings,")) await fail("not the CSV report: " + csv.slice(0, 80));
   if (!line || Number(line.split(",")[2]) < 1) await fail("today's meeting is not in the report: " + line);
   console.log("ok: usage report downloaded as CSV (" + download.suggestedFilename() + ")");
+  if (blocked.length) await fail("blocked by the Content-Security-Policy: " + blocked.join("; "));
+  console.log("ok: nothing blocked by the Content-Security-Policy");
 } catch (e) {
   await fail(String(e && e.stack || e));
 }

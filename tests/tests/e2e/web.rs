@@ -101,7 +101,9 @@ async fn the_dashboard_in_a_real_browser() {
         "network history",
         "logged out",
         "secret shown once",
+        "removed once confirmed",
         "report downloaded",
+        "nothing blocked by the Content-Security-Policy",
     ] {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
@@ -170,6 +172,23 @@ async fn pages_need_a_login_and_never_show_secrets() {
         let r = http().get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
     }
+
+    // Every web answer carries the security headers; HSTS only when served as secure.
+    for path in ["/login", "/admin", "/static/app.js", "/"] {
+        let r = http().get(format!("{base}{path}")).send().await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        assert!(h.get("strict-transport-security").is_none(), "{path}");
+    }
+    let login_page = http().get(format!("{base}/login")).send().await.unwrap();
+    let login_html = login_page.text().await.unwrap();
+    assert!(!login_html.contains("<script>"), "no inline script");
 
     // CSRF: a login without the login cookie's token is refused.
     let forged = http()
@@ -321,6 +340,11 @@ async fn a_public_dashboard_needs_no_login() {
         .await;
     let page = http().get(format!("{}/", lb.url)).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "HSTS when the web is served as secure (the default)"
+    );
     let text = page.text().await.unwrap();
     assert!(
         text.contains(r#"data-node="bbb1""#) && !text.contains("Log out"),
