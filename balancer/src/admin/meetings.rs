@@ -29,12 +29,22 @@ pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Res
             Ok(())
         }
         MeetingsCommand::Info { meeting_id } => {
+            const INFO_EVENTS: u32 = 1000;
             let (m, events) = state
                 .store
                 .blocking(|c| {
                     let m = store::meetings::find(c, &meeting_id)?
                         .ok_or_else(|| StoreError::NotFound(format!("meeting {meeting_id:?}")))?;
-                    Ok((m, store::events::for_meeting(c, &meeting_id)?))
+                    // This run of the meeting: its create and what followed (bounded).
+                    let created = store::events::latest_created(c, &meeting_id, m.integration_id)?;
+                    let events = match created {
+                        Some(created) => {
+                            let run = store::events::run_of(c, &created, INFO_EVENTS)?;
+                            std::iter::once(created).chain(run).collect()
+                        }
+                        None => Vec::new(),
+                    };
+                    Ok((m, events))
                 })
                 .map_err(usage)?;
             let node = state

@@ -39,6 +39,16 @@ pub fn get_servers(state: &AppState) -> Response {
     Response::success(conflux_shared::Body::Fields(vec![servers]))
 }
 
+/// Events answered at most per call (`limit`, as Mconf-LB).
+const MAX_EVENTS: u32 = 100;
+/// Users listed at most per event, and events of one run read at most (so a meeting's end is
+/// still found after many rejoins).
+const MAX_USERS: u32 = 1000;
+const MAX_RUN: u32 = 5000;
+/// Creates read per store round trip, and at most per call (sparse `users` filters).
+const PAGE: u32 = 200;
+const MAX_SCANNED: u32 = 10_000;
+
 pub async fn get_meeting_events(
     state: &Arc<AppState>,
     req: &ApiRequest,
@@ -59,27 +69,51 @@ pub async fn get_meeting_events(
         .get_trimmed("users")
         .map_or(Ok(1), |u| u.parse())
         .map_err(|_| ApiError::Bbb(messages::INVALID_PARAMETERS))?;
-    let limit: u32 = q
-        .get_trimmed("limit")
-        .map_or(Ok(50), |l| l.parse())
-        .map_err(|_| ApiError::Bbb(messages::INVALID_PARAMETERS))?;
-    let limit = limit.clamp(1, 100);
+    let number = |name: &str, default: u32| -> Result<u32, ApiError> {
+        q.get_trimmed(name)
+            .map_or(Ok(default), |v| v.parse())
+            .map_err(|_| ApiError::Bbb(messages::INVALID_PARAMETERS))
+    };
+    let limit = number("limit", 50)?.clamp(1, MAX_EVENTS);
+    let offset = number("offset", 0)?;
     let id = integration.id;
     let nodes = state.nodes.load_full();
+    // Creates are read a page at a time (newest first) and each meeting run only as far as its
+    // next create, so the cost is bounded by what is answered, not by how often an ID was used.
     let events = state
         .store
         .read(move |c| {
-            let created =
-                store::events::for_integration(c, id, EventKind::MeetingCreated, from, to, 1000)?;
             let mut out = Vec::new();
-            for event in created {
-                let meeting_id = event.meeting_id.clone().unwrap_or_default();
-                let later: Vec<store::Event> = store::events::for_meeting(c, &meeting_id)?
-                    .into_iter()
-                    .filter(|e| e.at >= event.at && e.id > event.id)
-                    .take_while(|e| e.kind != EventKind::MeetingCreated.as_str())
-                    .collect();
-                out.push((event, later));
+            let mut skipped = 0;
+            let mut scanned = 0;
+            while out.len() < limit as usize && scanned < MAX_SCANNED {
+                let page = store::events::for_integration(
+                    c,
+                    id,
+                    EventKind::MeetingCreated,
+                    (from, to),
+                    scanned,
+                    PAGE,
+                )?;
+                scanned += PAGE;
+                let last_page = page.len() < PAGE as usize;
+                for created in page {
+                    if store::events::users_in_run(c, &created, MAX_RUN)? < min_users {
+                        continue;
+                    }
+                    if skipped < offset {
+                        skipped += 1;
+                        continue;
+                    }
+                    let run = store::events::run_of(c, &created, MAX_RUN)?;
+                    out.push((created, run));
+                    if out.len() == limit as usize {
+                        break;
+                    }
+                }
+                if last_page {
+                    break;
+                }
             }
             Ok(out)
         })
@@ -90,19 +124,13 @@ pub async fn get_meeting_events(
             .iter()
             .filter(|e| e.kind == EventKind::UserJoined.as_str())
             .collect();
-        if users.len() < min_users {
-            continue;
-        }
-        if list.children.len() >= usize::try_from(limit).unwrap_or(100) {
-            break;
-        }
         let ended = later
             .iter()
             .find(|e| e.kind == EventKind::MeetingEnded.as_str())
             .map_or(0, |e| e.at);
         let node = created.node_id.and_then(|n| nodes.get(n).cloned());
         let mut users_e = Element::new("users");
-        for u in users {
+        for u in users.into_iter().take(MAX_USERS as usize) {
             users_e.push(
                 Element::new("user")
                     .with_text("name", u.data["fullName"].as_str().unwrap_or_default())
