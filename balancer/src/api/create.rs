@@ -46,7 +46,7 @@ pub async fn handle(
         ));
     }
     let existing = state.route(&meeting_id);
-    let (node, is_new) = match existing {
+    let (mut node, is_new) = match existing {
         Some(route) if route.integration != integration.id => {
             return Err(ApiError::Bbb(messages::ID_NOT_UNIQUE))
         }
@@ -59,12 +59,25 @@ pub async fn handle(
     let mut query = node_query(state, &req, &integration, wants_record);
     let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
     let mut attempts = 0;
+    let mut failovers = 0;
     let response = loop {
         let answer =
             forward::call(state, &node, "create", &query, body.clone(), CREATE_FAILED).await;
         let response = match answer.and_then(|a| a.parse(CREATE_FAILED)) {
             Ok(r) => r,
+            Err(ApiError::NodeUnreachable { detail, .. }) if is_new && failovers < FAILOVERS => {
+                // Nothing reached the node: it is suspect at once (the poller clears it when
+                // the node answers again) and the meeting goes to the next candidate.
+                suspect(state, &node, &detail);
+                forget(state, &meeting_id).await;
+                failovers += 1;
+                node = place(state, &req, &integration, &meeting_id).await?;
+                continue;
+            }
             Err(e) => {
+                if let ApiError::NodeUnreachable { detail, .. } = &e {
+                    suspect(state, &node, detail);
+                }
                 if is_new {
                     forget(state, &meeting_id).await;
                 }
@@ -110,6 +123,21 @@ pub async fn handle(
         _ => {}
     }
     Ok(response)
+}
+
+/// Nodes tried after the first when they cannot be reached.
+const FAILOVERS: u32 = 3;
+
+/// Marks `node` as failing its API check now, so placement skips it until the poller sees it
+/// answer again.
+fn suspect(state: &AppState, node: &Node, detail: &str) {
+    tracing::warn!(node = %node.name, detail, "Node unreachable on create; placing elsewhere.");
+    state.monitor.set(
+        node.id,
+        "api",
+        conflux_shared::status::Status::Critical,
+        format!("create could not connect: {detail}"),
+    );
 }
 
 /// Chooses a node, stores the meeting and its route before forwarding (so concurrent calls

@@ -19,6 +19,12 @@ pub enum ApiError {
         context: &'static str,
         detail: String,
     },
+    /// A node could not be reached: nothing was sent to it.
+    #[error("node unreachable: {context}: {detail}")]
+    NodeUnreachable {
+        context: &'static str,
+        detail: String,
+    },
     /// No node can take the meeting.
     #[error("no available server")]
     NoServer,
@@ -35,7 +41,10 @@ impl ApiError {
         match self {
             ApiError::Bbb(m) => m.key,
             ApiError::PermissionDenied(_) => messages::PERMISSION_DENIED.key,
-            ApiError::Node { .. } | ApiError::NoServer | ApiError::Store(_) => "internalError",
+            ApiError::Node { .. }
+            | ApiError::NodeUnreachable { .. }
+            | ApiError::NoServer
+            | ApiError::Store(_) => "internalError",
             ApiError::NoTaggedServer(_) => "serverTagUnavailable",
         }
     }
@@ -44,7 +53,9 @@ impl ApiError {
         match self {
             ApiError::Bbb(m) => m.text.to_owned(),
             ApiError::PermissionDenied(text) => (*text).to_owned(),
-            ApiError::Node { context, .. } => (*context).to_owned(),
+            ApiError::Node { context, .. } | ApiError::NodeUnreachable { context, .. } => {
+                (*context).to_owned()
+            }
             ApiError::NoServer => "Could not find any available servers.".into(),
             ApiError::NoTaggedServer(tag) => {
                 format!("There is no available server with the required tag={tag}.")
@@ -59,7 +70,7 @@ impl ApiError {
             ApiError::Bbb(_) | ApiError::PermissionDenied(_) | ApiError::NoTaggedServer(_) => {
                 tracing::debug!(error = %self, "Request refused.")
             }
-            ApiError::Node { .. } | ApiError::NoServer => {
+            ApiError::Node { .. } | ApiError::NodeUnreachable { .. } | ApiError::NoServer => {
                 tracing::warn!(error = %self, "Node failure.")
             }
             ApiError::Store(_) => tracing::error!(error = %self, "Internal failure."),

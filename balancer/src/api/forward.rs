@@ -14,6 +14,8 @@ use crate::store::Node;
 
 mod plain;
 
+use plain::SendError;
+
 /// What a node answered.
 pub struct NodeAnswer {
     pub body: Bytes,
@@ -68,14 +70,18 @@ pub async fn call(
     };
     let answer = match tokio::time::timeout(timeout, exchange).await {
         Ok(answer) => answer,
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Err(_) => Err(SendError::Failed(format!("no answer within {timeout:?}"))),
     };
-    answer
-        .map(|body| NodeAnswer { body })
-        .map_err(|detail| ApiError::Node {
+    answer.map(|body| NodeAnswer { body }).map_err(|e| match e {
+        SendError::NotSent(detail) => ApiError::NodeUnreachable {
             context,
             detail: format!("{}: {detail}", node.name),
-        })
+        },
+        SendError::Failed(detail) => ApiError::Node {
+            context,
+            detail: format!("{}: {detail}", node.name),
+        },
+    })
 }
 
 /// A plain-HTTP node (the hot path of every proxied call).
@@ -83,7 +89,7 @@ async fn plain(
     state: &AppState,
     url: String,
     body: Option<(Option<&str>, Bytes)>,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, SendError> {
     let (status, body) = plain::send(plain::Call {
         url: &url,
         body,
@@ -91,7 +97,7 @@ async fn plain(
         limit: ANSWER_LIMIT,
     })
     .await?;
-    check_status(status)?;
+    check_status(status).map_err(SendError::Failed)?;
     Ok(body)
 }
 
@@ -100,7 +106,7 @@ async fn tls(
     state: &AppState,
     url: &str,
     body: Option<(Option<&str>, Bytes)>,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, SendError> {
     let request = match body {
         Some((content_type, body)) => {
             let mut r = tls_client(state).request(Method::POST, url).body(body);
@@ -111,9 +117,18 @@ async fn tls(
         }
         None => tls_client(state).get(url),
     };
-    let response = request.send().await.map_err(|e| error_chain(&e))?;
-    check_status(response.status())?;
-    response.bytes().await.map_err(|e| error_chain(&e))
+    let response = request.send().await.map_err(|e| {
+        if e.is_connect() {
+            SendError::NotSent(error_chain(&e))
+        } else {
+            SendError::Failed(error_chain(&e))
+        }
+    })?;
+    check_status(response.status()).map_err(SendError::Failed)?;
+    response
+        .bytes()
+        .await
+        .map_err(|e| SendError::Failed(error_chain(&e)))
 }
 
 fn check_status(status: StatusCode) -> Result<(), String> {

@@ -304,3 +304,45 @@ async fn a_failing_or_hanging_node_answers_internal_error_in_time() {
         .await;
     assert!(bbb.call("getMeetingInfo", &info).await.is_success());
 }
+
+#[tokio::test]
+async fn a_create_for_a_node_that_just_died_goes_to_the_next_one() {
+    let (n1, mut n2) = (sim().start().await, sim().start().await);
+    // Polls far apart: the balancer cannot have seen the death when the creates come.
+    let lb = balancer()
+        .nodes(&[&n1, &n2])
+        .integration("uni", UNI)
+        .env("CONFLUX_POLLER__INTERVAL_SECS", "600")
+        .start()
+        .await;
+    n2.process.kill();
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    for i in 0..6 {
+        let id = format!("after-death-{i}");
+        let created = bbb
+            .call("create", &[("meetingID", &id), ("name", "Room")])
+            .await;
+        assert!(created.is_success(), "{created:?}");
+        assert!(n1
+            .client(Algorithm::Sha1)
+            .call("getMeetingInfo", &[("meetingID", &id)])
+            .await
+            .is_success());
+        assert!(
+            bbb.call("getMeetingInfo", &[("meetingID", &id)])
+                .await
+                .is_success(),
+            "later calls follow the meeting to the node that has it"
+        );
+    }
+    let log = lb.process.log_text();
+    assert!(log.contains("Node unreachable on create"), "{log}");
+    assert!(
+        eventually(|| async {
+            let checks = lb.cli_ok(&["servers", "checks", "bbb2"]);
+            checks.contains("CRITICAL") && checks.contains("create could not connect")
+        })
+        .await,
+        "the dead node is marked failing at once"
+    );
+}

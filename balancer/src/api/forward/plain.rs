@@ -71,22 +71,38 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// Why a call got no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// Nothing reached the node (no connection): the call can safely go elsewhere.
+    NotSent(String),
+    /// The request may have reached the node.
+    Failed(String),
+}
+
 /// Sends `call` and reads the whole answer.
-pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), String> {
+pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), SendError> {
     let rest = call
         .url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{} is not an http:// URL", call.url))?;
+        .ok_or_else(|| SendError::NotSent(format!("{} is not an http:// URL", call.url)))?;
     let (authority, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let target = if target.is_empty() { "/" } else { target };
     if let Some(b) = target.bytes().find(|b| *b <= b' ' || *b == 0x7f) {
-        return Err(format!("the request target holds byte {b:#04x}"));
+        return Err(SendError::NotSent(format!(
+            "the request target holds byte {b:#04x}"
+        )));
     }
     let (head, body) = request(authority, target, call.body);
     loop {
         let (mut connection, reused) = match checkout(authority) {
             Some(connection) => (connection, true),
-            None => (connect(authority, call.connect_timeout).await?, false),
+            None => (
+                connect(authority, call.connect_timeout)
+                    .await
+                    .map_err(SendError::NotSent)?,
+                false,
+            ),
         };
         match exchange(&mut connection, &head, &body, call.limit).await {
             Ok((status, answer, keep)) => {
@@ -97,9 +113,11 @@ pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), String> {
             }
             Err(Failure::ClosedEarly) if reused && body.is_none() => continue,
             Err(Failure::ClosedEarly) => {
-                return Err("the connection closed before an answer".into())
+                return Err(SendError::Failed(
+                    "the connection closed before an answer".into(),
+                ))
             }
-            Err(Failure::Other(e)) => return Err(e),
+            Err(Failure::Other(e)) => return Err(SendError::Failed(e)),
         }
     }
 }
