@@ -72,11 +72,13 @@ impl From<std::io::Error> for Failure {
 }
 
 /// Why a call got no answer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Nothing reached the node (no connection): the call can safely go elsewhere.
+    #[error("{0}")]
     NotSent(String),
     /// The request may have reached the node.
+    #[error("{0}")]
     Failed(String),
 }
 

@@ -85,6 +85,10 @@ async fn serve(
 }
 
 async fn get(address: &str, path: &str) -> Result<(StatusCode, Bytes), String> {
+    send_get(address, path).await.map_err(|e| e.to_string())
+}
+
+async fn send_get(address: &str, path: &str) -> Result<(StatusCode, Bytes), SendError> {
     let url = format!("http://{address}{path}");
     send(Call {
         url: &url,
@@ -248,4 +252,17 @@ fn ports_default_to_80() {
     ] {
         assert_eq!(with_port(authority), address, "{authority}");
     }
+}
+
+#[tokio::test]
+async fn a_refused_connection_sent_nothing() {
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    // The listener is closed again: connecting is refused.
+    assert!(matches!(
+        send_get(&address, "/").await,
+        Err(SendError::NotSent(_))
+    ));
 }
