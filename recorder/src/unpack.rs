@@ -253,4 +253,91 @@ mod tests {
         drop(tar);
         assert!(matches!(run(&file), Err(UnpackError::Link(_))));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Everything `out` holds, as paths relative to it.
+        fn written(out: &Path) -> Vec<PathBuf> {
+            let mut found = Vec::new();
+            let mut stack = vec![out.to_path_buf()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path.clone());
+                    }
+                    found.push(path);
+                }
+            }
+            found
+        }
+
+        fn unpacked(bytes: &[u8]) -> (Result<Vec<String>, UnpackError>, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let archive = dir.path().join("archive");
+            std::fs::write(&archive, bytes).unwrap();
+            let result = unpack(&archive, &dir.path().join("out"), "r1", LIMITS);
+            (result, dir)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic_or_escape(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let (_, dir) = unpacked(&bytes);
+                let out = dir.path().join("out");
+                for path in written(&out) {
+                    prop_assert!(path.starts_with(&out));
+                }
+            }
+
+            #[test]
+            fn damaged_zips_never_panic_or_escape(
+                names in proptest::collection::vec("[a-z./]{1,24}", 1..4),
+                flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+            ) {
+                let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"data".as_slice())).collect();
+                let file = zip_with(&entries, None);
+                let mut bytes = std::fs::read(file.path()).unwrap();
+                for (at, value) in flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= value;
+                }
+                let (result, dir) = unpacked(&bytes);
+                let out = dir.path().join("out");
+                for path in written(&out) {
+                    prop_assert!(path.starts_with(&out));
+                }
+                if let Ok(formats) = result {
+                    prop_assert!(formats.iter().all(|f| !f.contains(['/', '.'])));
+                }
+            }
+
+            #[test]
+            fn tar_entries_outside_the_recording_are_refused(name in "(\\.\\./|/|[a-z]{1,5}/)[a-z./]{0,20}") {
+                let mut tar = tar::Builder::new(Vec::new());
+                let mut header = tar::Header::new_gnu();
+                header.set_size(4);
+                header.set_mode(0o644);
+                // set_path refuses `..`; write the raw name as a hostile tool would.
+                let raw = name.as_bytes();
+                let len = raw.len().min(99);
+                header.as_old_mut().name[..len].copy_from_slice(&raw[..len]);
+                header.set_cksum();
+                tar.append(&header, &b"data"[..]).unwrap();
+                let bytes = tar.into_inner().unwrap();
+                let (result, dir) = unpacked(&bytes);
+                let out = dir.path().join("out");
+                for path in written(&out) {
+                    prop_assert!(path.starts_with(&out));
+                }
+                if !name.starts_with(|c: char| c.is_ascii_lowercase()) || name.contains("..") {
+                    prop_assert!(result.is_err(), "{name:?} was accepted");
+                }
+            }
+        }
+    }
 }

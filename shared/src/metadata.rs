@@ -160,4 +160,52 @@ mod tests {
         assert_eq!((r.playback[0].length, r.participants), (2, 2));
         assert_eq!(parse("<response/>"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parse_never_panics(input in ".{0,400}") {
+                let _ = parse(&input);
+            }
+
+            #[test]
+            fn parse_never_panics_on_metadata_like_input(
+                input in "(<recording>|<id>|</id>|<meeting id=\"x\" externalId=\"[a-z]{0,3}\"/>|<meta>|</meta>|<start_time>[0-9-]{0,22}</start_time>|<playback>|<format>|[a-z0-9 ]{0,8}|</recording>){0,16}"
+            ) {
+                let _ = parse(&input);
+            }
+
+            #[test]
+            fn written_metadata_parses_back(
+                record_id in "[a-z0-9-]{1,30}",
+                meeting_id in "[ -~]{1,30}",
+                start in 0u64..4_000_000_000_000,
+                length in 0u64..100_000_000,
+                key in "[a-z][a-z0-9-]{0,10}",
+                value in "[ -~]{0,30}",
+            ) {
+                let recording = Recording {
+                    record_id: record_id.clone(),
+                    internal_meeting_id: record_id,
+                    meeting_id,
+                    name: "Lecture".into(),
+                    published: true,
+                    state: "published".into(),
+                    start_time: start,
+                    end_time: start + length,
+                    metadata: vec![(key, value)],
+                    ..Recording::default()
+                };
+                let parsed = parse(&to_element(&recording).to_xml()).unwrap();
+                prop_assert_eq!(parsed.record_id, recording.record_id);
+                prop_assert_eq!(parsed.meeting_id, recording.meeting_id);
+                prop_assert_eq!(parsed.start_time, recording.start_time);
+                prop_assert_eq!(parsed.end_time, recording.end_time);
+                prop_assert_eq!(parsed.metadata, recording.metadata);
+            }
+        }
+    }
 }

@@ -14,6 +14,8 @@ pub enum QueryError {
     InvalidUtf8(String),
     #[error("the query string is longer than {0} bytes")]
     TooLong(usize),
+    #[error("the query string has more than {0} parameters")]
+    TooMany(usize),
 }
 
 /// One `name=value` pair, raw and decoded.
@@ -38,6 +40,10 @@ pub struct Query {
 /// also caps request lines near this size).
 pub const MAX_QUERY_LEN: usize = 64 * 1024;
 
+/// The most parameters a query may carry (a create with every BBB parameter and many `meta_`
+/// keys stays far below).
+pub const MAX_PARAMS: usize = 1024;
+
 impl Query {
     /// Parses `raw` (without the leading `?`). Empty pieces (`a=1&&b=2`, a leading `&`) are skipped
     /// but stay in the raw text. Names are trimmed, as bbb-web trims them.
@@ -45,7 +51,11 @@ impl Query {
         if raw.len() > MAX_QUERY_LEN {
             return Err(QueryError::TooLong(MAX_QUERY_LEN));
         }
-        let mut params = Vec::with_capacity(memchr::memchr_iter(b'&', raw.as_bytes()).count() + 1);
+        let pieces = memchr::memchr_iter(b'&', raw.as_bytes()).count() + 1;
+        if pieces > MAX_PARAMS && raw.split('&').filter(|p| !p.is_empty()).count() > MAX_PARAMS {
+            return Err(QueryError::TooMany(MAX_PARAMS));
+        }
+        let mut params = Vec::with_capacity(pieces.min(MAX_PARAMS));
         for piece in raw.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
             let invalid = |_| QueryError::InvalidUtf8(piece.to_owned());
@@ -215,6 +225,14 @@ mod tests {
             Query::parse("name=%FF%FE"),
             Err(QueryError::InvalidUtf8(_))
         ));
+        assert_eq!(
+            Query::parse(&"a=1&".repeat(MAX_PARAMS + 1)),
+            Err(QueryError::TooMany(MAX_PARAMS))
+        );
+        assert_eq!(
+            Query::parse(&"a=1&".repeat(MAX_PARAMS)).map(|q| q.params().len()),
+            Ok(MAX_PARAMS)
+        );
         assert!(matches!(
             Query::parse(&"a".repeat(MAX_QUERY_LEN + 1)),
             Err(QueryError::TooLong(_))

@@ -180,4 +180,38 @@ mod tests {
         assert_eq!(report.memory_percent(), 25.0);
         assert_eq!(report.fullest_disk().unwrap().percent(), 90.0);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn reports_of_any_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = serde_json::from_slice::<Report>(&body);
+                let _ = serde_json::from_slice::<Enrolment>(&body);
+            }
+
+            #[test]
+            fn reports_of_json_like_text_never_panic(text in "[{}\\[\\]\":,0-9a-z_.eE+-]{0,200}") {
+                let _ = serde_json::from_str::<Report>(&text);
+            }
+
+            #[test]
+            fn only_the_right_signature_verifies(
+                key in proptest::collection::vec(any::<u8>(), 0..64),
+                node in any::<i64>(),
+                at in any::<i64>(),
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                forged in "[0-9a-fA-F]{0,70}|.{0,70}",
+            ) {
+                let signature = sign(&key, node, at, &body);
+                prop_assert!(verify(&key, node, at, &body, &signature));
+                prop_assert!(!verify(&key, node, at.wrapping_add(1), &body, &signature));
+                if forged.to_ascii_lowercase() != signature {
+                    prop_assert!(!verify(&key, node, at, &body, &forged));
+                }
+            }
+        }
+    }
 }

@@ -492,4 +492,41 @@ mod tests {
         ));
         assert!(plain.is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_bytes_are_refused_without_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                prop_assert!(inspect(&bytes[..], bytes.len() as u64).is_err());
+                let _ = manifest(&bytes[..]);
+                let mut plain = Vec::new();
+                prop_assert!(decrypt(&bytes[..], &mut plain, PRIVATE).is_err());
+            }
+
+            #[test]
+            fn altered_archives_never_open(
+                len in 0usize..3000,
+                flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+                let (archive, _) = sealed(&data, 1000);
+                let mut bad = archive.clone();
+                for (at, value) in &flips {
+                    let i = at.index(bad.len());
+                    bad[i] ^= value;
+                }
+                prop_assert!(open(&bad).is_err());
+                let _ = inspect(&bad[..], bad.len() as u64);
+                let short = &archive[..cut.index(archive.len())];
+                prop_assert!(open(short).is_err());
+                prop_assert!(inspect(short, short.len() as u64).is_err());
+            }
+        }
+    }
 }

@@ -389,3 +389,246 @@ async fn a_report_cannot_be_replayed_after_a_crash() {
         "a captured report replayed after a crash is refused"
     );
 }
+
+/// One fuzzed request: method, path and query, Content-Type, body.
+struct Fuzzed {
+    method: reqwest::Method,
+    url: String,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+}
+
+fn fuzzed(
+    rng: &mut impl rand::Rng,
+    lb: &Balancer,
+    bbb: &conflux_tests::harness::BbbClient,
+) -> Fuzzed {
+    use rand::seq::IndexedRandom;
+    const CALLS: &[&str] = &[
+        "",
+        "create",
+        "join",
+        "end",
+        "isMeetingRunning",
+        "getMeetingInfo",
+        "getMeetings",
+        "insertDocument",
+        "sendChatMessage",
+        "getRecordings",
+        "publishRecordings",
+        "deleteRecordings",
+        "updateRecordings",
+        "getRecordingTextTracks",
+        "getServers",
+        "getMeetingEvents",
+        "nope",
+        "../admin",
+        "create%00",
+    ];
+    const NAMES: &[&str] = &[
+        "meetingID",
+        "name",
+        "fullName",
+        "role",
+        "password",
+        "moderatorPW",
+        "attendeePW",
+        "recordID",
+        "publish",
+        "state",
+        "limit",
+        "offset",
+        "users",
+        "createdAt",
+        "meta_x",
+        "meta_bbb-recording-ready-url",
+        "redirect",
+        "duration",
+        "voiceBridge",
+        "record",
+        "preferredServer",
+        "meta_server-tag",
+        "checksum",
+        "createTime",
+        "userID",
+        "%ff",
+    ];
+    const VALUES: &[&str] = &[
+        "",
+        "room-1",
+        "room-2",
+        "MODERATOR",
+        "VIEWER",
+        "true",
+        "false",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "2026-13-45",
+        "%",
+        "%zz",
+        "%00",
+        "a%20b",
+        "\u{fffd}",
+        "<x>",
+        "]]>",
+        "http://127.0.0.1:9/x",
+        "&&",
+        "=",
+        "room-1,room-2",
+    ];
+    let call = *CALLS.choose(rng).unwrap();
+    let mut params: Vec<(String, String)> = Vec::new();
+    for _ in 0..rng.random_range(0..8) {
+        let name = NAMES.choose(rng).unwrap().to_string();
+        let value = if rng.random_bool(0.1) {
+            "x".repeat(rng.random_range(0..5000))
+        } else {
+            VALUES.choose(rng).unwrap().to_string()
+        };
+        params.push((name, value));
+    }
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut url = match rng.random_range(0..4) {
+        // Signed right: the handlers see it.
+        0 | 1 => bbb.url(call, &pairs),
+        // Raw bytes in the query, unsigned or with a made-up checksum.
+        2 => {
+            let raw: String = (0..rng.random_range(0..80))
+                .map(|_| *b"ab=&%09zZ-_.~+;/?#[]@!$'()*,".choose(rng).unwrap() as char)
+                .collect();
+            format!(
+                "{}/bigbluebutton/api/{call}?{raw}&checksum={:040x}",
+                lb.url,
+                rng.random::<u128>()
+            )
+        }
+        _ => format!(
+            "{}/{}bigbluebutton/api/{call}?checksum={}",
+            lb.url,
+            ["", "uni/", "nobody/", "UNI/"].choose(rng).unwrap(),
+            "0".repeat(rng.random_range(0..130))
+        ),
+    };
+    if rng.random_bool(0.02) {
+        url.push_str(&"&a=1".repeat(2000));
+    }
+    let method = [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ]
+    .choose(rng)
+    .unwrap()
+    .clone();
+    let content_type = *[
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("application/xml"),
+        Some("multipart/form-data; boundary=x"),
+        Some("text/plain"),
+    ]
+    .choose(rng)
+    .unwrap();
+    let body = match rng.random_range(0..4) {
+        0 => Vec::new(),
+        1 => b"meetingID=room-1&name=x".to_vec(),
+        2 => b"<modules><module name=\"presentation\"><document url=\"http://127.0.0.1:9/a.pdf\"/></module></modules>".to_vec(),
+        _ => (0..rng.random_range(0..2000)).map(|_| rng.random()).collect(),
+    };
+    Fuzzed {
+        method,
+        url,
+        content_type,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn fuzzed_api_requests_get_bbb_xml_and_never_a_5xx() {
+    use futures_util::StreamExt;
+    use rand::SeedableRng;
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .integration("uni", UNI)
+        .env("CONFLUX_API__CLIENT_FAILURE_BURST", "1000000")
+        .env("CONFLUX_API__SCOPE_FAILURE_BURST", "1000000")
+        .start()
+        .await;
+    lb.cli_ok(&["integrations", "update", "uni", "--prefix", "uni"]);
+    let bbb = lb.client(UNI, Algorithm::Sha1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
+    let requests: Vec<Fuzzed> = (0..20_000).map(|_| fuzzed(&mut rng, &lb, &bbb)).collect();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let failures: Vec<String> = futures_util::stream::iter(requests)
+        .map(|r| {
+            let client = client.clone();
+            async move {
+                let shown: String = r.url.chars().take(300).collect();
+                let mut request = client.request(r.method.clone(), &r.url).body(r.body);
+                if let Some(ct) = r.content_type {
+                    request = request.header("content-type", ct);
+                }
+                let answer = match request.send().await {
+                    Ok(answer) => answer,
+                    Err(e) => return Some(format!("{} {shown}: no answer: {e}", r.method)),
+                };
+                let status = answer.status();
+                let xml = answer
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/xml"));
+                let text = answer.text().await.unwrap_or_default();
+                if status.is_server_error() {
+                    return Some(format!("{} {shown}: {status} {text:.200}", r.method));
+                }
+                let redirect = status.as_u16() == 302;
+                if !redirect
+                    && (!xml || !(text.starts_with("<response>") || text.starts_with("<?xml")))
+                {
+                    return Some(format!(
+                        "{} {}: {status} not BBB XML: {text:.200}",
+                        r.method, r.url
+                    ));
+                }
+                None
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "{} of 20,000 fuzzed requests failed, e.g.:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(240),
+        "the fuzz run hung"
+    );
+    // The balancer is still whole.
+    let created = bbb
+        .call(
+            "create",
+            &[("meetingID", "after-fuzz"), ("name", "After fuzz")],
+        )
+        .await;
+    assert!(created.is_success(), "{created:?}");
+}
