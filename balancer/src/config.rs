@@ -57,7 +57,15 @@ pub struct RawConfig {
     pub monitor: RawMonitor,
     pub web: RawWeb,
     pub recordings: RawRecordings,
+    pub metrics: RawMetrics,
     pub default_integration: RawDefaultIntegration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +248,8 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub web: WebConfig,
     pub recordings: RecordingsConfig,
+    /// The bearer token `/metrics` needs, if any.
+    pub metrics_token: Option<Secret>,
     pub default_integration: Option<DefaultIntegration>,
 }
 
@@ -891,6 +901,7 @@ impl Config {
                 )?,
                 require_recorder: raw.recordings.require_recorder,
             },
+            metrics_token: raw.metrics.token.filter(|t| !t.0.trim().is_empty()),
             default_integration,
         })
     }
@@ -1013,6 +1024,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
             "demo_interval_secs",
         ],
     ),
+    ("metrics", &["token"]),
     ("default_integration", &["name", "secret"]),
 ];
 

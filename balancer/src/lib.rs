@@ -62,14 +62,25 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
     use warp::{Filter, Reply};
     let metrics = {
         let state = state.clone();
-        warp::get().and(warp::path!("metrics")).map(move || {
-            warp::reply::with_header(
-                metrics::render(&state),
-                "content-type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )
-            .into_response()
-        })
+        warp::get()
+            .and(warp::path!("metrics"))
+            .and(warp::header::optional::<String>("authorization"))
+            .map(move |authorization: Option<String>| {
+                if !metrics::authorized(&state.config, authorization.as_deref()) {
+                    let reply = warp::reply::with_status(
+                        "a bearer token is needed (metrics.token)\n",
+                        warp::http::StatusCode::UNAUTHORIZED,
+                    );
+                    return warp::reply::with_header(reply, "www-authenticate", "Bearer")
+                        .into_response();
+                }
+                warp::reply::with_header(
+                    metrics::render(&state),
+                    "content-type",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .into_response()
+            })
     };
     agents::routes(state.clone())
         .or(archives::routes(state.clone()))

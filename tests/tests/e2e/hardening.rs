@@ -632,3 +632,28 @@ async fn fuzzed_api_requests_get_bbb_xml_and_never_a_5xx() {
         .await;
     assert!(created.is_success(), "{created:?}");
 }
+
+#[tokio::test]
+async fn metrics_can_be_protected_with_a_bearer_token() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("bbb1", &node)
+        .env("CONFLUX_METRICS__TOKEN", "scrape-token-0123456789")
+        .start()
+        .await;
+    let http = conflux_tests::harness::http();
+    let url = format!("{}/metrics", lb.url);
+    let refused = http.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    let wrong = http.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let scrape = http
+        .get(&url)
+        .bearer_auth("scrape-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape.text().await.unwrap().contains("conflux_node_online"));
+}
