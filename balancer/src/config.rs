@@ -384,7 +384,7 @@ impl Default for RawApi {
             build_number: String::new(),
             node_checksum_algorithm: "sha256".into(),
             client_failure_burst: 20.0,
-            client_failures_per_hour: 60.0,
+            client_failures_per_hour: 30.0,
             scope_failure_burst: 100.0,
             scope_failures_per_hour: 120.0,
         }

@@ -276,7 +276,7 @@ async fn guessing_secrets_is_throttled_and_honest_clients_are_not() {
     let timestamp = "action=getTimestamp";
 
     // One client guessing the mobile salt: five wrong guesses, then even the right salt is
-    // refused unchecked, so guessing cannot go faster than the refill (60 an hour).
+    // refused unchecked, so guessing cannot go faster than the refill (30 an hour).
     let guesser = "198.51.100.7";
     for i in 0..5 {
         let wrong = mobile_url(&lb, timestamp, &format!("{i:05x}"));
