@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use conflux_shared::{Algorithm, Response, SignedUrl};
+use conflux_shared::{report, Algorithm, Response, SignedUrl};
 use tempfile::TempDir;
 
 /// How long a process may take to print its `listening on` line and answer.
@@ -412,6 +412,29 @@ impl BbbClient {
 }
 
 /// Builder for a balancer with nodes and integrations, configured through its own CLI.
+/// Writes `dir/balancer.toml` for a bench balancer (data in `dir/data`, then `extra` TOML
+/// with its own sections); its path.
+pub fn bench_config(dir: &Path, extra: &str) -> PathBuf {
+    let config = dir.join("balancer.toml");
+    let data = dir.join("data").display().to_string();
+    std::fs::write(&config, format!("[server]\ndata_dir = {data:?}\n{extra}"))
+        .expect("write the config");
+    config
+}
+
+/// Starts `conflux-balancer --config CONFIG serve` on a free loopback port: the process and
+/// its address.
+pub fn serve_balancer(config: &Path, dir: &Path) -> (Process, String) {
+    let args = [
+        "--config".to_string(),
+        config.display().to_string(),
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    Process::start("conflux-balancer", &args, dir)
+}
+
 pub struct BalancerBuilder {
     nodes: Vec<(String, String, String)>,
     integrations: Vec<(String, String)>,
@@ -541,6 +564,39 @@ impl Balancer {
 
     pub fn client(&self, secret: &str, algorithm: Algorithm) -> BbbClient {
         BbbClient::new(&self.url, secret, algorithm)
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        http()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Enrols `node` under `name` with the enrolment `token`, as its agent would: the node's
+    /// id and signing key.
+    pub async fn enrol(&self, node: &SimNode, name: &str, token: &str) -> report::Enrolled {
+        http()
+            .post(format!("{}{}", self.url, report::ENROL_PATH))
+            .json(&report::Enrolment {
+                token: token.into(),
+                name: name.into(),
+                url: node.url.clone(),
+                secret: node.secret.clone(),
+                latitude: None,
+                longitude: None,
+            })
+            .send()
+            .await
+            .expect("enrolment answer")
+            .json()
+            .await
+            .expect("enrolled")
     }
 
     /// Kills the balancer at once (SIGKILL) and starts it again on the same data and address.

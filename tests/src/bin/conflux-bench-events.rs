@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use conflux_balancer::store::{self, EventKind, Store};
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{BbbClient, Process};
+use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use conflux_tests::procfs;
 use serde_json::json;
 
@@ -42,19 +42,8 @@ async fn main() -> anyhow::Result<()> {
         args.users,
         filled.elapsed().as_secs_f64()
     );
-    let config = dir.path().join("balancer.toml");
-    std::fs::write(
-        &config,
-        format!("[server]\ndata_dir = {:?}\n", data.display().to_string()),
-    )?;
-    let serve = [
-        "--config".to_string(),
-        config.display().to_string(),
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    let (balancer, addr) = Process::start("conflux-balancer", &serve, dir.path());
+    let config = bench_config(dir.path(), "");
+    let (balancer, addr) = serve_balancer(&config, dir.path());
     let client = BbbClient::new(&format!("http://{addr}"), SECRET, Algorithm::Sha256);
     let rss = || procfs::memory_mb(balancer.pid(), "VmRSS:");
     let before = rss();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use conflux_shared::{checksum, Algorithm};
-use conflux_tests::harness::{http, BbbClient, Process};
+use conflux_tests::harness::{bench_config, http, serve_balancer, BbbClient};
 
 const SECRET: &str = "bench-guess-secret-0123456789";
 
@@ -39,22 +39,11 @@ struct Counts {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("balancer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = {:?}\n[default_integration]\nsecret = {SECRET:?}\n",
-            dir.path().join("data").display().to_string()
-        ),
-    )?;
-    let serve = [
-        "--config".to_string(),
-        config.display().to_string(),
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    let (_lb, addr) = Process::start("conflux-balancer", &serve, dir.path());
+    let config = bench_config(
+        dir.path(),
+        &format!("[default_integration]\nsecret = {SECRET:?}\n"),
+    );
+    let (_lb, addr) = serve_balancer(&config, dir.path());
     let base = format!("http://{addr}");
     let counts = Arc::new(Counts::default());
     let client = http();

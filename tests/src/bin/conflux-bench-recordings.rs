@@ -11,7 +11,7 @@ use clap::Parser;
 use conflux_balancer::store::{self, recordings::RecordingRecord, IntegrationId, Store};
 use conflux_shared::response::{PlaybackFormat, Recording};
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{binary, BbbClient, Process};
+use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use futures_util::StreamExt;
 
 const SECRET: &str = "bench-recordings-secret";
@@ -42,20 +42,8 @@ async fn main() -> anyhow::Result<()> {
         args.recordings,
         filled.elapsed().as_secs_f64()
     );
-    let config = dir.path().join("balancer.toml");
-    std::fs::write(
-        &config,
-        format!("[server]\ndata_dir = {:?}\n", data.display().to_string()),
-    )?;
-    let args_serve = [
-        "--config".to_string(),
-        config.display().to_string(),
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    let _ = binary("conflux-balancer");
-    let (_balancer, addr) = Process::start("conflux-balancer", &args_serve, dir.path());
+    let config = bench_config(dir.path(), "");
+    let (_balancer, addr) = serve_balancer(&config, dir.path());
     let client = BbbClient::new(&format!("http://{addr}"), SECRET, Algorithm::Sha256);
     let deep = (args.recordings / 2).to_string();
     let queries: Vec<(&str, Vec<(&str, String)>)> = vec![

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{binary, BbbClient, Process};
+use conflux_tests::harness::{bench_config, binary, serve_balancer, BbbClient};
 use conflux_tests::procfs::{cpu_seconds, memory_mb};
 use conflux_tests::sim::{self, SimConfig};
 
@@ -42,14 +42,10 @@ const NODE_SECRET: &str = "bench-soak-node-secret";
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("balancer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = {:?}\n[poller]\ninterval_secs = 10\n[default_integration]\nsecret = {SECRET:?}\n",
-            dir.path().join("data").display().to_string()
-        ),
-    )?;
+    let config = bench_config(
+        dir.path(),
+        &format!("[poller]\ninterval_secs = 10\n[default_integration]\nsecret = {SECRET:?}\n"),
+    );
     for i in 0..args.nodes {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -71,14 +67,7 @@ async fn main() -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let serve = [
-        "--config".to_string(),
-        config.display().to_string(),
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    let (lb, addr) = Process::start("conflux-balancer", &serve, dir.path());
+    let (lb, addr) = serve_balancer(&config, dir.path());
     let bbb = Arc::new(BbbClient::new(
         &format!("http://{addr}"),
         SECRET,

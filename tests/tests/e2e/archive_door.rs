@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use conflux_shared::crypto::{archive, RecorderKey};
 use conflux_shared::{report, transfer, Algorithm};
-use conflux_tests::harness::{balancer, host, http, sim, Balancer, SimNode};
+use conflux_tests::harness::{balancer, host, http, sim, Balancer};
 use sha2::{Digest, Sha256};
 
 const UNI: &str = "uni-secret-0123456789";
@@ -18,30 +18,6 @@ fn fixture_key(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/tests/fixtures/keys")
         .join(name)
-}
-
-/// A node's agent, by hand: its id and key from enrolment.
-struct Agent {
-    node: i64,
-    key: String,
-}
-
-async fn enrol(lb: &Balancer, node: &SimNode, name: &str) -> Agent {
-    let answer: report::Enrolled = http()
-        .post(format!("{}{}", lb.url, report::ENROL_PATH))
-        .json(&serde_json::json!({
-            "token": TOKEN, "name": name, "url": node.url, "secret": node.secret,
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Agent {
-        node: answer.node,
-        key: answer.key,
-    }
 }
 
 fn metadata(record_id: &str, meeting_id: &str, institution: &str) -> String {
@@ -71,7 +47,13 @@ fn sealed(record_id: &str, meeting_id: &str, key: &str) -> Vec<u8> {
 }
 
 /// PUTs `body` as the archive of `record_id` with `metadata`, signed by `agent`.
-async fn upload(lb: &Balancer, agent: &Agent, record_id: &str, xml: &str, body: Vec<u8>) -> u16 {
+async fn upload(
+    lb: &Balancer,
+    agent: &report::Enrolled,
+    record_id: &str,
+    xml: &str,
+    body: Vec<u8>,
+) -> u16 {
     // Signed calls must carry increasing timestamps (replay protection).
     tokio::time::sleep(Duration::from_millis(3)).await;
     let now = i64::try_from(
@@ -140,8 +122,8 @@ async fn archives_are_checked_before_they_are_accepted() {
     } else {
         ("bbb2", &n1, "bbb1")
     };
-    let owner = enrol(&lb, on, host_name).await;
-    let stranger = enrol(&lb, other, other_name).await;
+    let owner = lb.enrol(on, host_name, TOKEN).await;
+    let stranger = lb.enrol(other, other_name, TOKEN).await;
     let xml = metadata("rec-lecture-1", "lecture", "1");
     let good = sealed(
         "rec-lecture-1",
@@ -205,14 +187,7 @@ async fn archives_are_checked_before_they_are_accepted() {
     assert_eq!(std::fs::read(archives.join("rec-lecture-1")).unwrap(), good);
     let log = lb.process.log_text();
     assert!(log.contains("held from another node"), "{log}");
-    let metrics = http()
-        .get(format!("{}/metrics", lb.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lb.metrics().await;
     assert!(
         metrics.contains("conflux_recording_archives_refused_total{by=\"balancer\"} 5"),
         "{metrics}"

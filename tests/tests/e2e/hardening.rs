@@ -313,14 +313,7 @@ async fn guessing_secrets_is_throttled_and_honest_clients_are_not() {
     assert_eq!(key_from(&right, "192.0.2.3").await, "tooManyFailures");
     assert_eq!(key_from(&right, "203.0.113.50").await, "SUCCESS");
 
-    let metrics = conflux_tests::harness::http()
-        .get(format!("{}/metrics", lb.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lb.metrics().await;
     assert!(
         metrics.contains("conflux_api_checksum_failures_total{api=\"mobile\"}"),
         "{metrics}"
@@ -340,17 +333,7 @@ async fn a_report_cannot_be_replayed_after_a_crash() {
         .start()
         .await;
     let http = conflux_tests::harness::http();
-    let enrolled: report::Enrolled = http
-        .post(format!("{}{}", lb.url, report::ENROL_PATH))
-        .json(&serde_json::json!({
-            "token": TOKEN, "name": "bbb1", "url": node.url, "secret": node.secret,
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let enrolled = lb.enrol(&node, "bbb1", TOKEN).await;
     let body = serde_json::to_vec(&report::Report {
         cpu_percent: 10.0,
         load: [0.1, 0.1, 0.1],

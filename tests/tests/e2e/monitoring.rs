@@ -304,14 +304,7 @@ async fn geo_placement_follows_health_and_location() {
     assert!(status.contains("no report for"), "{status}");
 
     // Prometheus sees the same: check states, the agents' figures, the API's counters.
-    let metrics = http()
-        .get(format!("{}/metrics", lb.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lb.metrics().await;
     for line in [
         "conflux_node_check_state{node=\"frankfurt\",check=\"report\"} 2.0",
         "conflux_node_cpu_percent{node=\"porto-alegre\"} 20.0",

@@ -600,14 +600,7 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
     let refused = listed(&uni, &[("meetingID", "cut"), ("state", "any")]).await;
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].state, "failed");
-    let metrics = http()
-        .get(format!("{}/metrics", lb.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = lb.metrics().await;
     assert!(metrics.contains("conflux_recording_archives_refused_total{by=\"recorder\"} 1"));
     let page = http()
         .get(format!("{}/playback/presentation/rec-good-1/", rec.url))
