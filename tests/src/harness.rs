@@ -28,6 +28,13 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// A test key pair's file from `shared/tests/fixtures/keys` (test-only recorder keys).
+pub fn fixture_key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tests/fixtures/keys")
+        .join(name)
+}
+
 /// A child process killed on drop, with its stderr kept in a log file.
 pub struct Process {
     child: Child,

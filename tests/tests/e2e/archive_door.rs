@@ -3,22 +3,15 @@
 //! archive the balancer can see is wrong (another recording's manifest, cut short, encrypted
 //! for another key) is refused before it is accepted.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use conflux_shared::crypto::{archive, RecorderKey};
 use conflux_shared::{report, transfer, Algorithm};
-use conflux_tests::harness::{balancer, host, http, sim, Balancer};
+use conflux_tests::harness::{balancer, fixture_key, host, http, sim, Balancer};
 use sha2::{Digest, Sha256};
 
 const UNI: &str = "uni-secret-0123456789";
 const TOKEN: &str = "enrol-token-0123456789";
-
-fn fixture_key(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/tests/fixtures/keys")
-        .join(name)
-}
 
 fn metadata(record_id: &str, meeting_id: &str, institution: &str) -> String {
     format!(

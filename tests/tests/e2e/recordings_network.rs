@@ -3,14 +3,14 @@
 //! conflux-recorder. A recording leaves its node only encrypted for its institution's
 //! recorder; only that recorder can open it, and it serves the playback.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use conflux_shared::checksum;
 use conflux_shared::crypto::archive;
 use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    agent, balancer, eventually, host, http, sim, Balancer, BbbClient, Process,
+    agent, balancer, eventually, fixture_key, host, http, sim, Balancer, BbbClient, Process,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -20,12 +20,6 @@ const UNI: &str = "uni-secret-0123456789";
 const SCHOOL: &str = "school-secret-0123456789";
 const PLAIN: &str = "plain-secret-0123456789";
 const TOKEN: &str = "enrol-token-0123456789";
-
-fn fixture_key(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/tests/fixtures/keys")
-        .join(name)
-}
 
 /// A recorder for the integration with `secret`, its keys in `keys` (private + public PEM).
 struct Recorder {
