@@ -283,3 +283,18 @@ async fn accept_failed(error: std::io::Error) {
     tracing::error!(error = %error, "Could not accept a connection.");
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_whole_bbb_answer() {
+        let text = std::str::from_utf8(REFUSAL).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        let answer = conflux_shared::Response::from_xml(body).unwrap();
+        assert_eq!(answer.key(), Some("tooManyConnections"));
+    }
+}
