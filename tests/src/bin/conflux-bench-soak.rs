@@ -79,6 +79,22 @@ async fn main() -> anyhow::Result<()> {
         bbb.call("create", &[("meetingID", &id), ("name", "Soak room")])
             .await;
     }
+    // Nodes end meetings nobody joined (the joins are redirects the bench does not follow), as
+    // BBB does: the meetings are created again as a front-end would.
+    {
+        let bbb = bbb.clone();
+        let meetings = args.meetings;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                for i in 0..meetings {
+                    let id = format!("soak-{i}");
+                    bbb.call("create", &[("meetingID", &id), ("name", "Soak room")])
+                        .await;
+                }
+            }
+        });
+    }
     let joins = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -105,8 +121,8 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     println!(
-        "{:>7} {:>10} {:>8} {:>9} {:>9}",
-        "minute", "joins", "join/s", "RSS MB", "CPU s"
+        "{:>7} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "minute", "joins", "join/s", "failed", "RSS MB", "CPU s"
     );
     let mut samples = Vec::new();
     let mut last = (Instant::now(), 0usize);
@@ -118,7 +134,8 @@ async fn main() -> anyhow::Result<()> {
         let minute = started.elapsed().as_secs_f64() / 60.0;
         let rss = memory_mb(lb.pid(), "VmRSS:");
         println!(
-            "{minute:>7.1} {done:>10} {rate:>8.0} {rss:>9.1} {:>9.1}",
+            "{minute:>7.1} {done:>10} {rate:>8.0} {:>9} {rss:>9.1} {:>9.1}",
+            failures.load(Ordering::Relaxed),
             cpu_seconds(lb.pid())
         );
         if minute >= args.warmup_minutes {
