@@ -10,7 +10,7 @@ mod manage;
 mod reports;
 mod view;
 
-pub use auth::{hash_password, token as new_token, token_hash, LoginLimiter};
+pub use auth::{hash_password, login_limiter, same, token as new_token, token_hash};
 
 /// A random password for generated accounts (the demo's): 16 letters and digits.
 pub fn random_password() -> String {

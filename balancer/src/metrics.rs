@@ -177,7 +177,6 @@ impl Metrics {
 /// Whether a scrape with this `Authorization` header may read the metrics: always without
 /// `metrics.token`, else only with `Bearer <token>` (compared in constant time).
 pub fn authorized(config: &crate::config::Config, authorization: Option<&str>) -> bool {
-    use subtle::ConstantTimeEq;
     let Some(token) = &config.metrics_token else {
         return true;
     };
@@ -185,7 +184,7 @@ pub fn authorized(config: &crate::config::Config, authorization: Option<&str>) -
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("")
         .trim();
-    bool::from(given.as_bytes().ct_eq(token.0.as_bytes()))
+    crate::dashboard::same(given, &token.0)
 }
 
 /// The whole exposition for one scrape.

@@ -55,7 +55,8 @@ pub struct AppState {
     pub monitor: Monitor,
     pub metrics: crate::metrics::Metrics,
     pub templates: conflux_templates::Templates,
-    pub login_limiter: crate::dashboard::LoginLimiter,
+    /// Failed web logins per client address.
+    pub login_limiter: crate::api::failures::FailureLimiter,
     /// Failed API checksums per client and integration (guessing secrets online).
     pub checksum_failures: crate::api::failures::FailureLimiter,
     /// When the poller's previous round ended (usage accounting).
@@ -165,7 +166,7 @@ impl AppState {
             monitor: Monitor::new(geoip),
             metrics: crate::metrics::Metrics::default(),
             templates: conflux_templates::Templates::new()?,
-            login_limiter: crate::dashboard::LoginLimiter::default(),
+            login_limiter: crate::dashboard::login_limiter(),
             last_round: Mutex::new(None),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),

@@ -83,7 +83,6 @@ impl FailureLimiter {
         client: Option<IpAddr>,
         scope: impl FnOnce() -> Option<IntegrationId>,
     ) -> Verdict {
-        let now = Instant::now();
         let Ok(buckets) = self.buckets.read() else {
             return Verdict::Check;
         };
@@ -91,6 +90,7 @@ impl FailureLimiter {
             return Verdict::Check;
         }
         let client = self.client_key(&buckets, client);
+        let now = Instant::now();
         let client_left = buckets.get(&client).map(|b| self.left(client, *b, now));
         match client_left {
             None => Verdict::Check,

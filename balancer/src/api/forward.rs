@@ -72,15 +72,12 @@ pub async fn call(
         Ok(answer) => answer,
         Err(_) => Err(SendError::Failed(format!("no answer within {timeout:?}"))),
     };
-    answer.map(|body| NodeAnswer { body }).map_err(|e| match e {
-        SendError::NotSent(detail) => ApiError::NodeUnreachable {
-            context,
-            detail: format!("{}: {detail}", node.name),
-        },
-        SendError::Failed(detail) => ApiError::Node {
-            context,
-            detail: format!("{}: {detail}", node.name),
-        },
+    answer.map(|body| NodeAnswer { body }).map_err(|e| {
+        let detail = format!("{}: {e}", node.name);
+        match e {
+            SendError::NotSent(_) => ApiError::NodeUnreachable { context, detail },
+            SendError::Failed(_) => ApiError::Node { context, detail },
+        }
     })
 }
 

@@ -3,10 +3,7 @@
 //! a CSRF token per session checked on every form, a login CSRF cookie, and a per-address
 //! limit on failed logins.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -14,15 +11,15 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::api::failures::{Budget, FailureLimiter, FailureLimits};
 use crate::config::WebConfig;
 use crate::state::AppState;
 use crate::store::users::{self, Session};
 
 pub const SESSION_COOKIE: &str = "conflux_session";
 pub const LOGIN_CSRF_COOKIE: &str = "conflux_login";
-/// Failed logins allowed per address within [`FAILURE_WINDOW`].
+/// Failed logins allowed per address at once (see [`login_limiter`]).
 const MAX_FAILURES: usize = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 /// An argon2id hash (PHC string) of `password`.
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -82,37 +79,26 @@ pub async fn session(state: &AppState, cookie: Option<String>) -> Option<Session
         .flatten()
 }
 
-/// Failed logins per client address.
-#[derive(Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-}
-
-impl LoginLimiter {
-    /// Whether `ip` may try now.
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        failures.retain(|_, times| {
-            times.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
-            !times.is_empty()
-        });
-        failures.get(&ip).map_or(0, Vec::len) < MAX_FAILURES
-    }
-
-    pub fn failed(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(ip)
-            .or_default()
-            .push(Instant::now());
-    }
+/// Failed logins: five per address at once, then one a minute; and once a hundred failed from
+/// everywhere, addresses that failed wait for the refill too (a password guessed from many).
+pub fn login_limiter() -> FailureLimiter {
+    FailureLimiter::new(FailureLimits {
+        client: Budget {
+            burst: MAX_FAILURES as f64,
+            per_hour: 60.0,
+        },
+        scope: Budget {
+            burst: 100.0,
+            per_hour: 120.0,
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::failures::Verdict;
+    use std::net::IpAddr;
 
     #[test]
     fn passwords_hash_and_verify() {
@@ -125,14 +111,15 @@ mod tests {
 
     #[test]
     fn the_limiter_counts_failures_per_address() {
-        let limiter = LoginLimiter::default();
+        let limiter = login_limiter();
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let allows = |ip| limiter.verdict(Some(ip), || None) == Verdict::Check;
         for _ in 0..MAX_FAILURES {
-            assert!(limiter.allows(a));
-            limiter.failed(a);
+            assert!(allows(a));
+            limiter.failed(Some(a), None);
         }
-        assert!(!limiter.allows(a));
-        assert!(limiter.allows(b));
+        assert!(!allows(a));
+        assert!(allows(b));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use warp::Reply;
 
 use super::auth::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::{form, message, page, redirect, set_cookie};
+use crate::api::failures::Verdict;
 use crate::state::AppState;
 use crate::store::users;
 
@@ -73,7 +74,7 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     }
-    if !state.login_limiter.allows(ip) {
+    if state.login_limiter.verdict(Some(ip), || None) == Verdict::Refuse {
         tracing::warn!(%ip, "Login refused: too many failures.");
         return login_form(
             &state,
@@ -100,7 +101,7 @@ pub async fn login(
     .ok()
     .flatten();
     let Some(user) = user else {
-        state.login_limiter.failed(ip);
+        state.login_limiter.failed(Some(ip), None);
         tracing::warn!(%ip, user = %username, "Login failed.");
         return login_form(
             &state,
