@@ -6,6 +6,7 @@ mod cli;
 mod collect;
 mod config;
 mod nagios;
+mod node_key;
 mod outbox;
 mod report;
 
@@ -39,7 +40,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match runtime.block_on(report::run(config, shutdown_signal())) {
+            match runtime.block_on(report::run(
+                config,
+                conflux_shared::process::shutdown_signal(),
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -69,21 +73,5 @@ fn main() -> ExitCode {
             }
             ExitCode::from(output.status.exit_code())
         }
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            ctrl_c.await.ok();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
     }
 }

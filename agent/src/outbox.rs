@@ -26,7 +26,7 @@ use conflux_shared::transfer::{self, EMPTY_SHA256};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::report::NodeKey;
+use crate::node_key::NodeKey;
 
 /// Runs the outbox until the runtime stops; `key` carries the current enrolment.
 pub async fn run(config: Config, mut key: watch::Receiver<Option<NodeKey>>) {
@@ -74,11 +74,14 @@ struct Found {
 impl Outbox<'_> {
     async fn round(&self, keys: &mut HashMap<String, RecorderKey>) -> anyhow::Result<()> {
         let outbox = &self.config.outbox_dir;
-        std::fs::create_dir_all(outbox)?;
-        for found in find(&self.config.published_dir) {
+        tokio::fs::create_dir_all(outbox).await?;
+        // The folder walks and file reads run on the blocking pool: this runtime has one
+        // thread, which also sends the reports.
+        let published = self.config.published_dir.clone();
+        for found in tokio::task::spawn_blocking(move || find(&published)).await? {
             let rid = found.recording.record_id.clone();
-            if outbox.join(format!("{rid}.cfx")).exists()
-                || outbox.join(format!("{rid}.sent")).exists()
+            if exists(outbox.join(format!("{rid}.cfx"))).await
+                || exists(outbox.join(format!("{rid}.sent"))).await
             {
                 continue;
             }
@@ -155,15 +158,17 @@ impl Outbox<'_> {
 
     /// Uploads every archive not yet accepted by the balancer.
     async fn upload_all(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.config.outbox_dir) else {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.config.outbox_dir).await else {
             return;
         };
-        for entry in entries.flatten() {
+        while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(rid) = name.strip_suffix(".cfx") else {
                 continue;
             };
-            if rid.starts_with('.') || self.config.outbox_dir.join(format!("{rid}.sent")).exists() {
+            if rid.starts_with('.')
+                || exists(self.config.outbox_dir.join(format!("{rid}.sent"))).await
+            {
                 continue;
             }
             if let Err(e) = self.upload(rid).await {
@@ -175,10 +180,10 @@ impl Outbox<'_> {
     async fn upload(&self, rid: &str) -> anyhow::Result<()> {
         let dir = &self.config.outbox_dir;
         let archive_path = dir.join(format!("{rid}.cfx"));
-        let metadata = std::fs::read_to_string(dir.join(format!("{rid}.xml")))?;
+        let metadata = tokio::fs::read_to_string(dir.join(format!("{rid}.xml"))).await?;
         let metadata_b64 = transfer::encode_metadata(&metadata);
-        let sha256 = std::fs::read_to_string(dir.join(format!("{rid}.sha256")))?;
-        let size = std::fs::metadata(&archive_path)?.len();
+        let sha256 = tokio::fs::read_to_string(dir.join(format!("{rid}.sha256"))).await?;
+        let size = tokio::fs::metadata(&archive_path).await?.len();
         let path = format!("{}/{rid}", transfer::AGENT_ARCHIVES_PATH);
         let file = tokio::fs::File::open(&archive_path).await?;
         let response = self
@@ -199,7 +204,7 @@ impl Outbox<'_> {
         anyhow::ensure!(status.is_success(), "balancer answered {status}: {text}");
         // The archive stays here too until its recorder confirms (the balancer could lose its
         // copy); `.sent` stops further uploads.
-        std::fs::write(dir.join(format!("{rid}.sent")), &sha256)?;
+        tokio::fs::write(dir.join(format!("{rid}.sent")), &sha256).await?;
         tracing::info!(record_id = rid, size, answer = %text, "Archive handed to the balancer.");
         Ok(())
     }
@@ -213,26 +218,17 @@ impl Outbox<'_> {
             .send()
             .await?
             .error_for_status()?;
-        let answer: serde_json::Value = response.json().await?;
-        let settled = answer["settled"].as_array().cloned().unwrap_or_default();
-        for rid in settled.iter().filter_map(|v| v.as_str()) {
+        let answer: transfer::Settled = response.json().await?;
+        for rid in &answer.settled {
             if !transfer::is_safe_record_id(rid) {
                 continue;
             }
-            let dir = &self.config.outbox_dir;
-            for suffix in ["cfx", "sha256", "sent", "xml"] {
-                remove_file(&dir.join(format!("{rid}.{suffix}")));
-            }
-            if let Ok(formats) = std::fs::read_dir(&self.config.published_dir) {
-                for format in formats.flatten() {
-                    let folder = format.path().join(rid);
-                    if folder.is_dir() {
-                        if let Err(e) = std::fs::remove_dir_all(&folder) {
-                            tracing::error!(folder = %folder.display(), error = %e, "Could not delete a published recording.");
-                        }
-                    }
-                }
-            }
+            let (outbox, published, id) = (
+                self.config.outbox_dir.clone(),
+                self.config.published_dir.clone(),
+                rid.clone(),
+            );
+            tokio::task::spawn_blocking(move || forget(&outbox, &published, &id)).await?;
             let path = format!("{}/{rid}", transfer::AGENT_ARCHIVES_PATH);
             self.signed(reqwest::Method::DELETE, &path, EMPTY_SHA256)
                 .timeout(self.config.timeout)
@@ -245,6 +241,30 @@ impl Outbox<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// Whether `path` exists, asked on the blocking pool.
+async fn exists(path: PathBuf) -> bool {
+    tokio::fs::try_exists(path).await.unwrap_or(false)
+}
+
+/// Deletes a settled recording's outbox files and BBB's published folders (blocking: a
+/// recording folder can hold thousands of files).
+fn forget(outbox: &Path, published: &Path, rid: &str) {
+    for suffix in ["cfx", "sha256", "sent", "xml"] {
+        remove_file(&outbox.join(format!("{rid}.{suffix}")));
+    }
+    let Ok(formats) = std::fs::read_dir(published) else {
+        return;
+    };
+    for format in formats.flatten() {
+        let folder = format.path().join(rid);
+        if folder.is_dir() {
+            if let Err(e) = std::fs::remove_dir_all(&folder) {
+                tracing::error!(folder = %folder.display(), error = %e, "Could not delete a published recording.");
+            }
+        }
     }
 }
 

@@ -6,26 +6,16 @@
 //! next one carries fresher figures), and attempts back off from the interval up to five
 //! minutes, so memory stays flat however long the outage lasts.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use conflux_shared::report::{self, Enrolled, Report};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::collect::{bbb, Collector};
 use crate::config::Config;
+use crate::node_key::{self, NodeKey};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// What enrolment gave us, kept across restarts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct NodeKey {
-    pub balancer: String,
-    pub node: i64,
-    pub name: String,
-    pub key: String,
-}
 
 /// Why a report or an enrolment failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +44,7 @@ pub async fn run(
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let mut collector = Collector::new(&config.disks)?;
-    let mut enrolled = load_state(&config.state_file, &config.balancer_url)?;
+    let mut enrolled = node_key::load(&config.state_file, &config.balancer_url)?;
     let (keys, outbox_key) = tokio::sync::watch::channel(enrolled.clone());
     tokio::spawn(crate::outbox::run(config.clone(), outbox_key));
     let mut tick = tokio::time::interval(config.interval);
@@ -74,7 +64,7 @@ pub async fn run(
         let result = match &enrolled {
             None => enrol(&client, &config).await.map(|e| {
                 tracing::info!(node = e.node, name = %e.name, "Enrolled with the balancer.");
-                if let Err(err) = save_state(&config.state_file, &e) {
+                if let Err(err) = node_key::save(&config.state_file, &e) {
                     tracing::error!(error = %err, "Could not keep the enrolment; it will be redone after a restart.");
                 }
                 keys.send_replace(Some(e.clone()));
@@ -188,71 +178,4 @@ async fn answer<T: serde::de::DeserializeOwned>(
         status,
         error: format!("unexpected answer: {e}"),
     })
-}
-
-/// The stored enrolment, if it was made with this balancer.
-fn load_state(path: &Path, balancer: &str) -> anyhow::Result<Option<NodeKey>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let state: NodeKey = serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "state file {} is damaged ({e}); remove it to enrol again",
-                    path.display()
-                )
-            })?;
-            Ok((state.balancer == balancer).then_some(state))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!(
-            "cannot read state file {}: {e}",
-            path.display()
-        )),
-    }
-}
-
-/// Writes the state file atomically, readable by its owner only (it holds the node key).
-fn save_state(path: &Path, state: &NodeKey) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(&serde_json::to_vec_pretty(state)?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_round_trips_privately_and_belongs_to_one_balancer() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/state.json");
-        let state = NodeKey {
-            balancer: "http://lb".into(),
-            node: 3,
-            name: "bbb3".into(),
-            key: "ab".into(),
-        };
-        save_state(&path, &state).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(load_state(&path, "http://lb").unwrap(), Some(state));
-        assert_eq!(load_state(&path, "http://other").unwrap(), None);
-        std::fs::write(&path, "{").unwrap();
-        assert!(load_state(&path, "http://lb")
-            .unwrap_err()
-            .to_string()
-            .contains("damaged"));
-    }
 }

@@ -16,12 +16,18 @@ use anyhow::Context;
 use crate::cli::Command;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::store::StoreError;
+use conflux_store::StoreError;
 
 /// Bad input from the operator: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+impl From<crate::ops::Invalid> for UsageError {
+    fn from(e: crate::ops::Invalid) -> Self {
+        UsageError(e.0)
+    }
+}
 
 pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
     // Single-threaded: `serve` adds one more single-threaded runtime per further core. Store
@@ -53,7 +59,7 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
             let (action, detail) = what;
             if let Err(e) = state
                 .store
-                .blocking(|c| crate::store::users::audit(c, "cli", &action, &detail))
+                .blocking(|c| conflux_store::users::audit(c, "cli", &action, &detail))
             {
                 tracing::warn!(error = %e, "Could not record the change in the audit log.");
             }
@@ -106,37 +112,7 @@ async fn serve(state: Arc<AppState>, listen: Option<String>) -> anyhow::Result<(
         println!("listening on http://{}", listener.local_addr()?);
     }
     tracing::info!(addr = %listener.local_addr()?, store = %state.store.path().display(), "Balancer serving.");
-    crate::serve(listener, state, shutdown_signal()).await
-}
-
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-/// Asks `node` to end `meetings` (best effort: failures are warnings, as in Scalelite).
-async fn end_on_node(state: &AppState, node: &crate::store::Node, meetings: &[String]) {
-    for meeting_id in meetings {
-        let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
-        if let Err(e) = crate::api::call_node(
-            state,
-            node,
-            "end",
-            &query,
-            "Unable to access meeting on server.",
-        )
-        .await
-        {
-            eprintln!("warning: could not end {meeting_id} on {}: {e}", node.name);
-        }
-    }
+    crate::serve(listener, state, conflux_shared::process::shutdown_signal()).await
 }
 
 /// Turns "not found" and "conflict" from the store into usage errors (exit 2).
@@ -146,12 +122,4 @@ fn usage(e: StoreError) -> anyhow::Error {
         StoreError::Conflict(why) => UsageError(why).into(),
         other => other.into(),
     }
-}
-
-/// A random secret, as long as BBB's (40 hex characters).
-pub fn random_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 20];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

@@ -15,10 +15,10 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Reply};
 
-use crate::admin::servers::api_url;
-use crate::monitor::ReportError;
+use crate::health::ReportError;
+use crate::ops::nodes::api_url;
 use crate::state::AppState;
-use crate::store::{self, EventKind, NewNode, NodeState};
+use conflux_store::{self as store, EventKind, NewNode, NodeState};
 
 /// Enrolments and reports are small; anything bigger is refused unread.
 const MAX_BODY: usize = 256 * 1024;
@@ -33,13 +33,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let enrol = warp::post()
         .and(warp::path!("conflux" / "agent" / "enrol"))
         .and(with_state.clone())
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(body)
         .then(enrol);
     let report = warp::post()
         .and(warp::path!("conflux" / "agent" / "report"))
         .and(with_state)
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(warp::header::headers_cloned())
         .and(body)
         .then(report);
@@ -99,7 +99,7 @@ async fn enrol(
             )
         }
     };
-    let key = crate::config::Secret(hex::encode(rand::rng().random::<[u8; 32]>()));
+    let key = conflux_shared::Secret(hex::encode(rand::rng().random::<[u8; 32]>()));
     let state_for_new = if state.config.monitor.enrol_enabled {
         NodeState::Enabled
     } else {
@@ -120,7 +120,7 @@ async fn enrol(
                     &NewNode {
                         name: name.clone(),
                         url,
-                        secret: crate::config::Secret(secret.clone()),
+                        secret: conflux_shared::Secret(secret.clone()),
                         load_multiplier: 1.0,
                         tags: Vec::new(),
                         state: state_for_new,
@@ -131,7 +131,7 @@ async fn enrol(
                 &tx,
                 node.id,
                 &store::NodeUpdate {
-                    secret: Some(crate::config::Secret(secret)),
+                    secret: Some(conflux_shared::Secret(secret)),
                     location: location.map(Some),
                     ..store::NodeUpdate::default()
                 },
@@ -183,7 +183,7 @@ async fn report(
     let Some(body) = body else {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, peer, "report too large");
     };
-    let header = crate::monitor::header_reader(&headers);
+    let header = crate::health::header_reader(&headers);
     let nodes = state.nodes.load();
     match state
         .monitor

@@ -4,8 +4,6 @@
 
 mod create;
 mod error;
-pub(crate) mod failures;
-mod forward;
 mod join;
 mod lb_calls;
 mod meeting;
@@ -26,23 +24,11 @@ use warp::http::{header, Method, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reply::Reply;
 
-pub use create::host_of;
 pub use error::ApiError;
 use request::ApiRequest;
 
-/// Calls a node outside a client request (the poller).
-pub async fn call_node(
-    state: &AppState,
-    node: &crate::store::Node,
-    call: &str,
-    raw_query: &str,
-    context: &'static str,
-) -> Result<forward::NodeAnswer, ApiError> {
-    forward::call(state, node, call, raw_query, None, context).await
-}
-
+use crate::connection::BodyFailure;
 use crate::metrics::{self, Outcome};
-use crate::server::BodyFailure;
 use crate::state::AppState;
 
 /// Largest request body accepted (inline presentations in create/insertDocument).

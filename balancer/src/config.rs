@@ -6,12 +6,12 @@
 //! anything wrong. The environment is read through a lookup function so tests pass a map.
 
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use conflux_shared::AlgorithmSet;
+use conflux_shared::{AlgorithmSet, Secret};
 use serde::Deserialize;
 
 /// A configuration problem, always naming the key.
@@ -26,23 +26,6 @@ pub enum ConfigError {
     Parse(String),
     #[error("config key {key}: {problem}")]
     Invalid { key: String, problem: String },
-}
-
-/// A secret whose `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
 }
 
 /// The file as written, with defaults.
@@ -295,7 +278,7 @@ pub struct ApiConfig {
     pub default_join_params: Vec<(String, String)>,
     pub override_join_params: Vec<(String, String)>,
     pub build_number: String,
-    pub failures: crate::api::failures::FailureLimits,
+    pub failures: crate::failures::FailureLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -675,12 +658,12 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
         let budget = |name: &str, burst: f64, per_hour: f64| {
-            Ok::<_, ConfigError>(crate::api::failures::Budget {
+            Ok::<_, ConfigError>(crate::failures::Budget {
                 burst: positive(&format!("api.{name}_failure_burst"), burst)?,
                 per_hour: positive(&format!("api.{name}_failures_per_hour"), per_hour)?,
             })
         };
-        let failures = crate::api::failures::FailureLimits {
+        let failures = crate::failures::FailureLimits {
             client: budget(
                 "client",
                 raw.api.client_failure_burst,

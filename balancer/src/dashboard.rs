@@ -10,13 +10,6 @@ mod manage;
 mod reports;
 mod view;
 
-pub use auth::{hash_password, login_limiter, same, token as new_token, token_hash};
-
-/// A random password for generated accounts (the demo's): 16 letters and digits.
-pub fn random_password() -> String {
-    auth::token()[..16].to_owned()
-}
-
 use std::sync::Arc;
 
 use conflux_shared::Query;
@@ -28,8 +21,8 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::state::AppState;
-use crate::store::users::{self, Session};
 use auth::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use conflux_store::users::{self, Session};
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let hsts = state.config.web.secure_cookies;
@@ -47,7 +40,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let login = warp::post()
         .and(warp::path!("login"))
         .and(with_state.clone())
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::cookie::optional::<String>(LOGIN_CSRF_COOKIE))
         .and(warp::body::content_length_limit(16 * 1024))

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
-use crate::config::{Config, DefaultIntegration, RawConfig, Secret};
+use conflux_shared::Secret;
+
+use crate::config::{Config, DefaultIntegration, RawConfig};
 use crate::state::AppState;
-use crate::store::{self, NewNode, NodeState};
+use conflux_store::{self as store, NewNode, NodeState};
 
 const DEMO_SECRET: &str = "conflux-demo-secret-0123456789";
 const NODE_SECRET: &str = "demo-node-secret";
@@ -102,8 +104,8 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     });
     let state = AppState::open(config)?;
     // The dashboard's account: a fresh password each run, printed below.
-    let password = crate::dashboard::random_password();
-    let hash = crate::dashboard::hash_password(&password).map_err(|e| anyhow!(e))?;
+    let password = crate::auth::random_password();
+    let hash = crate::auth::hash_password(&password).map_err(|e| anyhow!(e))?;
     state.store.blocking(|c| {
         store::users::add(c, "admin", &hash, store::users::Role::Admin).map(|_| ())
     })?;
@@ -188,7 +190,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
             shown.join("balancer").display()
         );
         println!("Press Ctrl-C to stop.");
-        crate::serve(listener, state, crate::admin::shutdown_signal()).await
+        crate::serve(listener, state, conflux_shared::process::shutdown_signal()).await
     })?;
     drop(children);
     std::thread::sleep(Duration::from_millis(100));

@@ -5,17 +5,22 @@ pub mod admin;
 pub mod agents;
 pub mod api;
 pub mod archives;
+pub mod auth;
 pub mod cli;
 pub mod config;
+mod connection;
 pub mod dashboard;
 pub mod demo;
+pub mod failures;
+pub mod health;
 pub mod metrics;
 pub mod monitor;
+pub mod node_client;
+pub mod ops;
 pub mod placement;
 pub mod poller;
 mod server;
 pub mod state;
-pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,10 +29,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
-
-/// How often the store is checked for the admin CLI's changes (a one-row PRAGMA; the snapshots
-/// are reloaded only when another process wrote).
-const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
 /// Serves the balancer on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -75,7 +76,9 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
                         .into_response();
                 }
                 warp::reply::with_header(
-                    metrics::render(&state),
+                    state
+                        .metrics
+                        .render(&state.nodes.load().nodes, &state.monitor),
                     "content-type",
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
@@ -140,11 +143,19 @@ fn extra_acceptors(
 }
 
 async fn refresh_loop(state: Arc<AppState>, mut shutdown: tokio::sync::broadcast::Receiver<()>) {
-    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    let mut changes = match state.store.changes() {
+        Ok(changes) => changes,
+        Err(e) => {
+            return tracing::error!(error = %e, "Cannot watch the store: other writers' changes are not seen.")
+        }
+    };
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = state.refresh_if_changed().await {
+            changed = changes.next() => {
+                if let Err(e) = changed {
+                    tracing::error!(error = %e, "Could not watch the store.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                } else if let Err(e) = state.refresh().await {
                     tracing::error!(error = %e, "Could not refresh snapshots.");
                 }
             }

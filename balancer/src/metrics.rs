@@ -13,9 +13,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::api::failures::Api;
-use crate::state::AppState;
-use crate::store::NodeState;
+use crate::failures::Api;
+use crate::health::Monitor;
+use conflux_store::{Node, NodeState};
 
 /// The API calls counted by name; anything else is counted as `other`, so clients cannot
 /// grow the label set.
@@ -184,158 +184,158 @@ pub fn authorized(config: &crate::config::Config, authorization: Option<&str>) -
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("")
         .trim();
-    crate::dashboard::same(given, &token.0)
+    crate::auth::same(given, &token.0)
 }
 
-/// The whole exposition for one scrape.
-pub fn render(state: &Arc<AppState>) -> String {
-    let mut registry = Registry::with_prefix("conflux");
-    registry.register(
-        "api_requests",
-        "BBB API calls answered, by call and outcome",
-        state.metrics.requests.clone(),
-    );
-    registry.register(
-        "api_request_duration_seconds",
-        "Time to answer a BBB API call",
-        state.metrics.latency.clone(),
-    );
-    registry.register(
-        "open_connections",
-        "Client connections open now",
-        state.metrics.open_connections.clone(),
-    );
-    registry.register(
-        "connections_refused",
-        "Client connections refused for being over server.max_connections",
-        state.metrics.connections_refused.clone(),
-    );
-    registry.register(
-        "api_checksum_failures",
-        "API requests whose checksum matched no secret, by API (bbb, mobile)",
-        state.metrics.checksum_failures.clone(),
-    );
-    registry.register(
-        "api_checksum_refusals",
-        "API requests refused unchecked after too many failed checksums, by API",
-        state.metrics.checksum_refusals.clone(),
-    );
-    registry.register(
-        "recording_archives_refused",
-        "Recording archives refused, by the balancer on upload or by the recorder",
-        state.metrics.archives_refused.clone(),
-    );
-    let gauge = |registry: &mut Registry, name: &str, help: &str| {
-        let family = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(name, help, family.clone());
-        family
-    };
-    let online = gauge(
-        &mut registry,
-        "node_online",
-        "1 if the node answers its API",
-    );
-    let enabled = gauge(
-        &mut registry,
-        "node_enabled",
-        "1 if the node takes new meetings (admin state)",
-    );
-    let accepted = gauge(
-        &mut registry,
-        "node_accepting",
-        "1 if monitoring lets the node take new meetings",
-    );
-    let meetings = gauge(
-        &mut registry,
-        "node_meetings",
-        "Meetings on the node (last poll)",
-    );
-    let users = gauge(
-        &mut registry,
-        "node_users",
-        "Participants on the node (last poll)",
-    );
-    let voice = gauge(
-        &mut registry,
-        "node_voice_users",
-        "Participants with a microphone (last poll)",
-    );
-    let video = gauge(
-        &mut registry,
-        "node_video_users",
-        "Participants with a camera (last poll)",
-    );
-    let cpu = gauge(
-        &mut registry,
-        "node_cpu_percent",
-        "CPU use from the node's agent",
-    );
-    let memory = gauge(
-        &mut registry,
-        "node_memory_percent",
-        "Memory use from the node's agent",
-    );
-    let disk = gauge(
-        &mut registry,
-        "node_disk_percent",
-        "Fullest disk from the node's agent",
-    );
-    let net_in = gauge(
-        &mut registry,
-        "node_network_in_bytes_per_second",
-        "Received, from the node's agent",
-    );
-    let net_out = gauge(
-        &mut registry,
-        "node_network_out_bytes_per_second",
-        "Sent, from the node's agent",
-    );
-    let checks = Family::<CheckLabels, Gauge<f64, AtomicU64>>::default();
-    registry.register(
-        "node_check_state",
-        "Each check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
-        checks.clone(),
-    );
-    let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    for node in &state.nodes.load().nodes {
-        let l = NodeLabels {
-            node: node.name.clone(),
+impl Metrics {
+    /// The whole exposition for one scrape.
+    pub fn render(&self, nodes: &[Arc<Node>], health: &Monitor) -> String {
+        let mut registry = Registry::with_prefix("conflux");
+        registry.register(
+            "api_requests",
+            "BBB API calls answered, by call and outcome",
+            self.requests.clone(),
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "Time to answer a BBB API call",
+            self.latency.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            self.open_connections.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Client connections refused for being over server.max_connections",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "api_checksum_failures",
+            "API requests whose checksum matched no secret, by API (bbb, mobile)",
+            self.checksum_failures.clone(),
+        );
+        registry.register(
+            "api_checksum_refusals",
+            "API requests refused unchecked after too many failed checksums, by API",
+            self.checksum_refusals.clone(),
+        );
+        registry.register(
+            "recording_archives_refused",
+            "Recording archives refused, by the balancer on upload or by the recorder",
+            self.archives_refused.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
+            registry.register(name, help, family.clone());
+            family
         };
-        online.get_or_create(&l).set(flag(node.online));
-        enabled
-            .get_or_create(&l)
-            .set(flag(node.state == NodeState::Enabled));
-        accepted
-            .get_or_create(&l)
-            .set(flag(state.monitor.accepts(node)));
-        meetings.get_or_create(&l).set(f64::from(node.meetings));
-        users.get_or_create(&l).set(f64::from(node.users));
-        voice.get_or_create(&l).set(f64::from(node.voice));
-        video.get_or_create(&l).set(f64::from(node.videos));
-        let Some(health) = state.monitor.health(node.id) else {
-            continue;
-        };
-        if let Some(r) = &health.report {
-            cpu.get_or_create(&l).set(r.cpu_percent);
-            memory.get_or_create(&l).set(r.memory_percent());
-            disk.get_or_create(&l)
-                .set(r.fullest_disk().map_or(0.0, |d| d.percent()));
-            net_in.get_or_create(&l).set(r.net_in);
-            net_out.get_or_create(&l).set(r.net_out);
-        }
-        for (name, check) in &health.checks {
-            let labels = CheckLabels {
+        let online = gauge(
+            &mut registry,
+            "node_online",
+            "1 if the node answers its API",
+        );
+        let enabled = gauge(
+            &mut registry,
+            "node_enabled",
+            "1 if the node takes new meetings (admin state)",
+        );
+        let accepted = gauge(
+            &mut registry,
+            "node_accepting",
+            "1 if monitoring lets the node take new meetings",
+        );
+        let meetings = gauge(
+            &mut registry,
+            "node_meetings",
+            "Meetings on the node (last poll)",
+        );
+        let users = gauge(
+            &mut registry,
+            "node_users",
+            "Participants on the node (last poll)",
+        );
+        let voice = gauge(
+            &mut registry,
+            "node_voice_users",
+            "Participants with a microphone (last poll)",
+        );
+        let video = gauge(
+            &mut registry,
+            "node_video_users",
+            "Participants with a camera (last poll)",
+        );
+        let cpu = gauge(
+            &mut registry,
+            "node_cpu_percent",
+            "CPU use from the node's agent",
+        );
+        let memory = gauge(
+            &mut registry,
+            "node_memory_percent",
+            "Memory use from the node's agent",
+        );
+        let disk = gauge(
+            &mut registry,
+            "node_disk_percent",
+            "Fullest disk from the node's agent",
+        );
+        let net_in = gauge(
+            &mut registry,
+            "node_network_in_bytes_per_second",
+            "Received, from the node's agent",
+        );
+        let net_out = gauge(
+            &mut registry,
+            "node_network_out_bytes_per_second",
+            "Sent, from the node's agent",
+        );
+        let checks = Family::<CheckLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "node_check_state",
+            "Each check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+            checks.clone(),
+        );
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        for node in nodes {
+            let l = NodeLabels {
                 node: node.name.clone(),
-                check: name.clone(),
             };
-            checks
-                .get_or_create(&labels)
-                .set(f64::from(check.status.exit_code()));
+            online.get_or_create(&l).set(flag(node.online));
+            enabled
+                .get_or_create(&l)
+                .set(flag(node.state == NodeState::Enabled));
+            accepted.get_or_create(&l).set(flag(health.accepts(node)));
+            meetings.get_or_create(&l).set(f64::from(node.meetings));
+            users.get_or_create(&l).set(f64::from(node.users));
+            voice.get_or_create(&l).set(f64::from(node.voice));
+            video.get_or_create(&l).set(f64::from(node.videos));
+            let Some(health) = health.health(node.id) else {
+                continue;
+            };
+            if let Some(r) = &health.report {
+                cpu.get_or_create(&l).set(r.cpu_percent);
+                memory.get_or_create(&l).set(r.memory_percent());
+                disk.get_or_create(&l)
+                    .set(r.fullest_disk().map_or(0.0, |d| d.percent()));
+                net_in.get_or_create(&l).set(r.net_in);
+                net_out.get_or_create(&l).set(r.net_out);
+            }
+            for (name, check) in &health.checks {
+                let labels = CheckLabels {
+                    node: node.name.clone(),
+                    check: name.clone(),
+                };
+                checks
+                    .get_or_create(&labels)
+                    .set(f64::from(check.status.exit_code()));
+            }
         }
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+            tracing::error!(error = %e, "Could not encode metrics.");
+        }
+        text
     }
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        tracing::error!(error = %e, "Could not encode metrics.");
-    }
-    text
 }

@@ -24,7 +24,7 @@ use std::str::FromStr;
 
 use conflux_geoip::Position;
 
-use crate::store::NodeId;
+use conflux_store::NodeId;
 
 /// One node as placement sees it.
 #[derive(Debug, Clone)]

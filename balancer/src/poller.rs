@@ -14,8 +14,9 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::api::ApiError;
+use crate::node_client::NodeError;
 use crate::state::AppState;
-use crate::store::{self, EventKind, IntegrationId, Node, NodeState, PollResult};
+use conflux_store::{self as store, EventKind, IntegrationId, Node, NodeState, PollResult};
 
 /// A meeting the node does not list is forgotten only if it was placed this long before the
 /// poll began: a create still on its way to the node is not yet listed.
@@ -220,13 +221,15 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
     counts
 }
 
-async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, ApiError> {
-    let answer =
-        crate::api::call_node(state, node, "getMeetings", "", "Unable to access server.").await?;
+async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, NodeError> {
+    let answer = state
+        .node_client
+        .call(node, "getMeetings", "", None, "Unable to access server.")
+        .await?;
     let response = answer.parse("Unable to access server.")?;
     match response.body {
         Body::Meetings(list) if response.is_success() => Ok(list),
-        _ => Err(ApiError::Node {
+        _ => Err(NodeError::Failed {
             context: "Unable to access server.",
             detail: format!("{}: getMeetings answered {:?}", node.name, response.key()),
         }),
@@ -237,14 +240,16 @@ async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, ApiError> 
 /// drops those the node no longer lists. Recordings made for a recording server are skipped:
 /// they reach the store only as encrypted archives (the node's plaintext copy is never listed).
 async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Result<(), ApiError> {
-    let answer = crate::api::call_node(
-        state,
-        node,
-        "getRecordings",
-        "state=any",
-        "Unable to access server.",
-    )
-    .await?;
+    let answer = state
+        .node_client
+        .call(
+            node,
+            "getRecordings",
+            "state=any",
+            None,
+            "Unable to access server.",
+        )
+        .await?;
     let Body::Recordings(list) = answer.parse("Unable to access server.")?.body else {
         return Ok(());
     };

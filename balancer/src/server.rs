@@ -9,24 +9,24 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
+
 use tower_service::Service;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
-use warp::Filter;
 
 use crate::api;
 use crate::config::ConnectionLimits;
+use crate::connection::{Peer, TimedBody};
 use crate::state::AppState;
 
 /// What the balancer's open connections are counted against, shared by every acceptor.
@@ -93,15 +93,6 @@ const REFUSAL: &[u8] =
 Content-Type: text/xml;charset=utf-8\r\nContent-Length: 166\r\n\r\n\
 <response><returncode>FAILED</returncode><messageKey>tooManyConnections</messageKey>\
 <message>The server has too many open connections; try again.</message></response>";
-
-/// The connection's remote address, for the warp routes (see [`peer`]).
-#[derive(Debug, Clone, Copy)]
-struct Peer(SocketAddr);
-
-/// The remote address of the connection a warp route is serving.
-pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|Peer(addr)| addr))
-}
 
 /// Serves `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn run(
@@ -176,99 +167,6 @@ fn refuse(stream: &tokio::net::TcpStream, state: &AppState) {
     state.metrics.connection_refused();
     let _ = stream.try_write(REFUSAL);
     tracing::debug!("Connection refused: too many open.");
-}
-
-/// Why a request body stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyFailure {
-    #[error("no body data for {0:?}")]
-    Stalled(Duration),
-    #[error("the body arrives slower than {0} bytes/s")]
-    TooSlow(u64),
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
-}
-
-impl BodyFailure {
-    /// The client was too slow (408) rather than wrong (400).
-    pub fn is_timeout(&self) -> bool {
-        !matches!(self, BodyFailure::Http(_))
-    }
-}
-
-/// A request body that fails once no data came for the body timeout, or once, past that time,
-/// it averages less than the minimum rate: a body announced and never sent cannot hold its
-/// connection. The timer is only armed when the body has to be waited for.
-pub struct TimedBody<B> {
-    inner: B,
-    limits: ConnectionLimits,
-    started: Option<Instant>,
-    received: u64,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<B> TimedBody<B> {
-    fn new(inner: B, limits: ConnectionLimits) -> Self {
-        TimedBody {
-            inner,
-            limits,
-            started: None,
-            received: 0,
-            deadline: None,
-        }
-    }
-}
-
-impl<B> Body for TimedBody<B>
-where
-    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = BodyFailure;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
-        let this = self.get_mut();
-        let started = *this.started.get_or_insert_with(Instant::now);
-        let stall = this.limits.body_timeout;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.received += data.len() as u64;
-                }
-                let elapsed = started.elapsed();
-                let floor = this.limits.min_body_rate as f64 * elapsed.as_secs_f64();
-                if elapsed > stall && (this.received as f64) < floor {
-                    return Poll::Ready(Some(Err(BodyFailure::TooSlow(this.limits.min_body_rate))));
-                }
-                if let Some(deadline) = &mut this.deadline {
-                    deadline.as_mut().reset(Instant::now() + stall);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                let deadline = this
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyFailure::Stalled(stall)))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// Out of file descriptors and the like: log, wait a little, go on (hyper 0.14's policy).

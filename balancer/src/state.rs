@@ -2,11 +2,11 @@
 //! integrations and meeting routes that the request path reads without waiting on I/O.
 //!
 //! SQLite is the source of truth. The snapshots are replaced as a whole (arc-swap) by
-//! [`AppState::refresh`] after each poll and by [`AppState::refresh_if_changed`] when another
-//! process (the admin CLI) wrote; request handlers update the routes they change themselves.
+//! [`AppState::refresh`] after each poll and when the store signals that another process (the
+//! admin CLI) committed; request handlers update the routes they change themselves.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,9 @@ use tokio::sync::broadcast;
 use warp::hyper::body::Bytes;
 
 use crate::config::Config;
-use crate::monitor::Monitor;
-use crate::store::{self, Integration, IntegrationId, Node, NodeId, Store, StoreError};
+use crate::health::Monitor;
+use crate::node_client::NodeClient;
+use conflux_store::{self as store, Integration, IntegrationId, Node, NodeId, Store, StoreError};
 
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +53,14 @@ pub fn geoip_files(config: &Config) -> Vec<std::path::PathBuf> {
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    pub node_client: NodeClient,
     pub monitor: Monitor,
     pub metrics: crate::metrics::Metrics,
     pub templates: conflux_templates::Templates,
     /// Failed web logins per client address.
-    pub login_limiter: crate::api::failures::FailureLimiter,
+    pub login_limiter: crate::failures::FailureLimiter,
     /// Failed API checksums per client and integration (guessing secrets online).
-    pub checksum_failures: crate::api::failures::FailureLimiter,
+    pub checksum_failures: crate::failures::FailureLimiter,
     /// When the poller's previous round ended (usage accounting).
     pub last_round: Mutex<Option<Instant>>,
     pub nodes: ArcSwap<NodeTable>,
@@ -68,8 +70,6 @@ pub struct AppState {
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub shutdown: broadcast::Sender<()>,
-    /// The store's `data_version` when the snapshots were last reloaded.
-    seen_version: AtomicI64,
     /// Bumped whenever meetings may have changed; invalidates `meetings_cache`.
     generation: AtomicU64,
     /// Each integration's rendered getMeetings answer, with the generation it was built at.
@@ -92,16 +92,6 @@ pub struct NodeTable {
 pub struct Route {
     pub integration: IntegrationId,
     pub node: NodeId,
-}
-
-/// A client for calling nodes, with the configured timeouts.
-pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(config.poller.connect_timeout)
-        .timeout(config.poller.response_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(256)
-        .build()
 }
 
 impl NodeTable {
@@ -157,16 +147,24 @@ impl AppState {
         if let Some(default) = &config.default_integration {
             store.blocking(|c| store::integrations::ensure(c, &default.name, &default.secrets))?;
         }
+        let node_client = NodeClient::new(
+            config.api.node_algorithm,
+            config.poller.connect_timeout,
+            config.poller.response_timeout,
+        );
         // Fail at start-up, not on the first node call, if no client can be built (TLS roots).
-        http_client(&config).map_err(|e| OpenError::Http(e.to_string()))?;
-        let checksum_failures = crate::api::failures::FailureLimiter::new(config.api.failures);
+        node_client
+            .http()
+            .map_err(|e| OpenError::Http(e.to_string()))?;
+        let checksum_failures = crate::failures::FailureLimiter::new(config.api.failures);
         let state = Arc::new(AppState {
             checksum_failures,
+            node_client,
             config: Arc::new(config),
             monitor: Monitor::new(geoip),
             metrics: crate::metrics::Metrics::default(),
             templates: conflux_templates::Templates::new()?,
-            login_limiter: crate::dashboard::login_limiter(),
+            login_limiter: crate::auth::login_limiter(),
             last_round: Mutex::new(None),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
@@ -175,74 +173,41 @@ impl AppState {
             recent: Mutex::new(HashMap::new()),
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),
-            seen_version: AtomicI64::new(-1),
             meetings_cache: Mutex::new(HashMap::new()),
             meetings_rebuild: tokio::sync::Mutex::new(()),
             integration_users: ArcSwap::from_pointee(HashMap::new()),
         });
-        state.store.blocking(|c| {
-            state.load(c);
-            state.monitor.load(c)
-        })?;
+        state.load(state.store.snapshot_blocking()?);
+        state.monitor.load(state.store.health_blocking()?);
         Ok(state)
     }
 
-    /// Reloads the snapshots when another process (the admin CLI) changed the store since the
-    /// last look; this process's own writes keep the snapshots current themselves.
-    pub async fn refresh_if_changed(self: &Arc<Self>) -> Result<(), StoreError> {
-        let state = self.clone();
-        self.store
-            .run(move |c| {
-                let version = store::data_version(c)?;
-                if state.seen_version.swap(version, Ordering::AcqRel) != version {
-                    state.load(c);
-                }
-                Ok(())
-            })
-            .await
+    /// Reloads every snapshot from the store (when another writer committed: see
+    /// [`conflux_store::Changes`]; this process's own writes keep the snapshots current).
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.load(self.store.snapshot().await?);
+        Ok(())
     }
 
-    /// Reloads every snapshot from the store.
-    pub async fn refresh(self: &Arc<Self>) -> Result<(), StoreError> {
-        let state = self.clone();
-        self.store
-            .run(move |c| {
-                state.load(c);
-                Ok(())
+    fn load(&self, snapshot: store::Snapshot) {
+        self.nodes.store(Arc::new(NodeTable::new(snapshot.nodes)));
+        self.integrations
+            .store(Arc::new(IntegrationTable::new(snapshot.integrations)));
+        let routes = snapshot
+            .meetings
+            .into_iter()
+            .map(|m| {
+                let route = Route {
+                    integration: m.integration_id,
+                    node: m.node_id,
+                };
+                (m.meeting_id, route)
             })
-            .await
-    }
-
-    fn load(&self, conn: &mut rusqlite::Connection) {
-        match store::nodes::list(conn) {
-            Ok(nodes) => self.nodes.store(Arc::new(NodeTable::new(nodes))),
-            Err(e) => tracing::error!(error = %e, "Could not load nodes."),
-        }
-        match store::integrations::list(conn) {
-            Ok(list) => self
-                .integrations
-                .store(Arc::new(IntegrationTable::new(list))),
-            Err(e) => tracing::error!(error = %e, "Could not load integrations."),
-        }
-        match store::meetings::list(conn) {
-            Ok(list) => {
-                let routes = list
-                    .into_iter()
-                    .map(|m| {
-                        let route = Route {
-                            integration: m.integration_id,
-                            node: m.node_id,
-                        };
-                        (m.meeting_id, route)
-                    })
-                    .collect::<HashMap<_, _>>();
-                let mut current = self.routes.write().unwrap_or_else(|p| p.into_inner());
-                if *current != routes {
-                    *current = routes;
-                    self.meetings_changed();
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "Could not load meetings."),
+            .collect::<HashMap<_, _>>();
+        let mut current = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        if *current != routes {
+            *current = routes;
+            self.meetings_changed();
         }
     }
 

@@ -142,22 +142,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, balancer = %config.balancer_url, "Recorder started.");
     warp::serve(playback::routes(app))
         .incoming(listener)
-        .graceful(shutdown())
+        .graceful(conflux_shared::process::shutdown_signal())
         .run()
         .await;
     Ok(())
-}
-
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            tokio::signal::ctrl_c().await.ok();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -86,9 +86,7 @@ pub fn routes(app: Playback) -> BoxedFilter<(warp::reply::Response,)> {
 
 fn not_found() -> warp::reply::Response {
     warp::reply::with_status(
-        warp::reply::html(
-            "<!doctype html><title>Recording Not Found</title><h1>Recording Not Found</h1>",
-        ),
+        warp::reply::html(conflux_templates::RECORDING_NOT_FOUND),
         StatusCode::NOT_FOUND,
     )
     .into_response()

@@ -15,7 +15,6 @@ use conflux_shared::response::{PlaybackFormat, Recording};
 use conflux_shared::transfer::{self, Change, Feed, FeedEntry};
 use conflux_shared::{checksum, Algorithm};
 use futures_util::StreamExt;
-use rusqlite::params;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
@@ -98,7 +97,7 @@ impl Puller {
         let rid = &entry.record_id;
         if !transfer::is_safe_record_id(rid) {
             tracing::warn!(record_id = %rid, "Feed entry with an unsafe id skipped.");
-            return Ok(self.store.with(|c| set_position(c, entry.seq))?);
+            return Ok(self.store.skip(entry.seq)?);
         }
         if matches!(entry.change, Change::Delete) {
             for format in self.formats_of(rid) {
@@ -130,48 +129,8 @@ impl Puller {
             }),
             _ => None,
         };
-        self.store.with(|c| {
-            let tx = c.transaction()?;
-            match &entry.change {
-                Change::Archive { meeting_id, size, sha256, published, protected } => {
-                    tx.execute(
-                        "INSERT INTO pending (record_id, meeting_id, size, sha256, published, protected) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                         ON CONFLICT (record_id) DO UPDATE SET meeting_id = ?2, size = ?3, sha256 = ?4, published = ?5, protected = ?6",
-                        params![rid, meeting_id, i64::try_from(*size).unwrap_or(i64::MAX), sha256, published, protected],
-                    )?;
-                }
-                Change::Publish { published } => {
-                    tx.execute("UPDATE pending SET published = ?2 WHERE record_id = ?1", params![rid, published])?;
-                    tx.execute("UPDATE recordings SET published = ?2 WHERE record_id = ?1", params![rid, published])?;
-                }
-                Change::Protect { protected } => {
-                    tx.execute("UPDATE pending SET protected = ?2 WHERE record_id = ?1", params![rid, protected])?;
-                    tx.execute("UPDATE recordings SET protected = ?2 WHERE record_id = ?1", params![rid, protected])?;
-                }
-                Change::Update { meta } => {
-                    let old: Option<String> = tx
-                        .query_row("SELECT meta FROM pending WHERE record_id = ?1", [rid], |r| r.get(0))
-                        .ok();
-                    if let Some(old) = old {
-                        let mut all: Vec<(String, String)> = serde_json::from_str(&old).unwrap_or_default();
-                        all.extend(meta.iter().cloned());
-                        tx.execute(
-                            "UPDATE pending SET meta = ?2 WHERE record_id = ?1",
-                            params![rid, serde_json::to_string(&all).unwrap_or_default()],
-                        )?;
-                    }
-                }
-                Change::Delete => {
-                    tx.execute("DELETE FROM pending WHERE record_id = ?1", [rid])?;
-                    tx.execute("UPDATE recordings SET deleted = 1, published = 0 WHERE record_id = ?1", [rid])?;
-                }
-            }
-            if let Some(xml) = &changed_xml {
-                tx.execute("UPDATE recordings SET xml = ?2 WHERE record_id = ?1", params![rid, xml])?;
-            }
-            set_position(&tx, entry.seq)?;
-            tx.commit()
-        })?;
+        self.store
+            .apply(entry.seq, rid, &entry.change, changed_xml.as_deref())?;
         Ok(())
     }
 
@@ -343,14 +302,6 @@ impl Puller {
             }
         }
     }
-}
-
-fn set_position(c: &rusqlite::Connection, seq: i64) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO feed_position (id, seq) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET seq = max(seq, ?1)",
-        [seq],
-    )?;
-    Ok(())
 }
 
 fn edit_xml(xml: &str, edit: impl FnOnce(&mut Recording)) -> Option<String> {

@@ -3,16 +3,20 @@
 //!
 //! Invariant: no network or file I/O and no async runtime here (`body` reads any stream it is
 //! given, on any executor), so everything can be unit- and
-//! property-tested; [`telemetry::init`] is the one side effect, called by the binaries.
+//! property-tested; [`telemetry::init`] is the one side effect, called by the binaries. The
+//! `process` feature adds what binaries need at their edges (`process::shutdown_signal`).
 
 pub mod body;
 pub mod checksum;
 pub mod crypto;
 pub mod date;
 pub mod metadata;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod query;
 pub mod report;
 pub mod response;
+pub mod secret;
 pub mod signed_url;
 pub mod status;
 pub mod telemetry;
@@ -22,5 +26,6 @@ pub mod xml;
 pub use checksum::{Algorithm, AlgorithmSet, ChecksumError, SignedQuery};
 pub use query::{Query, QueryError};
 pub use response::{Body, Response};
+pub use secret::Secret;
 pub use signed_url::SignedUrl;
 pub use xml::{Element, XmlError};

@@ -80,8 +80,30 @@ pub fn api_base_of(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// The host of a node URL, without port or IPv6 brackets (`https://bbb1.example.org:8443/..`
+/// → `bbb1.example.org`): a node's default name and what GeoIP looks up.
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_of_drops_scheme_port_path_and_brackets() {
+        assert_eq!(
+            super::host_of("https://bbb1.example.org:8443/bigbluebutton/api"),
+            "bbb1.example.org"
+        );
+        assert_eq!(super::host_of("http://[::1]:80/x"), "::1");
+        assert_eq!(super::host_of("http://10.0.0.1"), "10.0.0.1");
+    }
+
     use super::*;
     use crate::checksum::{verify, AlgorithmSet};
 

@@ -30,8 +30,21 @@ pub const META_INSTITUTION: &str = "conflux-institution";
 pub const META_RECORDER: &str = "conflux-recorder";
 /// Metadata keys reserved for the balancer (refused from clients, hidden from listings).
 pub const RESERVED_META_PREFIX: &str = "conflux-";
+/// The metadata naming the front-end's recording-ready URL (Scalelite's order).
+pub const READY_URL_KEYS: [&str; 3] = [
+    "meta_bn-recording-ready-url",
+    "meta_bbb-recording-ready-url",
+    "meta_canvas-recording-ready-url",
+];
 
 /// Recorder calls: the feed of archives and changes since a position.
+/// The balancer's answer to an agent's `GET` of [`AGENT_ARCHIVES_PATH`]: the record ids whose
+/// archives reached their recorder, so the node may delete its copies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    pub settled: Vec<String>,
+}
+
 pub const RECORDER_FEED_PATH: &str = "/conflux/recorder/feed";
 pub const RECORDER_FEED_CALL: &str = "recorderFeed";
 /// `GET {RECORDER_ARCHIVES_PATH}/{recordID}` (Range allowed), `POST .../{recordID}/done` with

@@ -22,6 +22,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("playback", include_str!("../templates/playback.hbs")),
 ];
 
+/// The recorder's answer to a playback URL it has nothing for (a static page: the recorder
+/// renders no templates).
+pub const RECORDING_NOT_FOUND: &str = include_str!("../templates/recording_not_found.html");
+
 /// (path under `/static/`, bytes, content type).
 const STATIC: &[(&str, &[u8], &str)] = &[
     (

@@ -1,7 +1,6 @@
 //! The test support of Conflux: the BBB node simulator (`sim`, served by the
-//! `conflux-bbb-sim` binary), the harness the end-to-end tests use to start real processes, and
-//! `procfs`, which reads the benchmarks' process figures.
+//! `conflux-bbb-sim` binary), and the harness the end-to-end tests and the benchmarks use to
+//! start real processes. It does not link the balancer's library.
 
 pub mod harness;
-pub mod procfs;
 pub mod sim;

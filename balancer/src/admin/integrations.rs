@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use super::{random_secret, usage, UsageError};
+use super::{usage, UsageError};
+use crate::auth::random_secret;
 use crate::cli::{IntegrationsCommand, UpdateIntegration};
-use crate::config::Secret;
 use crate::state::AppState;
-use crate::store::{self, IntegrationUpdate, NewIntegration};
+use conflux_shared::Secret;
+use conflux_store::{self as store, IntegrationUpdate, NewIntegration};
 
 pub async fn run(state: &Arc<AppState>, command: IntegrationsCommand) -> anyhow::Result<()> {
     match command {
@@ -92,26 +93,6 @@ fn checked_secret(secret: Option<String>) -> Result<String, UsageError> {
     }
 }
 
-/// A recording server from its URL and PEM public key, checked (http(s) URL, RSA key of 3072
-/// bits or more). Shared by the CLI and the admin pages.
-pub(crate) fn recorder(url: &str, pem: &str) -> Result<store::integrations::Recorder, String> {
-    let url = url.trim().trim_end_matches('/');
-    let valid = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.split("://").nth(1).is_some_and(|r| !r.is_empty())
-        && !url.contains(char::is_whitespace);
-    if !valid {
-        return Err(format!(
-            "the recording server URL {url:?} must be http(s)://HOST[...]"
-        ));
-    }
-    let key = conflux_shared::crypto::RecorderKey::from_pem(pem).map_err(|e| e.to_string())?;
-    Ok(store::integrations::Recorder {
-        url: url.to_owned(),
-        key: key.pem,
-        fingerprint: key.fingerprint,
-    })
-}
-
 fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<()> {
     let i = state
         .store
@@ -135,7 +116,9 @@ fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<
         (Some(url), Some(file)) => {
             let pem = std::fs::read_to_string(file)
                 .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
-            Some(Some(recorder(url, &pem).map_err(UsageError)?))
+            Some(Some(
+                crate::ops::integrations::recorder(url, &pem).map_err(|e| UsageError(e.0))?,
+            ))
         }
         _ if u.no_recorder => Some(None),
         _ => None,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::usage;
 use crate::cli::MeetingsCommand;
 use crate::state::AppState;
-use crate::store::{self, StoreError};
+use conflux_store::{self as store, StoreError};
 
 pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Result<()> {
     match command {
@@ -79,7 +79,8 @@ pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Res
                 })
                 .map_err(usage)?;
             if let Some(node) = state.nodes.load().get(m.node_id).cloned() {
-                super::end_on_node(state, &node, std::slice::from_ref(&meeting_id)).await;
+                crate::ops::nodes::end_on_node(state, &node, std::slice::from_ref(&meeting_id))
+                    .await;
             }
             state
                 .store

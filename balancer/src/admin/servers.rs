@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use conflux_shared::signed_url::api_base_of;
-
 use super::{usage, UsageError};
 use crate::cli::{AddServer, ForceMode, Resolution, ServersCommand, UpdateServer};
-use crate::config::Secret;
+use crate::ops;
 use crate::state::AppState;
-use crate::store::{self, Forced, NewNode, Node, NodeState, NodeUpdate};
+use conflux_shared::Secret;
+use conflux_store::{self as store, Forced, NewNode, Node, NodeState, NodeUpdate};
 
 pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Result<()> {
     match command {
@@ -70,32 +69,17 @@ fn list(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a node URL and returns its API base.
-pub(crate) fn api_url(url: &str) -> Result<String, UsageError> {
-    let trimmed = url.trim();
-    let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-        && !trimmed.contains(char::is_whitespace);
-    if !valid {
-        return Err(UsageError(format!(
-            "Server URL must start with http:// or https:// and name a host: {url:?}"
-        )));
-    }
-    Ok(api_base_of(trimmed).into_owned())
-}
-
 fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {
-    let url = api_url(&add.url)?;
+    let url = ops::nodes::api_url(&add.url).map_err(UsageError::from)?;
     if add.secret.trim().is_empty() {
         return Err(UsageError("the secret must not be empty".into()).into());
     }
     if !(add.load_multiplier.is_finite() && add.load_multiplier > 0.0) {
         return Err(UsageError("the load multiplier must be a positive number".into()).into());
     }
-    let name = add.name.unwrap_or_else(|| crate::api::host_of(&url));
+    let name = add
+        .name
+        .unwrap_or_else(|| conflux_shared::signed_url::host_of(&url));
     let new = NewNode {
         name,
         url,
@@ -120,7 +104,12 @@ fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {
 fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
     let node = find(state, &update.server)?;
     let change = NodeUpdate {
-        url: update.url.as_deref().map(api_url).transpose()?,
+        url: update
+            .url
+            .as_deref()
+            .map(ops::nodes::api_url)
+            .transpose()
+            .map_err(UsageError::from)?,
         secret: update.secret.map(Secret),
         load_multiplier: match update.load_multiplier {
             Some(m) if !(m.is_finite() && m > 0.0) => {
@@ -134,9 +123,9 @@ fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
         location: update
             .location
             .as_deref()
-            .map(parse_location)
+            .map(ops::nodes::parse_location)
             .transpose()
-            .map_err(UsageError)?,
+            .map_err(UsageError::from)?,
         ports: update.ports.as_deref().map(parse_ports).transpose()?,
     };
     state
@@ -290,7 +279,7 @@ async fn disable(state: &Arc<AppState>, key: &str, yes: bool) -> anyhow::Result<
         store::nodes::set_state(c, id, NodeState::Disabled)?;
         Ok(ids)
     })?;
-    super::end_on_node(state, &node, &forgotten).await;
+    crate::ops::nodes::end_on_node(state, &node, &forgotten).await;
     println!("OK");
     Ok(())
 }
@@ -298,35 +287,9 @@ async fn disable(state: &Arc<AppState>, key: &str, yes: bool) -> anyhow::Result<
 /// Forgets the node's meetings, asks the node to end them, and disables it.
 async fn panic(state: &Arc<AppState>, key: &str, keep_state: bool) -> anyhow::Result<()> {
     let node = find(state, key)?;
-    let forgotten = panic_node(state, &node, keep_state).await?;
+    let forgotten = ops::nodes::panic(state, &node, keep_state).await?;
     println!("OK ({forgotten} meetings forgotten)");
     Ok(())
-}
-
-/// Forgets every meeting of `node`, ends them there and (unless `keep_state`) disables it;
-/// returns how many meetings were forgotten. Shared by the CLI and the admin pages.
-pub(crate) async fn panic_node(
-    state: &Arc<AppState>,
-    node: &Node,
-    keep_state: bool,
-) -> Result<usize, store::StoreError> {
-    let id = node.id;
-    let forgotten = state
-        .store
-        .run(move |c| {
-            let ids = store::meetings::remove_on_node(c, id)?;
-            store::nodes::set_offline(c, id)?;
-            if !keep_state {
-                store::nodes::set_state(c, id, NodeState::Disabled)?;
-            }
-            Ok(ids)
-        })
-        .await?;
-    super::end_on_node(state, node, &forgotten).await;
-    for meeting in &forgotten {
-        state.set_route(meeting, None);
-    }
-    Ok(forgotten.len())
 }
 
 /// Scalelite's status table.
@@ -336,7 +299,7 @@ pub fn status(state: &AppState) -> anyhow::Result<()> {
         .iter()
         .map(|n| {
             [
-                crate::api::host_of(&n.url),
+                conflux_shared::signed_url::host_of(&n.url),
                 n.state.to_string(),
                 if n.online { "online" } else { "offline" }.to_owned(),
                 n.meetings.to_string(),
@@ -379,21 +342,6 @@ pub fn status(state: &AppState) -> anyhow::Result<()> {
         println!("{}", line(row.iter().map(String::as_str).collect()));
     }
     Ok(())
-}
-
-/// `LAT,LON` in degrees, or empty for none (the CLI, the admin pages and the JSON API).
-pub(crate) fn parse_location(text: &str) -> Result<Option<(f64, f64)>, String> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let bad = || format!("{text:?} is not LAT,LON in degrees (e.g. -30.03,-51.22)");
-    let (lat, lon) = text.split_once(',').ok_or_else(bad)?;
-    let (lat, lon): (f64, f64) = (
-        lat.trim().parse().map_err(|_| bad())?,
-        lon.trim().parse().map_err(|_| bad())?,
-    );
-    conflux_geoip::Position::new(lat, lon).ok_or_else(bad)?;
-    Ok(Some((lat, lon)))
 }
 
 fn parse_ports(text: &str) -> anyhow::Result<Vec<u16>> {

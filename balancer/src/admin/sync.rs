@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::UsageError;
 use crate::cli::SyncMode;
-use crate::config::Secret;
 use crate::state::AppState;
-use crate::store::{self, NewNode, Node, NodeState, NodeUpdate};
+use conflux_shared::Secret;
+use conflux_store::{self as store, NewNode, Node, NodeState, NodeUpdate};
 
 /// The file: `servers: {ID: {...}}`.
 #[derive(Debug, Deserialize, Serialize)]
@@ -118,7 +118,7 @@ pub async fn sync(
     })?;
     // force: the removed nodes' meetings are ended there too (best effort, as Scalelite).
     for (node, meetings) in ended {
-        super::end_on_node(state, &node, &meetings).await;
+        crate::ops::nodes::end_on_node(state, &node, &meetings).await;
     }
     println!("OK ({count} changes)");
     Ok(())
@@ -146,7 +146,7 @@ fn plan(
             .url
             .clone()
             .unwrap_or_else(|| format!("https://{id}/bigbluebutton/api"));
-        let url = super::servers::api_url(&url)
+        let url = crate::ops::nodes::api_url(&url)
             .map_err(|e| UsageError(format!("ERROR: server {id}: {e}")))?;
         if entry.secret.trim().is_empty() {
             return Err(UsageError(format!(

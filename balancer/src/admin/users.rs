@@ -6,10 +6,10 @@
 use std::io::BufRead;
 
 use super::{usage, UsageError};
+use crate::auth::hash_password;
 use crate::cli::{RoleArg, TokensCommand, UsersCommand};
-use crate::dashboard::hash_password;
 use crate::state::AppState;
-use crate::store::users::{self, Role};
+use conflux_store::users::{self, Role};
 
 const MIN_PASSWORD: usize = 8;
 
@@ -89,8 +89,8 @@ pub fn tokens(state: &AppState, command: TokensCommand) -> anyhow::Result<()> {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Viewer => Role::Viewer,
             };
-            let token = crate::dashboard::new_token();
-            let hash = crate::dashboard::token_hash(&token);
+            let token = crate::auth::token();
+            let hash = crate::auth::token_hash(&token);
             state
                 .store
                 .blocking(|c| {

@@ -9,12 +9,12 @@ use conflux_shared::Response;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::forward;
 use super::params::{rewrite, Rewrite};
 use super::request::ApiRequest;
+use crate::node_client::NodeError;
 use crate::placement::{self, Candidate, NoPlacement, Wish};
 use crate::state::{AppState, Route};
-use crate::store::{self, Integration, NewMeeting, Node, NodeState};
+use conflux_store::{self as store, Integration, NewMeeting, Node, NodeState};
 
 const CREATE_FAILED: &str = "Unable to create meeting on server.";
 
@@ -61,11 +61,13 @@ pub async fn handle(
     let mut attempts = 0;
     let mut failovers = 0;
     let response = loop {
-        let answer =
-            forward::call(state, &node, "create", &query, body.clone(), CREATE_FAILED).await;
+        let answer = state
+            .node_client
+            .call(&node, "create", &query, body.clone(), CREATE_FAILED)
+            .await;
         let response = match answer.and_then(|a| a.parse(CREATE_FAILED)) {
             Ok(r) => r,
-            Err(ApiError::NodeUnreachable { detail, .. }) if is_new && failovers < FAILOVERS => {
+            Err(NodeError::Unreachable { detail, .. }) if is_new && failovers < FAILOVERS => {
                 // Nothing reached the node: it is suspect at once (the poller clears it when
                 // the node answers again) and the meeting goes to the next candidate.
                 suspect(state, &node, &detail);
@@ -75,13 +77,13 @@ pub async fn handle(
                 continue;
             }
             Err(e) => {
-                if let ApiError::NodeUnreachable { detail, .. } = &e {
+                if let NodeError::Unreachable { detail, .. } = &e {
                     suspect(state, &node, detail);
                 }
                 if is_new {
                     forget(state, &meeting_id).await;
                 }
-                return Err(e);
+                return Err(e.into());
             }
         };
         // voiceBridge is unique per node, not per network: the balancer picks another and the
@@ -173,7 +175,7 @@ async fn place(
         .map(|n| Candidate {
             id: n.id,
             name: n.name.clone(),
-            host: host_of(&n.url),
+            host: conflux_shared::signed_url::host_of(&n.url),
             eligible: n.state == NodeState::Enabled && n.online && state.monitor.accepts(n),
             load: 0.0,
             tags: n.tags.clone(),
@@ -316,7 +318,7 @@ fn node_query(
                 recorder.fingerprint.clone(),
             ));
             exclude.extend(
-                crate::archives::retention::READY_URL_KEYS
+                conflux_shared::transfer::READY_URL_KEYS
                     .iter()
                     .map(|k| (*k).to_owned()),
             );
@@ -335,16 +337,6 @@ fn node_query(
             overrides: &overrides,
         },
     )
-}
-
-pub fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.to_owned()
 }
 
 /// `query` with its voiceBridge replaced by `voice_bridge`.
@@ -376,10 +368,6 @@ mod tests {
         assert_eq!(
             with_voice_bridge("meetingID=a", "72222"),
             "meetingID=a&voiceBridge=72222"
-        );
-        assert_eq!(
-            host_of("https://bbb1.example.org:8443/bigbluebutton/api"),
-            "bbb1.example.org"
         );
     }
 }

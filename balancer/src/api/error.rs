@@ -4,6 +4,8 @@
 use conflux_shared::response::{messages, Message};
 use conflux_shared::Response;
 
+use crate::node_client::NodeError;
+
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -14,17 +16,8 @@ pub enum ApiError {
     #[error("permission denied: {0}")]
     PermissionDenied(&'static str),
     /// A node failed (unreachable, timed out, answered garbage).
-    #[error("node error: {context}: {detail}")]
-    Node {
-        context: &'static str,
-        detail: String,
-    },
-    /// A node could not be reached: nothing was sent to it.
-    #[error("node unreachable: {context}: {detail}")]
-    NodeUnreachable {
-        context: &'static str,
-        detail: String,
-    },
+    #[error(transparent)]
+    Node(#[from] NodeError),
     /// No node can take the meeting.
     #[error("no available server")]
     NoServer,
@@ -33,7 +26,7 @@ pub enum ApiError {
     NoTaggedServer(String),
     /// The store failed.
     #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] conflux_store::StoreError),
 }
 
 impl ApiError {
@@ -41,10 +34,7 @@ impl ApiError {
         match self {
             ApiError::Bbb(m) => m.key,
             ApiError::PermissionDenied(_) => messages::PERMISSION_DENIED.key,
-            ApiError::Node { .. }
-            | ApiError::NodeUnreachable { .. }
-            | ApiError::NoServer
-            | ApiError::Store(_) => "internalError",
+            ApiError::Node(_) | ApiError::NoServer | ApiError::Store(_) => "internalError",
             ApiError::NoTaggedServer(_) => "serverTagUnavailable",
         }
     }
@@ -53,9 +43,9 @@ impl ApiError {
         match self {
             ApiError::Bbb(m) => m.text.to_owned(),
             ApiError::PermissionDenied(text) => (*text).to_owned(),
-            ApiError::Node { context, .. } | ApiError::NodeUnreachable { context, .. } => {
-                (*context).to_owned()
-            }
+            ApiError::Node(
+                NodeError::Failed { context, .. } | NodeError::Unreachable { context, .. },
+            ) => (*context).to_owned(),
             ApiError::NoServer => "Could not find any available servers.".into(),
             ApiError::NoTaggedServer(tag) => {
                 format!("There is no available server with the required tag={tag}.")
@@ -70,7 +60,7 @@ impl ApiError {
             ApiError::Bbb(_) | ApiError::PermissionDenied(_) | ApiError::NoTaggedServer(_) => {
                 tracing::debug!(error = %self, "Request refused.")
             }
-            ApiError::Node { .. } | ApiError::NodeUnreachable { .. } | ApiError::NoServer => {
+            ApiError::Node(_) | ApiError::NoServer => {
                 tracing::warn!(error = %self, "Node failure.")
             }
             ApiError::Store(_) => tracing::error!(error = %self, "Internal failure."),

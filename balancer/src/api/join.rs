@@ -9,11 +9,10 @@ use conflux_shared::Response;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::forward;
 use super::params::{rewrite, Rewrite};
 use super::request::ApiRequest;
 use crate::state::AppState;
-use crate::store::{self, Integration};
+use conflux_store::{self as store, Integration};
 
 /// What a join answers: a redirect or XML.
 pub enum Joined {
@@ -87,19 +86,20 @@ pub async fn handle(
         .get_trimmed("redirect")
         .is_none_or(|r| !r.eq_ignore_ascii_case("false"));
     if redirect {
-        return Ok(Joined::Redirect(forward::node_url(
-            state, &node, "join", &query,
-        )));
+        return Ok(Joined::Redirect(
+            state.node_client.url(&node, "join", &query),
+        ));
     }
-    let answer = forward::call(
-        state,
-        &node,
-        "join",
-        &query,
-        None,
-        "Unable to access meeting on server.",
-    )
-    .await?;
+    let answer = state
+        .node_client
+        .call(
+            &node,
+            "join",
+            &query,
+            None,
+            "Unable to access meeting on server.",
+        )
+        .await?;
     Ok(Joined::Xml(
         answer.parse("Unable to access meeting on server.")?,
     ))

@@ -12,12 +12,12 @@ use time::macros::format_description;
 use super::error::ApiError;
 use super::request::ApiRequest;
 use crate::state::AppState;
-use crate::store::{self, EventKind, Integration, NodeState};
+use conflux_store::{self as store, EventKind, Integration, NodeState};
 
 pub fn get_servers(state: &AppState) -> Response {
     let mut servers = Element::new("servers");
     for node in &state.nodes.load().nodes {
-        let host = super::host_of(&node.url);
+        let host = conflux_shared::signed_url::host_of(&node.url);
         let base = node.url.trim_end_matches("/bigbluebutton/api");
         let (status, disable_state) = match node.state {
             NodeState::Enabled => (if node.online { 2 } else { 3 }, 3),

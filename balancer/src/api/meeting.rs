@@ -10,11 +10,10 @@ use serde_json::json;
 
 use super::create::forget;
 use super::error::ApiError;
-use super::forward;
 use super::request::ApiRequest;
 use super::Answer;
 use crate::state::AppState;
-use crate::store::{self, Integration};
+use conflux_store::{self as store, Integration};
 
 pub async fn handle(
     state: &Arc<AppState>,
@@ -37,15 +36,10 @@ pub async fn handle(
         _ => "Unable to access meeting on server.",
     };
     let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
-    let answer = forward::call(
-        state,
-        &node,
-        &req.call,
-        &req.unsigned_query(),
-        body,
-        context,
-    )
-    .await?;
+    let answer = state
+        .node_client
+        .call(&node, &req.call, &req.unsigned_query(), body, context)
+        .await?;
     // Fast path: a successful answer to a read-only call is passed on byte for byte. BBB writes
     // the return code first, so only the answer's head is searched.
     let head = &answer.body[..answer.body.len().min(256)];

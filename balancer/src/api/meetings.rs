@@ -10,7 +10,7 @@ use conflux_shared::{Element, Response};
 use super::error::ApiError;
 use super::Answer;
 use crate::state::AppState;
-use crate::store::{self, Integration};
+use conflux_store::{self as store, Integration};
 
 pub async fn handle(
     state: &Arc<AppState>,

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use conflux_shared::response::{messages, Body, Message};
 use conflux_shared::{checksum, Algorithm, Element, Query, Response};
 
-use super::failures::{self, Api, Refusal};
 use super::request::ApiRequest;
+use super::request::{limited, Refusal};
 use super::{create, join, meetings};
+use crate::failures::Api;
 use crate::state::AppState;
-use crate::store::Integration;
+use conflux_store::Integration;
 
 /// What the mobile endpoint answers.
 pub enum MobileAnswer {
@@ -60,7 +61,7 @@ pub async fn handle(
         return xml(Response::success(Body::Fields(Vec::new()))
             .with_message(m("mobileSupported", "This server supports mobile devices.")));
     }
-    let integration = match failures::limited(state, Api::Mobile, client_ip, prefix, || {
+    let integration = match limited(state, Api::Mobile, client_ip, prefix, || {
         authenticate(state, raw_query, prefix)
     }) {
         Ok(integration) => integration,
@@ -243,7 +244,7 @@ fn internal_request(call: &str, raw: &str, client_ip: Option<std::net::IpAddr>) 
 }
 
 fn now_secs() -> i64 {
-    crate::store::now_ms() / 1000
+    conflux_store::now_ms() / 1000
 }
 
 fn xml(response: Response) -> MobileAnswer {

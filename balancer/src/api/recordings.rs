@@ -14,9 +14,9 @@ use conflux_shared::{query::encode, Element, Response};
 
 use super::error::ApiError;
 use super::request::ApiRequest;
-use super::{forward, Answer};
+use super::Answer;
 use crate::state::AppState;
-use crate::store::{self, recordings::RecordingRecord, Integration, NodeId};
+use conflux_store::{self as store, recordings::RecordingRecord, Integration, NodeId};
 
 const MISSING_PARAMETERS: Message = Message {
     key: "missingParameters",
@@ -212,7 +212,7 @@ impl Edit {
                     .into();
                 }
             }
-            "deleteRecordings" => mark_deleted(r),
+            "deleteRecordings" => r.mark_deleted(),
             "updateRecordings" => {
                 for (key, value) in &self.meta {
                     r.metadata.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
@@ -248,15 +248,6 @@ impl Edit {
             _ => Vec::new(),
         }
     }
-}
-
-/// A deleted recording as listings show it: Scalelite keeps it (state `deleted`) without
-/// metadata or playback.
-pub(crate) fn mark_deleted(r: &mut Recording) {
-    r.published = false;
-    r.state = "deleted".into();
-    r.metadata.clear();
-    r.playback.clear();
 }
 
 /// Applies an edit to archived recordings in the store and queues it for the recorder; a
@@ -340,15 +331,10 @@ async fn change_on_nodes(
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("&");
-        let answer = forward::call(
-            state,
-            &node,
-            &req.call,
-            &query,
-            None,
-            "Unable to access server.",
-        )
-        .await?;
+        let answer = state
+            .node_client
+            .call(&node, &req.call, &query, None, "Unable to access server.")
+            .await?;
         if req.call == "getRecordingTextTracks" {
             return Ok(Some(Answer::Json(answer.body)));
         }

@@ -11,10 +11,10 @@ use warp::http::Method;
 use warp::hyper::body::Bytes;
 
 use super::error::ApiError;
-use super::failures::{self, Api, Refusal};
 use crate::config::IpNet;
+use crate::failures::{Api, Verdict};
 use crate::state::AppState;
-use crate::store::Integration;
+use conflux_store::Integration;
 
 /// One BBB API request.
 pub struct ApiRequest {
@@ -57,7 +57,7 @@ pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Arc<Integratio
     let signed = SignedQuery::parse(req.raw_query(), state.config.api.algorithms)
         .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
     let prefix = req.prefix.as_deref();
-    let integration = failures::limited(state, Api::Bbb, req.client_ip, prefix, || {
+    let integration = limited(state, Api::Bbb, req.client_ip, prefix, || {
         state.integration_for(&req.call, &signed, prefix)
     })
     .map_err(|refusal| match refusal {
@@ -108,6 +108,47 @@ pub fn client_ip(
         }
         _ => peer,
     }
+}
+
+/// Runs `check` (a checksum verification from `client`, naming the integration with `prefix`)
+/// under the failure limits: refused unchecked when over them, counted, logged and measured
+/// when it fails.
+pub(crate) fn limited<T>(
+    state: &AppState,
+    api: Api,
+    client: Option<IpAddr>,
+    prefix: Option<&str>,
+    check: impl FnOnce() -> Option<T>,
+) -> Result<T, Refusal> {
+    let limiter = &state.checksum_failures;
+    let scope = || prefix.and_then(|p| state.integrations.load().by_prefix(p).map(|i| i.id));
+    if limiter.verdict(client, scope) == Verdict::Refuse {
+        state.metrics.checksum_refused(api);
+        return Err(Refusal::Limited);
+    }
+    match check() {
+        Some(found) => Ok(found),
+        None => {
+            state.metrics.checksum_failed(api);
+            if limiter.failed(client, scope()) {
+                tracing::warn!(
+                    client = %client.map_or_else(String::new, |c| c.to_string()),
+                    api = api.as_str(),
+                    "Too many failed checksums: the client is refused until its budget refills."
+                );
+            }
+            Err(Refusal::Failed)
+        }
+    }
+}
+
+/// Why [`limited`] gave nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Over the failure limits; not checked.
+    Limited,
+    /// Checked and wrong.
+    Failed,
 }
 
 #[cfg(test)]

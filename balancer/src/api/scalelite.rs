@@ -19,9 +19,9 @@ use warp::hyper::body::Bytes;
 use warp::reply::Response;
 use warp::Reply;
 
-use crate::config::Secret;
 use crate::state::AppState;
-use crate::store::{self, IntegrationId, NewNode, Node, NodeState, NodeUpdate};
+use conflux_shared::Secret;
+use conflux_store::{self as store, IntegrationId, NewNode, Node, NodeState, NodeUpdate};
 
 const ACTOR: &str = "scalelite-api";
 
@@ -232,7 +232,7 @@ async fn add_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
             json!({"error": "Server needs a URL and a secret"}),
         );
     };
-    let Ok(url) = crate::admin::servers::api_url(&url) else {
+    let Ok(url) = crate::ops::nodes::api_url(&url) else {
         return (
             StatusCode::BAD_REQUEST,
             json!({"error": "Server needs a URL and a secret"}),
@@ -250,7 +250,7 @@ async fn add_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
         },
     };
     let new = NewNode {
-        name: crate::api::host_of(&url),
+        name: conflux_shared::signed_url::host_of(&url),
         url,
         secret: Secret(secret),
         load_multiplier,
@@ -335,7 +335,7 @@ async fn panic_server(state: &Arc<AppState>, args: &Args) -> (StatusCode, Value)
         Ok(n) => n,
         Err(e) => return e,
     };
-    match crate::admin::servers::panic_node(state, &n, args.flag("keep_state")).await {
+    match crate::ops::nodes::panic(state, &n, args.flag("keep_state")).await {
         Ok(_) => (
             StatusCode::OK,
             json!({"success": format!(

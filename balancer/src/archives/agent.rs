@@ -22,14 +22,14 @@ use warp::{Buf, Filter};
 
 use super::json;
 use crate::agents::refuse;
-use crate::monitor::{authenticate_agent, ReportError};
+use crate::health::{authenticate_agent, ReportError};
 use crate::state::AppState;
-use crate::store::{self, recordings::Arrival, recordings::Arrived, IntegrationId, Node};
+use conflux_store::{self as store, recordings::Arrival, recordings::Arrived, IntegrationId, Node};
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let with_state = warp::any().map(move || state.clone());
     let common = with_state
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(warp::path::full())
         .and(warp::header::headers_cloned());
     let key = warp::get()
@@ -66,7 +66,7 @@ fn authenticate(
     headers: &HeaderMap,
     content: &str,
 ) -> Result<Arc<Node>, ReportError> {
-    let header = crate::monitor::header_reader(headers);
+    let header = crate::health::header_reader(headers);
     let nodes = state.nodes.load();
     let signed = transfer::agent_request(method, path.as_str(), content);
     authenticate_agent(&nodes.nodes, &header, &signed).map(|(node, _)| node.clone())
@@ -376,7 +376,7 @@ async fn settled(
         .run(move |c| store::recordings::settled_on(c, id))
         .await
     {
-        Ok(ids) => json(StatusCode::OK, &json!({ "settled": ids })),
+        Ok(settled) => json(StatusCode::OK, &json!(transfer::Settled { settled })),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, peer, &e.to_string()),
     }
 }

@@ -27,7 +27,7 @@ use warp::{Filter, Reply};
 
 use super::json;
 use crate::state::AppState;
-use crate::store::{self, Integration};
+use conflux_store::{self as store, Integration};
 
 /// How far a recorder's `ts` may be from the balancer's clock.
 const MAX_SKEW_SECS: i64 = 300;
@@ -46,13 +46,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let feed = warp::get()
         .and(warp::path!("conflux" / "recorder" / "feed"))
         .and(with_state.clone())
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(raw_query)
         .then(feed);
     let download = warp::get()
         .and(warp::path!("conflux" / "recorder" / "archives" / String))
         .and(with_state.clone())
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .then(download);
@@ -61,7 +61,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
             "conflux" / "recorder" / "archives" / String / String
         ))
         .and(with_state)
-        .and(crate::server::peer())
+        .and(crate::connection::peer())
         .and(raw_query)
         .and(body)
         .then(report);

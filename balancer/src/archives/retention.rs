@@ -10,16 +10,9 @@ use conflux_shared::response::Recording;
 use conflux_shared::transfer;
 
 use crate::state::AppState;
-use crate::store::{self, Integration};
+use conflux_store::{self as store, Integration};
 
 pub const EVERY: Duration = Duration::from_secs(3600);
-
-/// The metadata naming the front-end's recording-ready URL (Scalelite's order).
-pub const READY_URL_KEYS: [&str; 3] = [
-    "meta_bn-recording-ready-url",
-    "meta_bbb-recording-ready-url",
-    "meta_canvas-recording-ready-url",
-];
 
 /// Deletes every recording past its integration's retention.
 pub async fn sweep(state: &Arc<AppState>) {
@@ -59,14 +52,16 @@ async fn delete(
             return;
         };
         let query = format!("recordID={}", conflux_shared::query::encode(&row.record_id));
-        if let Err(e) = crate::api::call_node(
-            state,
-            &node,
-            "deleteRecordings",
-            &query,
-            "Unable to delete recording.",
-        )
-        .await
+        if let Err(e) = state
+            .node_client
+            .call(
+                &node,
+                "deleteRecordings",
+                &query,
+                None,
+                "Unable to delete recording.",
+            )
+            .await
         {
             tracing::warn!(record_id = %row.record_id, node = %node.name, error = ?e, "Retention: the node did not delete the recording; will retry.");
             return;
@@ -77,7 +72,7 @@ async fn delete(
         meeting_id: row.meeting_id.clone(),
         ..Recording::default()
     });
-    crate::api::recordings::mark_deleted(&mut deleted);
+    deleted.mark_deleted();
     let (id, rid, xml) = (
         integration.id,
         row.record_id.clone(),
@@ -108,7 +103,7 @@ pub async fn relay_ready(state: &AppState, integration: &Integration, recording:
         .run(move |c| store::events::created_params(c, &meeting, id))
         .await
     {
-        Ok(Some(params)) => READY_URL_KEYS
+        Ok(Some(params)) => conflux_shared::transfer::READY_URL_KEYS
             .iter()
             .find_map(|k| params.get(*k).and_then(|v| v.as_str()).map(str::to_owned)),
         Ok(None) => None,
@@ -120,7 +115,7 @@ pub async fn relay_ready(state: &AppState, integration: &Integration, recording:
     let Some(url) = url.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
         return;
     };
-    let client = match crate::state::http_client(&state.config) {
+    let client = match state.node_client.http() {
         Ok(c) => c,
         Err(e) => return tracing::error!(error = %e, "No HTTP client for the callback."),
     };

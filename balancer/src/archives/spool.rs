@@ -14,7 +14,7 @@ use conflux_shared::response::Recording;
 use conflux_shared::transfer;
 
 use crate::state::AppState;
-use crate::store::{self, IntegrationId};
+use conflux_store::{self as store, IntegrationId};
 
 /// metadata.xml files are small; a bigger one is not BBB's.
 const MAX_METADATA: u64 = 1 << 20;

@@ -15,8 +15,8 @@ use warp::Reply;
 
 use super::{auth, manage, view};
 use crate::state::AppState;
-use crate::store;
-use crate::store::users::{self, Role};
+use conflux_store as store;
+use conflux_store::users::{self, Role};
 
 /// Who is calling: a name for the audit log and a role.
 pub struct Caller {

@@ -1,63 +1,16 @@
-//! Accounts and sessions for the web: argon2id password hashes, session cookies (random
-//! token, only its sha256 stored; HttpOnly, SameSite=Strict, Secure unless configured off),
-//! a CSRF token per session checked on every form, a login CSRF cookie, and a per-address
-//! limit on failed logins.
+//! Sessions for the web: session cookies (random token, only its sha256 stored; HttpOnly,
+//! SameSite=Strict, Secure unless configured off), a CSRF token per session checked on every
+//! form, and a login CSRF cookie. Hashes, tokens and the login limits are in `crate::auth`.
 
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use rand::Rng;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::api::failures::{Budget, FailureLimiter, FailureLimits};
+pub use crate::auth::{dummy_hash, token, token_hash, verify_password};
 use crate::config::WebConfig;
 use crate::state::AppState;
-use crate::store::users::{self, Session};
+use conflux_store::users::{self, Session};
 
 pub const SESSION_COOKIE: &str = "conflux_session";
 pub const LOGIN_CSRF_COOKIE: &str = "conflux_login";
-/// Failed logins allowed per address at once (see [`login_limiter`]).
-const MAX_FAILURES: usize = 5;
-
-/// An argon2id hash (PHC string) of `password`.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt =
-        SaltString::encode_b64(&rand::rng().random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// A real hash of a random password, verified against when the user does not exist so that
-/// the answer takes as long either way (computed once).
-pub fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&token()).unwrap_or_default())
-}
-
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
-/// A fresh random token (hex).
-pub fn token() -> String {
-    hex::encode(rand::rng().random::<[u8; 32]>())
-}
-
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-pub fn same(a: &str, b: &str) -> bool {
-    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
 
 /// The `Set-Cookie` value of a cookie (`max_age` 0 clears it).
 pub fn cookie(web: &WebConfig, name: &str, value: &str, max_age: Duration) -> String {
@@ -77,55 +30,4 @@ pub async fn session(state: &AppState, cookie: Option<String>) -> Option<Session
         .await
         .ok()
         .flatten()
-}
-
-/// Failed logins: five per address at once, then one a minute; and once a hundred failed from
-/// everywhere, addresses that failed wait for the refill too (a password guessed from many).
-pub fn login_limiter() -> FailureLimiter {
-    FailureLimiter::new(FailureLimits {
-        client: Budget {
-            burst: MAX_FAILURES as f64,
-            per_hour: 60.0,
-        },
-        scope: Budget {
-            burst: 100.0,
-            per_hour: 120.0,
-        },
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::failures::Verdict;
-    use std::net::IpAddr;
-
-    #[test]
-    fn passwords_hash_and_verify() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("wrong", &hash));
-        assert!(!verify_password("correct horse", "not a hash"));
-    }
-
-    #[test]
-    fn the_limiter_counts_failures_per_address() {
-        let limiter = login_limiter();
-        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        let allows = |ip| limiter.verdict(Some(ip), || None) == Verdict::Check;
-        for _ in 0..MAX_FAILURES {
-            assert!(allows(a));
-            limiter.failed(Some(a), None);
-        }
-        assert!(!allows(a));
-        assert!(allows(b));
-    }
-
-    #[test]
-    fn tokens_compare_in_constant_time_and_never_empty() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("", ""));
-    }
 }

@@ -71,7 +71,7 @@ pub(crate) async fn history_json(
             )
         }
     };
-    let since = crate::store::now_ms() / 1000 - span;
+    let since = conflux_store::now_ms() / 1000 - span;
     let rows = match name {
         Some(name) => {
             let Some(node) = state
@@ -86,19 +86,19 @@ pub(crate) async fn history_json(
             };
             state
                 .store
-                .run(move |c| crate::store::monitor::history(c, node.id, resolution, since))
+                .run(move |c| conflux_store::monitor::history(c, node.id, resolution, since))
                 .await
         }
         None => {
             let resolution = resolution.max(300);
             state
                 .store
-                .run(move |c| crate::store::monitor::network_history(c, resolution, since))
+                .run(move |c| conflux_store::monitor::network_history(c, resolution, since))
                 .await
         }
     }
     .unwrap_or_default();
-    let column = |f: fn(&crate::store::monitor::Sample) -> f64| {
+    let column = |f: fn(&conflux_store::monitor::Sample) -> f64| {
         rows.iter().map(|(_, s)| f(s)).collect::<Vec<_>>()
     };
     warp::reply::json(&json!({

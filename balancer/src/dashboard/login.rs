@@ -14,9 +14,9 @@ use warp::Reply;
 
 use super::auth::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::{form, message, page, redirect, set_cookie};
-use crate::api::failures::Verdict;
+use crate::failures::Verdict;
 use crate::state::AppState;
-use crate::store::users;
+use conflux_store::users;
 
 pub async fn login_page(state: Arc<AppState>, csrf: Option<String>) -> Response {
     let csrf = csrf.filter(|c| c.len() == 64).unwrap_or_else(auth::token);
@@ -65,7 +65,10 @@ pub async fn login(
         );
     };
     let csrf = form.get("csrf").unwrap_or_default();
-    if !cookie.as_deref().is_some_and(|c| auth::same(c, csrf)) {
+    if !cookie
+        .as_deref()
+        .is_some_and(|c| crate::auth::same(c, csrf))
+    {
         tracing::warn!(%ip, "Login refused: CSRF check failed.");
         return login_form(
             &state,
@@ -118,7 +121,7 @@ pub async fn login(
         user.username.clone(),
     );
     let lifetime = state.config.web.session;
-    let expires = crate::store::now_ms() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+    let expires = conflux_store::now_ms() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
     let stored = state
         .store
         .run(move |c| {
@@ -155,7 +158,9 @@ pub async fn logout(state: Arc<AppState>, cookie: Option<String>, body: Bytes) -
     let Some(session) = auth::session(&state, Some(token.clone())).await else {
         return redirect("/login");
     };
-    if !form(&body).is_some_and(|f| auth::same(&session.csrf, f.get("csrf").unwrap_or_default())) {
+    if !form(&body)
+        .is_some_and(|f| crate::auth::same(&session.csrf, f.get("csrf").unwrap_or_default()))
+    {
         return message(
             &state,
             StatusCode::FORBIDDEN,

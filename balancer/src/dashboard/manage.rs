@@ -10,12 +10,12 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{auth, message, page, redirect};
-use crate::config::Secret;
+use super::{message, page, redirect};
 use crate::state::AppState;
-use crate::store::users::{self, Role, Session};
-use crate::store::{
-    self, Forced, IntegrationUpdate, NewIntegration, NewNode, NodeState, NodeUpdate,
+use conflux_shared::Secret;
+use conflux_store::users::{self, Role, Session};
+use conflux_store::{
+    self as store, Forced, IntegrationUpdate, NewIntegration, NewNode, NodeState, NodeUpdate,
 };
 
 /// The actions a node row offers.
@@ -150,7 +150,7 @@ pub async fn act(
             "Only administrators can change anything.",
         );
     }
-    if !auth::same(&session.csrf, form.get("csrf").unwrap_or_default()) {
+    if !crate::auth::same(&session.csrf, form.get("csrf").unwrap_or_default()) {
         return message(
             state,
             StatusCode::FORBIDDEN,
@@ -231,6 +231,12 @@ pub enum Failure {
     Store(store::StoreError),
 }
 
+impl From<crate::ops::Invalid> for Failure {
+    fn from(e: crate::ops::Invalid) -> Self {
+        Failure::Invalid(e.0)
+    }
+}
+
 impl From<store::StoreError> for Failure {
     fn from(e: store::StoreError) -> Self {
         Failure::Store(e)
@@ -258,7 +264,7 @@ async fn integration(state: &Arc<AppState>, action: &str, form: &Query) -> Resul
             if name.is_empty() {
                 return Err(Failure::Invalid("the integration needs a name".into()));
             }
-            let secret = crate::admin::random_secret();
+            let secret = crate::auth::random_secret();
             let new = NewIntegration {
                 name: name.clone(),
                 secret: Secret(secret.clone()),
@@ -290,7 +296,7 @@ async fn integration(state: &Arc<AppState>, action: &str, form: &Query) -> Resul
         }
         "rotate" => {
             let id = store::IntegrationId(id(form)?);
-            let secret = crate::admin::random_secret();
+            let secret = crate::auth::random_secret();
             let new = Secret(secret.clone());
             let name = state
                 .store
@@ -321,7 +327,7 @@ async fn integration(state: &Arc<AppState>, action: &str, form: &Query) -> Resul
                 None
             } else {
                 let key = form.get("key").unwrap_or_default();
-                Some(crate::admin::integrations::recorder(&url, key).map_err(Failure::Invalid)?)
+                Some(crate::ops::integrations::recorder(&url, key)?)
             };
             let detail = recorder.as_ref().map_or_else(
                 || format!("#{} recording server removed", id.0),
@@ -348,8 +354,7 @@ async fn integration(state: &Arc<AppState>, action: &str, form: &Query) -> Resul
 
 async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done, Failure> {
     if action == "add" {
-        let url = crate::admin::servers::api_url(form.get("url").unwrap_or_default())
-            .map_err(|e| Failure::Invalid(e.0))?;
+        let url = crate::ops::nodes::api_url(form.get("url").unwrap_or_default())?;
         let secret = form.get_trimmed("secret").unwrap_or_default();
         if secret.is_empty() {
             return Err(Failure::Invalid("the node needs its BBB secret".into()));
@@ -357,7 +362,7 @@ async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done,
         let name = form
             .get_trimmed("name")
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| crate::api::host_of(&url));
+            .unwrap_or_else(|| conflux_shared::signed_url::host_of(&url));
         let new = NewNode {
             name: name.clone(),
             url,
@@ -412,16 +417,15 @@ async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done,
             ))
         }
         "panic" => {
-            let n = crate::admin::servers::panic_node(state, &node, false).await?;
+            let n = crate::ops::nodes::panic(state, &node, false).await?;
             done(format!(
                 "{name} panicked: {n} meetings ended and forgotten, node disabled"
             ))
         }
         "update" => {
-            let location = crate::admin::servers::parse_location(
+            let location = crate::ops::nodes::parse_location(
                 &form.get_trimmed("location").unwrap_or_default(),
-            )
-            .map_err(Failure::Invalid)?;
+            )?;
             let multiplier = match form.get_trimmed("multiplier").filter(|m| !m.is_empty()) {
                 Some(m) => Some(
                     m.parse::<f64>()
@@ -467,7 +471,7 @@ async fn account(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Do
                 .unwrap_or("viewer")
                 .parse()
                 .map_err(Failure::Invalid)?;
-            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
                 .await
                 .map_err(|e| Failure::Invalid(e.to_string()))?
                 .map_err(Failure::Invalid)?;

@@ -12,9 +12,9 @@ use warp::Reply;
 
 use super::{message, page};
 use crate::state::AppState;
-use crate::store::usage::{self, DayUsage};
-use crate::store::users::Session;
-use crate::store::{self, IntegrationId};
+use conflux_store::usage::{self, DayUsage};
+use conflux_store::users::Session;
+use conflux_store::{self as store, IntegrationId};
 
 /// The selected integration and month, with the month's days.
 struct Selection {

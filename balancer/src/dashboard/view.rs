@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::state::AppState;
-use crate::store::{Forced, Node, NodeState};
+use conflux_store::{Forced, Node, NodeState};
 
 #[derive(Debug, Serialize)]
 pub struct NodeView {

@@ -15,12 +15,12 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use crate::state::AppState;
-use crate::store::{Node, NodeState};
+use conflux_store::{Node, NodeState};
 
 /// Starts one task per check kind.
 pub fn spawn(state: &Arc<AppState>) -> Vec<JoinHandle<()>> {
     let m = &state.config.monitor;
-    let client = match crate::state::http_client(&state.config) {
+    let client = match state.node_client.http() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "No HTTP client: active checks are off.");
@@ -129,7 +129,7 @@ async fn ports(state: &AppState, node: &Node) -> Option<(&'static str, Status, S
     if ports.is_empty() {
         return None;
     }
-    let host = crate::api::host_of(&node.url);
+    let host = conflux_shared::signed_url::host_of(&node.url);
     let timeout = state.config.poller.connect_timeout;
     let mut closed = Vec::new();
     for port in ports {

@@ -38,6 +38,15 @@ pub struct PlaybackFormat {
 }
 
 impl Recording {
+    /// The recording as listings show it once deleted: Scalelite keeps it (state `deleted`)
+    /// without metadata or playback.
+    pub fn mark_deleted(&mut self) {
+        self.published = false;
+        self.state = "deleted".into();
+        self.metadata.clear();
+        self.playback.clear();
+    }
+
     /// Reads a `<recording>` element from its XML text (as the store keeps it).
     pub fn from_xml(xml: &str) -> Result<Recording, XmlError> {
         Recording::from_element(&Element::parse(xml)?)

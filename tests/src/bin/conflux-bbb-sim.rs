@@ -100,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         {
             println!("listening on http://{addr}");
         }
-        sim::serve(listener, config, conflux_balancer::admin::shutdown_signal()).await
+        sim::serve(listener, config, conflux_shared::process::shutdown_signal()).await
     })
 }
 

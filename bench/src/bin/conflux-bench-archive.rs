@@ -8,9 +8,9 @@ use std::io::{BufReader, BufWriter, Read};
 use std::time::Instant;
 
 use clap::Parser;
+use conflux_bench::procfs::memory_mb;
 use conflux_shared::crypto::archive::{self, Manifest};
 use conflux_shared::crypto::RecorderKey;
-use conflux_tests::procfs::memory_mb;
 
 /// Measure archive encryption (see the module docs).
 #[derive(Parser)]

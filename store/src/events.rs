@@ -179,7 +179,7 @@ pub fn created_params(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::Store;
     use serde_json::json;
 
     #[test]

@@ -223,14 +223,14 @@ pub fn reports(conn: &Connection) -> Result<Vec<(NodeId, i64, i64, String)>, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
-    use crate::store::{NewNode, NodeState, Store};
+    use crate::{NewNode, NodeState, Store};
+    use conflux_shared::Secret;
 
     fn store_with_node() -> (Store, NodeId) {
         let store = Store::open_in_memory().unwrap();
         let node = store
             .blocking(|c| {
-                crate::store::nodes::insert(
+                crate::nodes::insert(
                     c,
                     &NewNode {
                         name: "bbb1".into(),
@@ -293,9 +293,7 @@ mod tests {
     #[test]
     fn writes_for_a_removed_node_are_dropped() {
         let (store, node) = store_with_node();
-        store
-            .blocking(|c| crate::store::nodes::remove(c, node))
-            .unwrap();
+        store.blocking(|c| crate::nodes::remove(c, node)).unwrap();
         let check = Write::Check(CheckRow {
             node,
             name: "cpu".into(),

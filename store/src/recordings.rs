@@ -499,7 +499,7 @@ pub fn expired(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{integrations, Store};
+    use crate::{integrations, Store};
     use conflux_shared::response::Recording;
     use conflux_shared::Query;
 
@@ -522,7 +522,7 @@ mod tests {
                     c,
                     &integrations::NewIntegration {
                         name: "uni".into(),
-                        secret: crate::config::Secret("s3cret-0123456789".into()),
+                        secret: conflux_shared::Secret("s3cret-0123456789".into()),
                     },
                 )?
                 .id;

@@ -8,10 +8,10 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use conflux_balancer::store::{self, EventKind, Store};
+use conflux_bench::procfs;
 use conflux_shared::Algorithm;
+use conflux_store::{self as store, EventKind, Store};
 use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
-use conflux_tests::procfs;
 use serde_json::json;
 
 const SECRET: &str = "bench-events-secret";
@@ -103,7 +103,7 @@ fn fill(data: &std::path::Path, args: &Args) -> anyhow::Result<()> {
             c,
             &store::integrations::NewIntegration {
                 name: "bench".into(),
-                secret: conflux_balancer::config::Secret(SECRET.into()),
+                secret: conflux_shared::Secret(SECRET.into()),
             },
         )?
         .id;

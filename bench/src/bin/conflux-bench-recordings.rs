@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use conflux_balancer::store::{self, recordings::RecordingRecord, IntegrationId, Store};
 use conflux_shared::response::{PlaybackFormat, Recording};
 use conflux_shared::Algorithm;
+use conflux_store::{self as store, recordings::RecordingRecord, IntegrationId, Store};
 use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use futures_util::StreamExt;
 
@@ -104,7 +104,7 @@ fn fill(data: &std::path::Path, n: usize) -> anyhow::Result<()> {
             c,
             &store::integrations::NewIntegration {
                 name: "bench".into(),
-                secret: conflux_balancer::config::Secret(SECRET.into()),
+                secret: conflux_shared::Secret(SECRET.into()),
             },
         )?;
         let tx = c.transaction()?;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use conflux_bench::procfs::{cpu_seconds, memory_mb};
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{bench_config, binary, serve_balancer, BbbClient};
-use conflux_tests::procfs::{cpu_seconds, memory_mb};
 use conflux_tests::sim::{self, SimConfig};
 
 #[derive(Parser)]

@@ -1,5 +1,5 @@
 //! The balancer's SQLite store: the source of truth for nodes, integrations, meetings and
-//! events. Only this module and its children contain SQL.
+//! events. The only crate of the balancer with SQL or a `rusqlite` type.
 //!
 //! Functions are plain and synchronous (`fn(&Connection, ..)`); async callers go through
 //! [`Store::run`], which runs them on the blocking pool. The database runs in WAL mode so the
@@ -12,6 +12,7 @@ mod migrations;
 pub mod monitor;
 pub mod nodes;
 pub mod recordings;
+mod snapshot;
 pub mod usage;
 pub mod users;
 
@@ -25,6 +26,7 @@ pub use events::{Event, EventKind};
 pub use integrations::{Integration, IntegrationId, IntegrationUpdate, NewIntegration};
 pub use meetings::{MeetingRecord, NewMeeting};
 pub use nodes::{Forced, NewNode, Node, NodeId, NodeState, NodeUpdate, PollResult};
+pub use snapshot::{Changes, Health, Snapshot};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

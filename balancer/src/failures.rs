@@ -13,8 +13,7 @@ use std::net::IpAddr;
 use std::sync::RwLock;
 use std::time::Instant;
 
-use crate::state::AppState;
-use crate::store::IntegrationId;
+use conflux_store::IntegrationId;
 
 /// Buckets tracked at most; beyond it new failing clients share one bucket.
 const MAX_TRACKED: usize = 65_536;
@@ -251,38 +250,6 @@ mod tests {
     }
 }
 
-/// Runs `check` (a checksum verification from `client`, naming the integration with `prefix`)
-/// under the failure limits: refused unchecked when over them, counted, logged and measured
-/// when it fails.
-pub(crate) fn limited<T>(
-    state: &AppState,
-    api: Api,
-    client: Option<IpAddr>,
-    prefix: Option<&str>,
-    check: impl FnOnce() -> Option<T>,
-) -> Result<T, Refusal> {
-    let limiter = &state.checksum_failures;
-    let scope = || prefix.and_then(|p| state.integrations.load().by_prefix(p).map(|i| i.id));
-    if limiter.verdict(client, scope) == Verdict::Refuse {
-        state.metrics.checksum_refused(api);
-        return Err(Refusal::Limited);
-    }
-    match check() {
-        Some(found) => Ok(found),
-        None => {
-            state.metrics.checksum_failed(api);
-            if limiter.failed(client, scope()) {
-                tracing::warn!(
-                    client = %client.map_or_else(String::new, |c| c.to_string()),
-                    api = api.as_str(),
-                    "Too many failed checksums: the client is refused until its budget refills."
-                );
-            }
-            Err(Refusal::Failed)
-        }
-    }
-}
-
 /// Which API a checksum was for (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -297,13 +264,4 @@ impl Api {
             Api::Mobile => "mobile",
         }
     }
-}
-
-/// Why [`limited`] gave nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// Over the failure limits; not checked.
-    Limited,
-    /// Checked and wrong.
-    Failed,
 }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{now_ms, StoreError};
-use crate::config::Secret;
+use conflux_shared::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub i64);
@@ -182,7 +182,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
     })
 }
 
-pub(crate) fn split_tags(tags: &str) -> Vec<String> {
+pub fn split_tags(tags: &str) -> Vec<String> {
     tags.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())

@@ -135,15 +135,15 @@ fn recording_hours(xml: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
-    use crate::store::{NewIntegration, Store};
+    use crate::{NewIntegration, Store};
+    use conflux_shared::Secret;
 
     #[test]
     fn polls_add_up_to_minutes_and_peaks() {
         let store = Store::open_in_memory().unwrap();
         let id = store
             .blocking(|c| {
-                crate::store::integrations::insert(
+                crate::integrations::insert(
                     c,
                     &NewIntegration {
                         name: "uni".into(),

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use conflux_bench::procfs::{cpu_seconds, memory_mb};
 use conflux_shared::report::{self, BbbCounts, Disk, Enrolled, Report};
 use conflux_tests::harness::{binary, http, Process};
-use conflux_tests::procfs::{cpu_seconds, memory_mb};
 use conflux_tests::sim::{self, SimConfig};
 use futures_util::StreamExt;
 use serde_json::json;

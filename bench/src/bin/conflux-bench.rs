@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use conflux_balancer::placement::{self, Candidate, Wish};
-use conflux_balancer::store::NodeId;
+use conflux_bench::procfs::memory_mb;
 use conflux_geoip::Position;
 use conflux_shared::Algorithm;
+use conflux_store::NodeId;
 use conflux_tests::harness::{binary, BbbClient, Process};
-use conflux_tests::procfs::memory_mb;
 use conflux_tests::sim::{self, SimConfig};
 
 /// Load-test the balancer (see the module docs).

@@ -1,0 +1,207 @@
+//! Calling a node: re-sign a query with the node's secret (never re-encoding it), send it, and
+//! read the node's BBB answer. Used by the API's proxied calls, the poller, the admin commands
+//! and the recordings' retention; knows nothing of clients or of the store.
+
+use std::cell::OnceCell;
+use std::time::Duration;
+
+use conflux_shared::{Algorithm, Response};
+use conflux_store::Node;
+use warp::http::header::CONTENT_TYPE;
+use warp::http::{Method, StatusCode};
+use warp::hyper::body::Bytes;
+
+mod plain;
+
+use plain::SendError;
+
+/// How nodes are called: the checksum algorithm they are signed with and the timeouts.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    algorithm: Algorithm,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+/// What a node answered.
+pub struct NodeAnswer {
+    pub body: Bytes,
+}
+
+/// A call to a node that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node failed (timed out, answered an HTTP error or garbage).
+    #[error("node error: {context}: {detail}")]
+    Failed {
+        context: &'static str,
+        detail: String,
+    },
+    /// The node could not be reached: nothing was sent to it.
+    #[error("node unreachable: {context}: {detail}")]
+    Unreachable {
+        context: &'static str,
+        detail: String,
+    },
+}
+
+impl NodeAnswer {
+    /// The answer as a typed BBB response.
+    pub fn parse(&self, context: &'static str) -> Result<Response, NodeError> {
+        let failed = |detail: String| NodeError::Failed { context, detail };
+        let text = std::str::from_utf8(&self.body).map_err(|e| failed(e.to_string()))?;
+        Response::from_xml(text).map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// The largest node answer read (a getRecordings page of a busy node stays far below).
+const ANSWER_LIMIT: usize = 64 << 20;
+
+impl NodeClient {
+    pub fn new(
+        algorithm: Algorithm,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Self {
+        NodeClient {
+            algorithm,
+            connect_timeout,
+            response_timeout,
+        }
+    }
+
+    /// The node URL of `call` with `raw_query` (already without checksum), signed for the node.
+    pub fn url(&self, node: &Node, call: &str, raw_query: &str) -> String {
+        conflux_shared::signed_url::sign(&node.url, call, raw_query, &node.secret.0, self.algorithm)
+    }
+
+    /// An HTTP client with these timeouts and no redirects, for the other requests to nodes
+    /// (active checks, recording downloads).
+    pub fn http(&self) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.response_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .build()
+    }
+
+    /// Sends `call` to `node`; `body` (with its Content-Type) is forwarded unchanged for POSTs.
+    pub async fn call(
+        &self,
+        node: &Node,
+        call: &str,
+        raw_query: &str,
+        body: Option<(Option<&str>, Bytes)>,
+        context: &'static str,
+    ) -> Result<NodeAnswer, NodeError> {
+        let url = self.url(node, call, raw_query);
+        let body = body.filter(|(_, b)| !b.is_empty());
+        let timeout = self.response_timeout;
+        let exchange = async {
+            if url.starts_with("http://") {
+                self.plain(url, body).await
+            } else {
+                self.tls(&url, body).await
+            }
+        };
+        let answer = match tokio::time::timeout(timeout, exchange).await {
+            Ok(answer) => answer,
+            Err(_) => Err(SendError::Failed(format!("no answer within {timeout:?}"))),
+        };
+        answer.map(|body| NodeAnswer { body }).map_err(|e| {
+            let detail = format!("{}: {e}", node.name);
+            match e {
+                SendError::NotSent(_) => NodeError::Unreachable { context, detail },
+                SendError::Failed(_) => NodeError::Failed { context, detail },
+            }
+        })
+    }
+
+    /// A plain-HTTP node (the hot path of every proxied call).
+    async fn plain(
+        &self,
+        url: String,
+        body: Option<(Option<&str>, Bytes)>,
+    ) -> Result<Bytes, SendError> {
+        let (status, body) = plain::send(plain::Call {
+            url: &url,
+            body,
+            connect_timeout: self.connect_timeout,
+            limit: ANSWER_LIMIT,
+        })
+        .await?;
+        check_status(status).map_err(SendError::Failed)?;
+        Ok(body)
+    }
+
+    /// An HTTPS node, through reqwest (rustls with the system's roots).
+    async fn tls(
+        &self,
+        url: &str,
+        body: Option<(Option<&str>, Bytes)>,
+    ) -> Result<Bytes, SendError> {
+        let client = self
+            .tls_client()
+            .map_err(|e| SendError::NotSent(error_chain(&e)))?;
+        let request = match body {
+            Some((content_type, body)) => {
+                let mut r = client.request(Method::POST, url).body(body);
+                if let Some(ct) = content_type {
+                    r = r.header(CONTENT_TYPE, ct);
+                }
+                r
+            }
+            None => client.get(url),
+        };
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                SendError::NotSent(error_chain(&e))
+            } else {
+                SendError::Failed(error_chain(&e))
+            }
+        })?;
+        check_status(response.status()).map_err(SendError::Failed)?;
+        response
+            .bytes()
+            .await
+            .map_err(|e| SendError::Failed(error_chain(&e)))
+    }
+
+    /// This thread's HTTPS client (see [`TLS`]).
+    fn tls_client(&self) -> reqwest::Result<reqwest::Client> {
+        TLS.with(|c| match c.get() {
+            Some(client) => Ok(client.clone()),
+            None => {
+                let client = self.http()?;
+                Ok(c.get_or_init(|| client).clone())
+            }
+        })
+    }
+}
+
+fn check_status(status: StatusCode) -> Result<(), String> {
+    if status.is_server_error() || status.is_client_error() {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(())
+}
+
+/// An error and its causes on one line ("client error (Connect): tcp connect error: ...").
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+thread_local! {
+    /// One HTTPS client per server thread: its pooled connections are driven by the thread's
+    /// own runtime, so a proxied call never wakes another thread. (One balancer per process:
+    /// the first client built on a thread keeps its timeouts.)
+    static TLS: OnceCell<reqwest::Client> = const { OnceCell::new() };
+}
