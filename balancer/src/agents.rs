@@ -16,9 +16,9 @@ use warp::hyper::body::Bytes;
 use warp::{Filter, Reply};
 
 use crate::health::ReportError;
-use crate::ops::nodes::api_url;
+use crate::ops::nodes::EnrolSpec;
+use crate::ops::OpError;
 use crate::state::AppState;
-use conflux_store::{self as store, EventKind, NewNode, NodeState};
 
 /// Enrolments and reports are small; anything bigger is refused unread.
 const MAX_BODY: usize = 256 * 1024;
@@ -74,87 +74,18 @@ async fn enrol(
     if !bool::from(token.0.as_bytes().ct_eq(request.token.as_bytes())) {
         return refuse(StatusCode::UNAUTHORIZED, peer, "wrong enrolment token");
     }
-    let url = match api_url(&request.url) {
-        Ok(u) => u,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, peer, &e.0),
-    };
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || request.secret.trim().is_empty() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            peer,
-            "name and secret must not be empty",
-        );
-    }
-    let location = match (request.latitude, request.longitude) {
-        (Some(lat), Some(lon)) if conflux_geoip::Position::new(lat, lon).is_some() => {
-            Some((lat, lon))
-        }
-        (None, None) => None,
-        _ => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                peer,
-                "latitude and longitude must both be given, in degrees",
-            )
-        }
-    };
     let key = conflux_shared::Secret(hex::encode(rand::rng().random::<[u8; 32]>()));
-    let state_for_new = if state.config.monitor.enrol_enabled {
-        NodeState::Enabled
-    } else {
-        NodeState::Disabled
+    let spec = EnrolSpec {
+        url: request.url,
+        name: request.name,
+        secret: request.secret,
+        latitude: request.latitude,
+        longitude: request.longitude,
     };
-    let secret = request.secret.trim().to_owned();
-    let stored_key = key.clone();
-    let result = state
-        .store
-        .run(move |c| {
-            let tx = c.transaction()?;
-            // The same URL again is the same node re-enrolling (a reinstalled agent): new key.
-            let existing = store::nodes::list(&tx)?.into_iter().find(|n| n.url == url);
-            let node = match existing {
-                Some(node) => node,
-                None => store::nodes::insert(
-                    &tx,
-                    &NewNode {
-                        name: name.clone(),
-                        url,
-                        secret: conflux_shared::Secret(secret.clone()),
-                        load_multiplier: 1.0,
-                        tags: Vec::new(),
-                        state: state_for_new,
-                    },
-                )?,
-            };
-            store::nodes::update(
-                &tx,
-                node.id,
-                &store::NodeUpdate {
-                    secret: Some(conflux_shared::Secret(secret)),
-                    location: location.map(Some),
-                    ..store::NodeUpdate::default()
-                },
-            )?;
-            store::nodes::set_agent_key(&tx, node.id, &stored_key)?;
-            store::events::log(
-                &tx,
-                EventKind::NodeState,
-                None,
-                None,
-                Some(node.id),
-                &json!({ "enrolled": true, "state": node.state.as_str() }),
-            )?;
-            tx.commit()?;
-            Ok(node)
-        })
-        .await;
+    let result = crate::ops::nodes::enrol(&state, spec, key.clone()).await;
     match result {
         Ok(node) => {
             tracing::info!(node = %node.name, id = node.id.0, state = %node.state, ?peer, "Agent enrolled.");
-            if let Err(e) = state.refresh().await {
-                tracing::error!(error = %e, "Could not refresh the node table.");
-            }
             let answer = Enrolled {
                 node: node.id.0,
                 name: node.name,
@@ -162,7 +93,8 @@ async fn enrol(
             };
             warp::reply::json(&answer).into_response()
         }
-        Err(store::StoreError::Conflict(e)) => refuse(StatusCode::CONFLICT, peer, &e),
+        Err(OpError::Invalid(e)) => refuse(StatusCode::BAD_REQUEST, peer, &e),
+        Err(OpError::Conflict(e)) => refuse(StatusCode::CONFLICT, peer, &e),
         Err(e) => {
             tracing::error!(error = %e, "Could not store an enrolment.");
             refuse(

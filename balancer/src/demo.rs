@@ -13,12 +13,15 @@ use anyhow::{anyhow, Context};
 use conflux_shared::Secret;
 
 use crate::config::{Config, DefaultIntegration, RawConfig};
+use crate::ops::{self, nodes::NodeSpec};
 use crate::state::AppState;
-use conflux_store::{self as store, NewNode, NodeState};
+use conflux_store::users::Role;
 
 const DEMO_SECRET: &str = "conflux-demo-secret-0123456789";
 const NODE_SECRET: &str = "demo-node-secret";
 const ENROLMENT_TOKEN: &str = "conflux-demo-enrolment";
+/// The actor the demo's set-up is audited under.
+const DEMO: &str = "demo";
 /// Where the demo's nodes "are", for geo placement.
 const CITIES: [(&str, f64, f64); 3] = [
     ("Porto Alegre", -30.03, -51.22),
@@ -103,25 +106,26 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         secrets: vec![Secret(DEMO_SECRET.into())],
     });
     let state = AppState::open(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     // The dashboard's account: a fresh password each run, printed below.
     let password = crate::auth::random_password();
-    let hash = crate::auth::hash_password(&password).map_err(|e| anyhow!(e))?;
-    state.store.blocking(|c| {
-        store::users::add(c, "admin", &hash, store::users::Role::Admin).map(|_| ())
+    runtime.block_on(async {
+        ops::users::add(&state, DEMO, "admin", password.clone(), Role::Admin).await?;
+        for (i, url) in urls.iter().enumerate() {
+            let spec = NodeSpec {
+                url: url.clone(),
+                secret: NODE_SECRET.into(),
+                name: Some(format!("bbb{}", i + 1)),
+                load_multiplier: 1.0,
+                tags: Vec::new(),
+                enabled: true,
+            };
+            ops::nodes::add(&state, DEMO, spec).await?;
+        }
+        Ok::<_, ops::OpError>(())
     })?;
-    for (i, url) in urls.iter().enumerate() {
-        let node = NewNode {
-            name: format!("bbb{}", i + 1),
-            url: conflux_shared::signed_url::api_base_of(url).into_owned(),
-            secret: Secret(NODE_SECRET.into()),
-            load_multiplier: 1.0,
-            tags: Vec::new(),
-            state: NodeState::Enabled,
-        };
-        state
-            .store
-            .blocking(|c| store::nodes::insert(c, &node).map(|_| ()))?;
-    }
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -157,9 +161,6 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
             .with_context(|| format!("starting {}", agent.display()))?;
         children.0.push(child);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let shown = data.clone();
     runtime.block_on(async move {
         state.refresh().await?;

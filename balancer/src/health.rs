@@ -336,7 +336,7 @@ impl Monitor {
         if !batch.is_empty() {
             let batch = Arc::new(batch);
             let writing = batch.clone();
-            let written = store.run(move |c| store::monitor::apply(c, &writing)).await;
+            let written = store.write_health(writing.to_vec()).await;
             if let Err(e) = written {
                 let mut queue = self.writes.lock().unwrap_or_else(|p| p.into_inner());
                 if queue.writes.len() + batch.len() <= MAX_QUEUED {

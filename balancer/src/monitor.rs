@@ -35,11 +35,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = tokio::time::Instant::now();
             let now = store::now_ms() / 1000;
-            match state
-                .store
-                .run(move |c| store::monitor::prune(c, now))
-                .await
-            {
+            match state.store.prune_history(now).await {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "History pruned."),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "Could not prune history."),

@@ -4,19 +4,18 @@
 //! meetings of nodes that went offline and of meetings a node no longer has, and disables
 //! cordoned nodes once empty. It never blocks API requests: they read snapshots.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use conflux_shared::response::{Body, Meeting};
 use conflux_shared::status::Status;
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::api::ApiError;
 use crate::node_client::NodeError;
 use crate::state::AppState;
-use conflux_store::{self as store, EventKind, IntegrationId, Node, NodeState, PollResult};
+use conflux_store::{self as store, IntegrationId, Node, NodeState, PollResult};
 
 /// A meeting the node does not list is forgotten only if it was placed this long before the
 /// poll began: a create still on its way to the node is not yet listed.
@@ -89,11 +88,7 @@ async fn record_usage(state: &Arc<AppState>, users: &HashMap<IntegrationId, u32>
         return;
     }
     let day = time::OffsetDateTime::now_utc().date().to_string();
-    if let Err(e) = state
-        .store
-        .run(move |c| store::usage::record(c, &day, &users, seconds))
-        .await
-    {
+    if let Err(e) = state.store.record_usage(day, users, seconds).await {
         tracing::error!(error = %e, "Could not record usage.");
     }
 }
@@ -144,75 +139,34 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
         state.config.poller.healthy_threshold,
         state.config.poller.unhealthy_threshold,
     );
-    let id = node.id;
     let name = node.name.clone();
-    let outcome = state
-        .store
-        .run(move |c| {
-            let change = store::nodes::record_poll(c, id, &result, healthy, unhealthy)?;
-            let mut forgotten = Vec::new();
-            match change {
-                Some(true) => {
-                    store::events::log(c, EventKind::NodeOnline, None, None, Some(id), &json!({}))?
-                }
-                Some(false) => {
-                    forgotten = store::meetings::remove_on_node(c, id)?;
-                    store::events::log(
-                        c,
-                        EventKind::NodeOffline,
-                        None,
-                        None,
-                        Some(id),
-                        &json!({ "forgotten": forgotten.len() }),
-                    )?;
-                }
-                None => {}
-            }
-            if let Ok(list) = &meetings {
-                let seen: HashSet<&str> = list.iter().map(|m| m.meeting_id.as_str()).collect();
-                for record in store::meetings::for_node(c, id)? {
-                    match list.iter().find(|m| m.meeting_id == record.meeting_id) {
-                        Some(m) => store::meetings::set_info(
-                            c,
-                            &m.meeting_id,
-                            &m.internal_meeting_id,
-                            &m.to_element().to_xml(),
-                        )?,
-                        None if record.created_at < started - FORGET_GRACE_MS
-                            && !seen.contains(record.meeting_id.as_str()) =>
-                        {
-                            store::meetings::remove(c, &record.meeting_id)?;
-                            store::events::log(
-                                c,
-                                EventKind::MeetingEnded,
-                                Some(record.integration_id),
-                                Some(&record.meeting_id),
-                                Some(id),
-                                &json!({ "by": "poll" }),
-                            )?;
-                        }
-                        None => {}
-                    }
-                }
-                let node = store::nodes::find(c, &id.0.to_string())?;
-                if node.state == NodeState::Cordoned && list.iter().all(|m| m.end_time > 0) {
-                    store::nodes::set_state(c, id, NodeState::Disabled)?;
-                    store::events::log(
-                        c,
-                        EventKind::NodeState,
-                        None,
-                        None,
-                        Some(id),
-                        &json!({ "state": "disabled", "why": "cordoned and empty" }),
-                    )?;
-                }
-            }
-            Ok((change, forgotten))
-        })
-        .await;
+    let poll = store::Poll {
+        node: node.id,
+        result,
+        healthy,
+        unhealthy,
+        meetings: meetings.ok().map(|list| {
+            list.iter()
+                .map(|m| store::PolledMeeting {
+                    meeting_id: m.meeting_id.clone(),
+                    internal_meeting_id: m.internal_meeting_id.clone(),
+                    info_xml: m.to_element().to_xml(),
+                    ended: m.end_time > 0,
+                })
+                .collect()
+        }),
+        started,
+        grace_ms: FORGET_GRACE_MS,
+    };
+    let outcome = state.store.record_poll_round(poll).await;
     match outcome {
-        Ok((Some(true), _)) => tracing::info!(node = %name, "Node online."),
-        Ok((Some(false), forgotten)) => {
+        Ok(store::Polled {
+            online: Some(true), ..
+        }) => tracing::info!(node = %name, "Node online."),
+        Ok(store::Polled {
+            online: Some(false),
+            forgotten,
+        }) => {
             tracing::warn!(node = %name, forgotten = forgotten.len(), "Node offline; its meetings are forgotten.")
         }
         Ok(_) => {}
@@ -253,32 +207,13 @@ async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Re
     let Body::Recordings(list) = answer.parse("Unable to access server.")?.body else {
         return Ok(());
     };
-    let id = node.id;
+    let list = list
+        .into_iter()
+        .filter(|r| r.meta(conflux_shared::transfer::META_RECORDER).is_none())
+        .collect();
     state
         .store
-        .run(move |c| {
-            for r in list {
-                if r.meta(conflux_shared::transfer::META_RECORDER).is_some() {
-                    continue;
-                }
-                let Some(owner) = store::recordings::owner_of(c, &r.meeting_id, Some(id))? else {
-                    continue;
-                };
-                let record = store::recordings::RecordingRecord {
-                    record_id: r.record_id.clone(),
-                    integration_id: owner,
-                    node_id: Some(id),
-                    meeting_id: r.meeting_id.clone(),
-                    state: r.state.clone(),
-                    xml: r.to_element().to_xml(),
-                    archive: None,
-                    protected: false,
-                };
-                store::recordings::upsert(c, &record, r.start_time, r.end_time)?;
-            }
-            store::recordings::remove_unseen(c, id, started)?;
-            Ok(())
-        })
+        .sync_node_recordings(node.id, list, started)
         .await?;
     Ok(())
 }

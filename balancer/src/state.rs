@@ -145,7 +145,7 @@ impl AppState {
         let store = Store::open(&config.data_dir)?;
         let geoip = conflux_geoip::GeoIp::open(&geoip_files(&config))?;
         if let Some(default) = &config.default_integration {
-            store.blocking(|c| store::integrations::ensure(c, &default.name, &default.secrets))?;
+            store.ensure_integration_blocking(&default.name, &default.secrets)?;
         }
         let node_client = NodeClient::new(
             config.api.node_algorithm,

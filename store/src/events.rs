@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{now_ms, IntegrationId, NodeId, StoreError};
+use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,58 @@ impl EventKind {
     }
 }
 
-pub fn log(
+/// An event to log.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub integration: Option<IntegrationId>,
+    pub meeting_id: Option<String>,
+    pub node: Option<NodeId>,
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event of a meeting (its integration, its node).
+    pub fn meeting(
+        kind: EventKind,
+        integration: IntegrationId,
+        meeting_id: &str,
+        node: NodeId,
+        data: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            kind,
+            integration: Some(integration),
+            meeting_id: Some(meeting_id.to_owned()),
+            node: Some(node),
+            data,
+        }
+    }
+
+    /// An event of a node alone.
+    pub fn node(kind: EventKind, node: NodeId, data: serde_json::Value) -> NewEvent {
+        NewEvent {
+            kind,
+            integration: None,
+            meeting_id: None,
+            node: Some(node),
+            data,
+        }
+    }
+
+    pub(crate) fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+        log(
+            conn,
+            self.kind,
+            self.integration,
+            self.meeting_id.as_deref(),
+            self.node,
+            &self.data,
+        )
+    }
+}
+
+pub(crate) fn log(
     conn: &Connection,
     kind: EventKind,
     integration: Option<IntegrationId>,
@@ -73,7 +124,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 /// create, up to (not including) the meeting's next create, oldest first, at most `limit`.
 /// One index seek on `(meeting_id, at)` and a walk of the run only, however often the meeting
 /// ID was used before (one room = one ID, as Moodle and Greenlight do).
-pub fn run_of(conn: &Connection, created: &Event, limit: u32) -> Result<Vec<Event>, StoreError> {
+pub(crate) fn run_of(
+    conn: &Connection,
+    created: &Event,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, kind, integration_id, meeting_id, node_id, data FROM events \
          WHERE meeting_id = ?1 AND (at > ?2 OR (at = ?2 AND id > ?3)) ORDER BY at, id LIMIT ?4",
@@ -99,7 +154,11 @@ pub fn run_of(conn: &Connection, created: &Event, limit: u32) -> Result<Vec<Even
 
 /// How many users joined the run of `created` (as [`run_of`] would list them, without reading
 /// their data): enough to skip a run that a filter or an offset leaves out.
-pub fn users_in_run(conn: &Connection, created: &Event, limit: u32) -> Result<usize, StoreError> {
+pub(crate) fn users_in_run(
+    conn: &Connection,
+    created: &Event,
+    limit: u32,
+) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT kind, integration_id FROM events \
          WHERE meeting_id = ?1 AND (at > ?2 OR (at = ?2 AND id > ?3)) ORDER BY at, id LIMIT ?4",
@@ -126,7 +185,7 @@ pub fn users_in_run(conn: &Connection, created: &Event, limit: u32) -> Result<us
 
 /// Events of an integration between two times (ms), newest first, at most `limit` after
 /// skipping `offset`.
-pub fn for_integration(
+pub(crate) fn for_integration(
     conn: &Connection,
     integration: IntegrationId,
     kind: EventKind,
@@ -149,7 +208,7 @@ pub fn for_integration(
 }
 
 /// The latest create of `meeting_id` by `integration`.
-pub fn latest_created(
+pub(crate) fn latest_created(
     conn: &Connection,
     meeting_id: &str,
     integration: IntegrationId,
@@ -167,13 +226,119 @@ pub fn latest_created(
 
 /// The query parameters of the latest create of `meeting_id` by `integration` (passwords and
 /// checksum are never logged).
-pub fn created_params(
+pub(crate) fn created_params(
     conn: &Connection,
     meeting_id: &str,
     integration: IntegrationId,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
     Ok(latest_created(conn, meeting_id, integration)?
         .and_then(|e| e.data.get("query").and_then(|q| q.as_object()).cloned()))
+}
+
+/// How getMeetingEvents reads runs of meetings (see [`Store::meeting_runs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RunQuery {
+    pub integration: IntegrationId,
+    /// Creates between these times (ms).
+    pub from: i64,
+    pub to: i64,
+    /// Runs with fewer joins are skipped.
+    pub min_users: usize,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// Events of one run read at most (so a meeting's end is still found after many rejoins).
+const MAX_RUN: u32 = 5000;
+/// Creates read per round trip, and at most per query (sparse `min_users` filters).
+const PAGE: u32 = 200;
+const MAX_SCANNED: u32 = 10_000;
+
+impl Store {
+    /// Logs one event.
+    pub async fn log(&self, event: NewEvent) -> Result<(), StoreError> {
+        self.run(move |c| event.write(c)).await
+    }
+
+    /// Logs events in one transaction (imports, benchmarks).
+    pub async fn log_events(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        self.write(move |c| events.iter().try_for_each(|e| e.write(c)))
+            .await
+    }
+
+    /// Meeting runs for getMeetingEvents, newest first: each create with the events that
+    /// followed it (up to the meeting's next create). Creates are read a page at a time and
+    /// each run only as far as its next create, so the cost is bounded by what is answered, not
+    /// by how often an ID was used; at most 10,000 creates are looked at.
+    pub async fn meeting_runs(&self, q: RunQuery) -> Result<Vec<(Event, Vec<Event>)>, StoreError> {
+        self.read(move |c| {
+            let mut out = Vec::new();
+            let (mut skipped, mut scanned) = (0, 0);
+            while out.len() < q.limit as usize && scanned < MAX_SCANNED {
+                let page = for_integration(
+                    c,
+                    q.integration,
+                    EventKind::MeetingCreated,
+                    (q.from, q.to),
+                    scanned,
+                    PAGE,
+                )?;
+                scanned += PAGE;
+                let last_page = page.len() < PAGE as usize;
+                for created in page {
+                    if users_in_run(c, &created, MAX_RUN)? < q.min_users {
+                        continue;
+                    }
+                    if skipped < q.offset {
+                        skipped += 1;
+                        continue;
+                    }
+                    let run = run_of(c, &created, MAX_RUN)?;
+                    out.push((created, run));
+                    if out.len() == q.limit as usize {
+                        break;
+                    }
+                }
+                if last_page {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The current run of a meeting: its latest create and what followed (at most `limit`
+    /// events), oldest first; empty if it was never created.
+    pub async fn current_run(
+        &self,
+        meeting_id: &str,
+        integration: IntegrationId,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let id = meeting_id.to_owned();
+        self.read(move |c| {
+            Ok(match latest_created(c, &id, integration)? {
+                Some(created) => {
+                    let run = run_of(c, &created, limit)?;
+                    std::iter::once(created).chain(run).collect()
+                }
+                None => Vec::new(),
+            })
+        })
+        .await
+    }
+
+    /// The parameters of the meeting's latest create (the recording-ready URL's source).
+    pub async fn created_params(
+        &self,
+        meeting_id: &str,
+        integration: IntegrationId,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let id = meeting_id.to_owned();
+        self.read(move |c| created_params(c, &id, integration))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +396,57 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn meeting_runs_page_and_filter_through_the_store() {
+        let store = Store::open_in_memory().unwrap();
+        let (integration, node) = (IntegrationId(1), NodeId(1));
+        let event = |kind, meeting: &str| {
+            NewEvent::meeting(kind, integration, meeting, node, serde_json::json!({}))
+        };
+        // Three runs of one room (the newest with two joins), one run of another with none.
+        let mut events = Vec::new();
+        for joins in [0, 1, 2] {
+            events.push(event(EventKind::MeetingCreated, "room"));
+            for _ in 0..joins {
+                events.push(event(EventKind::UserJoined, "room"));
+            }
+            events.push(event(EventKind::MeetingEnded, "room"));
+        }
+        events.push(event(EventKind::MeetingCreated, "other"));
+        store.log_events(events).await.unwrap();
+        let q = RunQuery {
+            integration,
+            from: 0,
+            to: i64::MAX,
+            min_users: 1,
+            offset: 0,
+            limit: 10,
+        };
+        let runs = store.meeting_runs(q).await.unwrap();
+        let joins: Vec<usize> = runs
+            .iter()
+            .map(|(_, run)| run.iter().filter(|e| e.kind == "user_joined").count())
+            .collect();
+        assert_eq!(joins, [2, 1], "newest first, runs without joins skipped");
+        let page = store
+            .meeting_runs(RunQuery {
+                offset: 1,
+                limit: 1,
+                ..q
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(
+            page[0].1.iter().filter(|e| e.kind == "user_joined").count(),
+            1
+        );
+        let all = store
+            .meeting_runs(RunQuery { min_users: 0, ..q })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 4);
     }
 }

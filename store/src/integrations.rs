@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{now_ms, StoreError};
+use super::{now_ms, Audit, Store, StoreError};
 use conflux_shared::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,7 +97,7 @@ fn from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Integration> {
 const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix, \
     recorder_url, recorder_key, recorder_fingerprint, retention_days";
 
-pub fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
+pub(crate) fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM integrations ORDER BY name"))?;
     let rows = stmt
@@ -107,7 +107,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
 }
 
 /// An integration by id (digits) or name.
-pub fn find(conn: &Connection, key: &str) -> Result<Integration, StoreError> {
+pub(crate) fn find(conn: &Connection, key: &str) -> Result<Integration, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM integrations WHERE name = ?1 OR CAST(id AS TEXT) = ?1"
     ))?;
@@ -116,9 +116,8 @@ pub fn find(conn: &Connection, key: &str) -> Result<Integration, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("integration {key:?}")))
 }
 
-pub fn insert(conn: &mut Connection, new: &NewIntegration) -> Result<Integration, StoreError> {
-    let tx = conn.transaction()?;
-    if tx
+pub(crate) fn insert(conn: &Connection, new: &NewIntegration) -> Result<Integration, StoreError> {
+    if conn
         .query_row(
             "SELECT 1 FROM integrations WHERE name = ?1",
             [&new.name],
@@ -132,33 +131,31 @@ pub fn insert(conn: &mut Connection, new: &NewIntegration) -> Result<Integration
             new.name
         )));
     }
-    if secret_taken(&tx, &new.secret.0)? {
+    if secret_taken(conn, &new.secret.0)? {
         return Err(StoreError::Conflict(
             "another integration uses this secret".into(),
         ));
     }
-    tx.execute(
+    conn.execute(
         "INSERT INTO integrations (name, created_at) VALUES (?1, ?2)",
         params![new.name, now_ms()],
     )?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
+    let id = conn.last_insert_rowid();
+    conn.execute(
         "INSERT INTO integration_secrets (integration_id, secret, position) VALUES (?1, ?2, 0)",
         params![id, new.secret.0],
     )?;
-    tx.commit()?;
     find(conn, &id.to_string())
 }
 
 /// Creates or updates the integration named in the configuration (LOADBALANCER_SECRET[S]) so
 /// that its secrets are exactly `secrets`.
-pub fn ensure(
-    conn: &mut Connection,
+pub(crate) fn ensure(
+    conn: &Connection,
     name: &str,
     secrets: &[Secret],
 ) -> Result<Integration, StoreError> {
-    let tx = conn.transaction()?;
-    let id: i64 = match tx
+    let id: i64 = match conn
         .query_row("SELECT id FROM integrations WHERE name = ?1", [name], |r| {
             r.get(0)
         })
@@ -166,15 +163,15 @@ pub fn ensure(
     {
         Some(id) => id,
         None => {
-            tx.execute(
+            conn.execute(
                 "INSERT INTO integrations (name, created_at) VALUES (?1, ?2)",
                 params![name, now_ms()],
             )?;
-            tx.last_insert_rowid()
+            conn.last_insert_rowid()
         }
     };
     for secret in secrets {
-        let owner: Option<i64> = tx
+        let owner: Option<i64> = conn
             .query_row(
                 "SELECT integration_id FROM integration_secrets WHERE secret = ?1",
                 [&secret.0],
@@ -187,47 +184,48 @@ pub fn ensure(
             )));
         }
     }
-    tx.execute(
+    conn.execute(
         "DELETE FROM integration_secrets WHERE integration_id = ?1",
         [id],
     )?;
     for (position, secret) in secrets.iter().enumerate() {
-        tx.execute(
+        conn.execute(
             "INSERT INTO integration_secrets (integration_id, secret, position) VALUES (?1, ?2, ?3)",
             params![id, secret.0, i64::try_from(position).unwrap_or(i64::MAX)],
         )?;
     }
-    tx.commit()?;
     find(conn, &id.to_string())
 }
 
-pub fn remove(conn: &Connection, id: IntegrationId) -> Result<(), StoreError> {
+pub(crate) fn remove(conn: &Connection, id: IntegrationId) -> Result<(), StoreError> {
     conn.execute("DELETE FROM integrations WHERE id = ?1", [id.0])?;
     Ok(())
 }
 
 /// Replaces the primary secret (the old one stops working at once).
-pub fn rotate(conn: &mut Connection, id: IntegrationId, secret: &Secret) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
-    if secret_taken(&tx, &secret.0)? {
+pub(crate) fn rotate(
+    conn: &Connection,
+    id: IntegrationId,
+    secret: &Secret,
+) -> Result<(), StoreError> {
+    if secret_taken(conn, &secret.0)? {
         return Err(StoreError::Conflict(
             "another integration uses this secret".into(),
         ));
     }
-    tx.execute(
+    conn.execute(
         "DELETE FROM integration_secrets WHERE integration_id = ?1 AND position = 0",
         [id.0],
     )?;
-    tx.execute(
+    conn.execute(
         "INSERT INTO integration_secrets (integration_id, secret, position) VALUES (?1, ?2, 0)",
         params![id.0, secret.0],
     )?;
-    tx.commit()?;
     Ok(())
 }
 
 /// Changes the name and plan.
-pub fn update(
+pub(crate) fn update(
     conn: &Connection,
     id: IntegrationId,
     change: &IntegrationUpdate,
@@ -321,4 +319,211 @@ fn secret_taken(conn: &Connection, secret: &str) -> Result<bool, StoreError> {
         )
         .optional()?
         .is_some())
+}
+
+/// One change to an integration; [`Store::change_integration`] applies it with its audit row.
+#[derive(Debug, Clone)]
+pub enum IntegrationChange {
+    Add(NewIntegration),
+    /// Creates the integration (refused if the name exists) with exactly these secrets (the
+    /// Scalelite API's tenants).
+    AddWithSecrets {
+        name: String,
+        secrets: Vec<Secret>,
+    },
+    Update(IntegrationId, IntegrationUpdate),
+    /// A new primary secret (the old one stops working at once).
+    Rotate(IntegrationId, Secret),
+    /// Exactly these secrets, the first one primary.
+    SetSecrets(IntegrationId, Vec<Secret>),
+    Remove(IntegrationId),
+}
+
+fn apply(c: &Connection, change: IntegrationChange) -> Result<Option<Integration>, StoreError> {
+    let now = |id: IntegrationId| find(c, &id.0.to_string()).map(Some);
+    match change {
+        IntegrationChange::Add(new) => insert(c, &new).map(Some),
+        IntegrationChange::AddWithSecrets { name, secrets } => {
+            if find(c, &name).is_ok_and(|i| i.name == name) {
+                return Err(StoreError::Conflict(format!(
+                    "Tenant {name} exists already"
+                )));
+            }
+            ensure(c, &name, &secrets).map(Some)
+        }
+        IntegrationChange::Update(id, change) => {
+            find(c, &id.0.to_string())?;
+            update(c, id, &change)?;
+            now(id)
+        }
+        IntegrationChange::Rotate(id, secret) => {
+            find(c, &id.0.to_string())?;
+            rotate(c, id, &secret)?;
+            now(id)
+        }
+        IntegrationChange::SetSecrets(id, secrets) => {
+            let current = find(c, &id.0.to_string())?;
+            ensure(c, &current.name, &secrets).map(Some)
+        }
+        IntegrationChange::Remove(id) => {
+            find(c, &id.0.to_string())?;
+            remove(c, id)?;
+            Ok(None)
+        }
+    }
+}
+
+impl Store {
+    /// Every integration, by name.
+    pub async fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        self.run(|c| list(c)).await
+    }
+
+    /// An integration by id (digits) or name.
+    pub async fn integration(&self, key: &str) -> Result<Integration, StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| find(c, &key)).await
+    }
+
+    /// Applies `changes` in order with their audit row, all or nothing; returns the
+    /// integration as the last change left it (`None` once removed).
+    pub async fn change_integration(
+        &self,
+        changes: Vec<IntegrationChange>,
+        audit: Audit,
+    ) -> Result<Option<Integration>, StoreError> {
+        self.audited(audit, move |c| {
+            let mut last = None;
+            for change in changes {
+                last = apply(c, change)?;
+            }
+            Ok(last)
+        })
+        .await
+    }
+
+    /// Creates or updates the configured default integration (`LOADBALANCER_SECRET[S]`) so
+    /// that its secrets are exactly `secrets` (at start-up).
+    pub fn ensure_integration_blocking(
+        &self,
+        name: &str,
+        secrets: &[Secret],
+    ) -> Result<Integration, StoreError> {
+        self.blocking(|c| {
+            let tx = c.transaction()?;
+            let integration = ensure(&tx, name, secrets)?;
+            tx.commit()?;
+            Ok(integration)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Through the store's interface, on an in-memory database.
+    use super::*;
+
+    fn add(name: &str, secret: &str) -> IntegrationChange {
+        IntegrationChange::Add(NewIntegration {
+            name: name.into(),
+            secret: Secret(secret.into()),
+        })
+    }
+
+    fn audit() -> Audit {
+        Audit::new("test", "integrations", "detail")
+    }
+
+    #[tokio::test]
+    async fn integrations_are_added_changed_and_removed_with_their_audit_rows() {
+        let store = Store::open_in_memory().unwrap();
+        let uni = store
+            .change_integration(vec![add("uni", "secret-uni")], audit())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.integration("uni").await.unwrap().id, uni.id);
+        for clash in [add("uni", "other-secret"), add("other", "secret-uni")] {
+            assert!(matches!(
+                store.change_integration(vec![clash], audit()).await,
+                Err(StoreError::Conflict(_))
+            ));
+        }
+        let rotated = store
+            .change_integration(
+                vec![IntegrationChange::Rotate(
+                    uni.id,
+                    Secret("new-secret".into()),
+                )],
+                audit(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rotated.secrets, vec![Secret("new-secret".into())]);
+        let updated = store
+            .change_integration(
+                vec![
+                    IntegrationChange::Update(
+                        uni.id,
+                        IntegrationUpdate {
+                            name: Some("university".into()),
+                            max_users: Some(Some(10)),
+                            ..IntegrationUpdate::default()
+                        },
+                    ),
+                    IntegrationChange::SetSecrets(
+                        uni.id,
+                        vec![Secret("s1-0123456".into()), Secret("s2-0123456".into())],
+                    ),
+                ],
+                audit(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.name, "university");
+        assert_eq!(updated.max_users, Some(10));
+        assert_eq!(updated.secrets.len(), 2);
+        assert!(matches!(
+            store
+                .change_integration(
+                    vec![IntegrationChange::AddWithSecrets {
+                        name: "university".into(),
+                        secrets: vec![Secret("x-0123456".into())],
+                    }],
+                    audit(),
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let removed = store
+            .change_integration(vec![IntegrationChange::Remove(uni.id)], audit())
+            .await
+            .unwrap();
+        assert!(removed.is_none());
+        assert!(store.integrations().await.unwrap().is_empty());
+        assert!(matches!(
+            store
+                .change_integration(vec![IntegrationChange::Remove(uni.id)], audit())
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        // Two refusals and a not-found wrote no audit row; three changes did.
+        assert_eq!(store.audit_log(10).await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn the_configured_integration_gets_exactly_its_secrets() {
+        let store = Store::open_in_memory().unwrap();
+        let secrets = [Secret("lb-secret-1".into()), Secret("lb-secret-2".into())];
+        let first = store
+            .ensure_integration_blocking("default", &secrets)
+            .unwrap();
+        let again = store
+            .ensure_integration_blocking("default", &secrets[1..])
+            .unwrap();
+        assert_eq!(first.id, again.id);
+        assert_eq!(again.secrets, secrets[1..].to_vec());
+    }
 }

@@ -22,10 +22,15 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use events::{Event, EventKind};
-pub use integrations::{Integration, IntegrationId, IntegrationUpdate, NewIntegration};
+pub use events::{Event, EventKind, NewEvent, RunQuery};
+pub use integrations::{
+    Integration, IntegrationChange, IntegrationId, IntegrationUpdate, NewIntegration,
+};
 pub use meetings::{MeetingRecord, NewMeeting};
-pub use nodes::{Forced, NewNode, Node, NodeId, NodeState, NodeUpdate, PollResult};
+pub use nodes::{
+    Enrolment, Forced, NewNode, Node, NodeChange, NodeChanged, NodeId, NodeState, NodeUpdate, Poll,
+    PollResult, Polled, PolledMeeting,
+};
 pub use snapshot::{Changes, Health, Snapshot};
 
 /// A store failure.
@@ -48,6 +53,9 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("the store task failed: {0}")]
     Task(String),
+    /// A stored row cannot be read back (kept as it is, for an operator to look at).
+    #[error("damaged {0}")]
+    Damaged(String),
 }
 
 /// A handle on the database, cheap to clone: one connection for writes (and reads that must
@@ -101,7 +109,7 @@ impl Store {
     }
 
     /// Runs `f` with the connection, on the calling thread (CLI and start-up).
-    pub fn blocking<T>(
+    pub(crate) fn blocking<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -109,7 +117,7 @@ impl Store {
     }
 
     /// Runs `f` with the connection on tokio's blocking pool.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -121,7 +129,7 @@ impl Store {
 
     /// Runs the read-only `f` on a read-only connection on tokio's blocking pool, concurrently
     /// with other reads and with the writer. It sees what was committed when it started.
-    pub async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -160,6 +168,59 @@ impl Store {
     }
 }
 
+/// Who made an admin change, and what it was: its row in the audit log is written in the
+/// change's own transaction, so a change is never stored without it (nor the row without the
+/// change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// `cli`, a web user's name, `token:NAME`, `scalelite`.
+    pub actor: String,
+    /// What was done, named after the CLI command (`servers add`).
+    pub action: String,
+    /// What it was done to; never a secret.
+    pub detail: String,
+}
+
+impl Audit {
+    pub fn new(actor: &str, action: &str, detail: impl Into<String>) -> Audit {
+        Audit {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl Store {
+    /// Runs `f` in one write transaction on the blocking pool.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `f` and writes `audit`, in one transaction.
+    pub(crate) async fn audited<T: Send + 'static>(
+        &self,
+        audit: Audit,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write(move |c| {
+            let value = f(c)?;
+            users::audit(c, &audit.actor, &audit.action, &audit.detail)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
 /// Milliseconds since the epoch, as stored.
 pub fn now_ms() -> i64 {
     i64::try_from(conflux_shared::date::now_ms()).unwrap_or(i64::MAX)
@@ -167,7 +228,7 @@ pub fn now_ms() -> i64 {
 
 /// SQLite's `data_version`: it changes when another connection commits, not on this
 /// connection's own writes.
-pub fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+pub(crate) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 

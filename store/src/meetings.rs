@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{now_ms, IntegrationId, NodeId, StoreError};
+use super::{now_ms, IntegrationId, NewEvent, NodeId, Store, StoreError};
 
 /// A meeting the balancer placed.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<MeetingRecord> {
     })
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<MeetingRecord>, StoreError> {
+pub(crate) fn list(conn: &Connection) -> Result<Vec<MeetingRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM meetings ORDER BY created_at"
     ))?;
@@ -55,7 +55,10 @@ pub fn list(conn: &Connection) -> Result<Vec<MeetingRecord>, StoreError> {
     Ok(rows)
 }
 
-pub fn find(conn: &Connection, meeting_id: &str) -> Result<Option<MeetingRecord>, StoreError> {
+pub(crate) fn find(
+    conn: &Connection,
+    meeting_id: &str,
+) -> Result<Option<MeetingRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM meetings WHERE meeting_id = ?1"
     ))?;
@@ -63,7 +66,7 @@ pub fn find(conn: &Connection, meeting_id: &str) -> Result<Option<MeetingRecord>
 }
 
 /// Stores a newly placed meeting (replacing a forgotten one with the same id).
-pub fn insert(conn: &Connection, m: &NewMeeting) -> Result<MeetingRecord, StoreError> {
+pub(crate) fn insert(conn: &Connection, m: &NewMeeting) -> Result<MeetingRecord, StoreError> {
     conn.execute(
         "INSERT OR REPLACE INTO meetings (meeting_id, integration_id, node_id, name, created_at, client_ip, placement_reason) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -74,7 +77,7 @@ pub fn insert(conn: &Connection, m: &NewMeeting) -> Result<MeetingRecord, StoreE
 }
 
 /// Remembers the node's view of a meeting (internal id and its `<meeting>` XML).
-pub fn set_info(
+pub(crate) fn set_info(
     conn: &Connection,
     meeting_id: &str,
     internal_meeting_id: &str,
@@ -87,12 +90,12 @@ pub fn set_info(
     Ok(())
 }
 
-pub fn remove(conn: &Connection, meeting_id: &str) -> Result<bool, StoreError> {
+pub(crate) fn remove(conn: &Connection, meeting_id: &str) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM meetings WHERE meeting_id = ?1", [meeting_id])? > 0)
 }
 
 /// Forgets every meeting of a node (it went offline or was panicked); returns their ids.
-pub fn remove_on_node(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
+pub(crate) fn remove_on_node(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare_cached("DELETE FROM meetings WHERE node_id = ?1 RETURNING meeting_id")?;
     let ids = stmt
@@ -102,7 +105,7 @@ pub fn remove_on_node(conn: &Connection, node: NodeId) -> Result<Vec<String>, St
 }
 
 /// The meetings of one integration, oldest first.
-pub fn for_integration(
+pub(crate) fn for_integration(
     conn: &Connection,
     integration: IntegrationId,
 ) -> Result<Vec<MeetingRecord>, StoreError> {
@@ -116,7 +119,7 @@ pub fn for_integration(
 }
 
 /// The meetings placed on one node.
-pub fn for_node(conn: &Connection, node: NodeId) -> Result<Vec<MeetingRecord>, StoreError> {
+pub(crate) fn for_node(conn: &Connection, node: NodeId) -> Result<Vec<MeetingRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM meetings WHERE node_id = ?1"
     ))?;
@@ -124,4 +127,158 @@ pub fn for_node(conn: &Connection, node: NodeId) -> Result<Vec<MeetingRecord>, S
         .query_map([node.0], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+impl Store {
+    /// Every meeting placed.
+    pub async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        self.run(|c| list(c)).await
+    }
+
+    pub async fn meeting(&self, meeting_id: &str) -> Result<Option<MeetingRecord>, StoreError> {
+        let id = meeting_id.to_owned();
+        self.run(move |c| find(c, &id)).await
+    }
+
+    /// The meetings of an integration (getMeetings).
+    pub async fn meetings_of(
+        &self,
+        integration: IntegrationId,
+    ) -> Result<Vec<MeetingRecord>, StoreError> {
+        self.run(move |c| for_integration(c, integration)).await
+    }
+
+    /// The meetings placed on a node.
+    pub async fn meetings_on(&self, node: NodeId) -> Result<Vec<MeetingRecord>, StoreError> {
+        self.run(move |c| for_node(c, node)).await
+    }
+
+    /// Stores a placed meeting (before its create is forwarded), replacing an earlier
+    /// placement of the same meeting ID.
+    pub async fn add_meeting(&self, new: NewMeeting) -> Result<MeetingRecord, StoreError> {
+        self.run(move |c| insert(c, &new)).await
+    }
+
+    /// The node's answer to a create: the meeting's `<meeting>` element and internal id, with
+    /// its `meeting_created` event, in one transaction.
+    pub async fn meeting_created(
+        &self,
+        internal_meeting_id: String,
+        info_xml: String,
+        event: NewEvent,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let id = event.meeting_id.as_deref().unwrap_or_default();
+            set_info(c, id, &internal_meeting_id, &info_xml)?;
+            event.write(c)
+        })
+        .await
+    }
+
+    /// Forgets a meeting (ended, refused, gone); with `event`, logged in the same transaction.
+    /// Returns whether it was known.
+    pub async fn remove_meeting(
+        &self,
+        meeting_id: &str,
+        event: Option<NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let id = meeting_id.to_owned();
+        self.write(move |c| {
+            if let Some(event) = event {
+                event.write(c)?;
+            }
+            remove(c, &id)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Through the store's interface, on an in-memory database.
+    use super::*;
+    use crate::{
+        Audit, EventKind, IntegrationChange, NewIntegration, NewNode, NodeChange, NodeState,
+    };
+    use conflux_shared::Secret;
+
+    /// A store with one integration and two nodes.
+    async fn store() -> (Store, IntegrationId, NodeId, NodeId) {
+        let store = Store::open_in_memory().unwrap();
+        let audit = || Audit::new("test", "add", "");
+        let integration = store
+            .change_integration(
+                vec![IntegrationChange::Add(NewIntegration {
+                    name: "uni".into(),
+                    secret: Secret("secret-uni".into()),
+                })],
+                audit(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let mut nodes = Vec::new();
+        for name in ["n1", "n2"] {
+            let new = NewNode {
+                name: name.into(),
+                url: format!("http://{name}/bigbluebutton/api"),
+                secret: Secret("s".into()),
+                load_multiplier: 1.0,
+                tags: Vec::new(),
+                state: NodeState::Enabled,
+            };
+            let node = store
+                .change_node(NodeChange::Add(new), audit())
+                .await
+                .unwrap();
+            nodes.push(node.node.unwrap().id);
+        }
+        (store, integration, nodes[0], nodes[1])
+    }
+
+    fn meeting(id: &str, integration: IntegrationId, node: NodeId) -> NewMeeting {
+        NewMeeting {
+            meeting_id: id.into(),
+            integration_id: integration,
+            node_id: node,
+            name: format!("Meeting {id}"),
+            client_ip: Some("192.0.2.1".into()),
+            placement_reason: "nearest".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_meetings_life_create_info_end() {
+        let (store, uni, n1, n2) = store().await;
+        store.add_meeting(meeting("a", uni, n1)).await.unwrap();
+        store.add_meeting(meeting("b", uni, n2)).await.unwrap();
+        // Placing a known meeting again replaces its placement (a re-create after it ended).
+        store.add_meeting(meeting("a", uni, n2)).await.unwrap();
+        assert_eq!(store.meeting("a").await.unwrap().unwrap().node_id, n2);
+        store.add_meeting(meeting("a", uni, n1)).await.unwrap();
+        let created = NewEvent::meeting(
+            EventKind::MeetingCreated,
+            uni,
+            "a",
+            n1,
+            serde_json::json!({}),
+        );
+        store
+            .meeting_created("internal-a".into(), "<meeting/>".into(), created)
+            .await
+            .unwrap();
+        let a = store.meeting("a").await.unwrap().unwrap();
+        assert_eq!(a.internal_meeting_id, "internal-a");
+        assert_eq!(a.info_xml.as_deref(), Some("<meeting/>"));
+        assert_eq!(store.meetings_of(uni).await.unwrap().len(), 2);
+        assert_eq!(store.meetings_on(n2).await.unwrap()[0].meeting_id, "b");
+        let ended = NewEvent::meeting(EventKind::MeetingEnded, uni, "a", n1, serde_json::json!({}));
+        assert!(store.remove_meeting("a", Some(ended)).await.unwrap());
+        assert!(!store.remove_meeting("a", None).await.unwrap());
+        assert!(store.meeting("a").await.unwrap().is_none());
+        let run = store.current_run("a", uni, 10).await.unwrap();
+        let kinds: Vec<&str> = run.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["meeting_created", "meeting_ended"]);
+    }
 }

@@ -8,7 +8,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::{NodeId, StoreError};
+use super::{NodeId, Store, StoreError};
 
 /// (resolution in seconds, retention in seconds); 0 = one row per report.
 pub const RESOLUTIONS: [(i64, i64); 3] =
@@ -53,7 +53,7 @@ pub enum Write {
 }
 
 /// Applies a batch in one transaction.
-pub fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreError> {
+pub(crate) fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     for write in batch {
         match write {
@@ -124,7 +124,7 @@ fn add_sample(conn: &Connection, node: NodeId, at: i64, s: &Sample) -> Result<()
 }
 
 /// Drops history past each resolution's retention; returns the rows removed.
-pub fn prune(conn: &Connection, now_secs: i64) -> Result<usize, StoreError> {
+pub(crate) fn prune(conn: &Connection, now_secs: i64) -> Result<usize, StoreError> {
     let mut removed = 0;
     for (resolution, keep) in RESOLUTIONS {
         removed += conn.execute(
@@ -136,7 +136,7 @@ pub fn prune(conn: &Connection, now_secs: i64) -> Result<usize, StoreError> {
 }
 
 /// A node's history at `resolution` from `since` (s since epoch), oldest first.
-pub fn history(
+pub(crate) fn history(
     conn: &Connection,
     node: NodeId,
     resolution: i64,
@@ -154,7 +154,7 @@ pub fn history(
 
 /// The whole network's history at `resolution` (> 0) from `since`: CPU, memory and disk are
 /// the nodes' mean, the rest their sum.
-pub fn network_history(
+pub(crate) fn network_history(
     conn: &Connection,
     resolution: i64,
     since: i64,
@@ -189,7 +189,7 @@ fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Sample)> {
 }
 
 /// Every stored check.
-pub fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
+pub(crate) fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT node_id, name, state, output, since, checked_at FROM node_checks ORDER BY node_id, name",
     )?;
@@ -209,7 +209,7 @@ pub fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
 }
 
 /// Each node's latest report: (node, received_at, signed_at, JSON).
-pub fn reports(conn: &Connection) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
+pub(crate) fn reports(conn: &Connection) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT node_id, received_at, signed_at, report FROM node_reports")?;
     let rows = stmt
@@ -218,6 +218,50 @@ pub fn reports(conn: &Connection) -> Result<Vec<(NodeId, i64, i64, String)>, Sto
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+impl Store {
+    /// Writes a batch of check states and reports in one transaction.
+    pub async fn write_health(&self, batch: Vec<Write>) -> Result<(), StoreError> {
+        self.run(move |c| apply(c, &batch)).await
+    }
+
+    /// The stored monitoring state: each check and each node's last report.
+    pub async fn health(&self) -> Result<crate::Health, StoreError> {
+        self.run(|c| {
+            Ok(crate::Health {
+                checks: checks(c)?,
+                reports: reports(c)?,
+            })
+        })
+        .await
+    }
+
+    /// Drops history past each resolution's retention; returns the rows removed.
+    pub async fn prune_history(&self, now_secs: i64) -> Result<usize, StoreError> {
+        self.run(move |c| prune(c, now_secs)).await
+    }
+
+    /// A node's history at `resolution` from `since` (s since epoch), oldest first.
+    pub async fn history(
+        &self,
+        node: NodeId,
+        resolution: i64,
+        since: i64,
+    ) -> Result<Vec<(i64, Sample)>, StoreError> {
+        self.read(move |c| history(c, node, resolution, since))
+            .await
+    }
+
+    /// The whole network's history (see [`network_history`]).
+    pub async fn network_history(
+        &self,
+        resolution: i64,
+        since: i64,
+    ) -> Result<Vec<(i64, Sample)>, StoreError> {
+        self.read(move |c| network_history(c, resolution, since))
+            .await
+    }
 }
 
 #[cfg(test)]

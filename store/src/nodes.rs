@@ -5,8 +5,12 @@ use std::str::FromStr;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{now_ms, StoreError};
+use super::{meetings, now_ms, Audit, Store, StoreError};
 use conflux_shared::Secret;
+
+mod changes;
+
+pub use changes::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub i64);
@@ -159,7 +163,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
         healthy_streak: row.get(6)?,
         unhealthy_streak: row.get(7)?,
         load_multiplier: row.get(8)?,
-        tags: split_tags(&tags),
+        tags: tags
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
         meetings: row.get(10)?,
         users: row.get(11)?,
         largest_meeting: row.get(12)?,
@@ -182,22 +190,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
     })
 }
 
-pub fn split_tags(tags: &str) -> Vec<String> {
-    tags.split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
+pub(crate) fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name"))?;
     let nodes = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
     Ok(nodes)
 }
 
 /// A node by id (digits) or name.
-pub fn find(conn: &Connection, key: &str) -> Result<Node, StoreError> {
+pub(crate) fn find(conn: &Connection, key: &str) -> Result<Node, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM nodes WHERE name = ?1 OR CAST(id AS TEXT) = ?1"
     ))?;
@@ -206,7 +206,7 @@ pub fn find(conn: &Connection, key: &str) -> Result<Node, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("server {key:?}")))
 }
 
-pub fn insert(conn: &Connection, node: &NewNode) -> Result<Node, StoreError> {
+pub(crate) fn insert(conn: &Connection, node: &NewNode) -> Result<Node, StoreError> {
     let taken: Option<String> = conn
         .query_row(
             "SELECT name FROM nodes WHERE name = ?1 OR url = ?2",
@@ -227,7 +227,11 @@ pub fn insert(conn: &Connection, node: &NewNode) -> Result<Node, StoreError> {
 }
 
 /// Sets or clears an admin's override of monitoring.
-pub fn set_forced(conn: &Connection, id: NodeId, forced: Option<Forced>) -> Result<(), StoreError> {
+pub(crate) fn set_forced(
+    conn: &Connection,
+    id: NodeId,
+    forced: Option<Forced>,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET forced = ?2 WHERE id = ?1",
         params![id.0, forced.map(Forced::as_str)],
@@ -236,7 +240,7 @@ pub fn set_forced(conn: &Connection, id: NodeId, forced: Option<Forced>) -> Resu
 }
 
 /// Gives the node a new agent key (enrolment or re-enrolment).
-pub fn set_agent_key(conn: &Connection, id: NodeId, key: &Secret) -> Result<(), StoreError> {
+pub(crate) fn set_agent_key(conn: &Connection, id: NodeId, key: &Secret) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET agent_key = ?2 WHERE id = ?1",
         params![id.0, key.0],
@@ -244,12 +248,12 @@ pub fn set_agent_key(conn: &Connection, id: NodeId, key: &Secret) -> Result<(), 
     Ok(())
 }
 
-pub fn remove(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
+pub(crate) fn remove(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
     conn.execute("DELETE FROM nodes WHERE id = ?1", [id.0])?;
     Ok(())
 }
 
-pub fn set_state(conn: &Connection, id: NodeId, state: NodeState) -> Result<(), StoreError> {
+pub(crate) fn set_state(conn: &Connection, id: NodeId, state: NodeState) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET state = ?2 WHERE id = ?1",
         params![id.0, state.as_str()],
@@ -257,7 +261,11 @@ pub fn set_state(conn: &Connection, id: NodeId, state: NodeState) -> Result<(), 
     Ok(())
 }
 
-pub fn update(conn: &Connection, id: NodeId, change: &NodeUpdate) -> Result<Node, StoreError> {
+pub(crate) fn update(
+    conn: &Connection,
+    id: NodeId,
+    change: &NodeUpdate,
+) -> Result<Node, StoreError> {
     if let Some(url) = &change.url {
         conn.execute(
             "UPDATE nodes SET url = ?2 WHERE id = ?1",
@@ -300,7 +308,7 @@ pub fn update(conn: &Connection, id: NodeId, change: &NodeUpdate) -> Result<Node
 
 /// Stores a poll's counters and health streaks. Returns the node's new online flag when it
 /// changed (after `healthy`/`unhealthy` consecutive results, as Scalelite counts).
-pub fn record_poll(
+pub(crate) fn record_poll(
     conn: &Connection,
     id: NodeId,
     result: &PollResult,
@@ -336,10 +344,249 @@ pub fn record_poll(
 }
 
 /// Marks a node offline at once (panic, or an operator's disable).
-pub fn set_offline(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
+pub(crate) fn set_offline(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET online = 0, healthy_streak = 0, meetings = 0, users = 0, largest_meeting = 0, videos = 0, voice = 0 WHERE id = ?1",
         [id.0],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Through the store's interface, on an in-memory database, so the same tests can run
+    //! against another backend.
+    use super::*;
+    use crate::{IntegrationChange, NewIntegration, NewMeeting};
+
+    fn new(name: &str) -> NewNode {
+        NewNode {
+            name: name.into(),
+            url: format!("https://{name}.example.org/bigbluebutton/api"),
+            secret: Secret("s".into()),
+            load_multiplier: 1.0,
+            tags: vec!["a".into()],
+            state: NodeState::Enabled,
+        }
+    }
+
+    fn audit(action: &str) -> Audit {
+        Audit::new("test", action, "detail")
+    }
+
+    async fn with_meeting(store: &Store, node: NodeId, meeting: &str) {
+        let integration = store
+            .change_integration(
+                vec![IntegrationChange::Add(NewIntegration {
+                    name: format!("i-{meeting}"),
+                    secret: Secret(format!("secret-{meeting}")),
+                })],
+                audit("integrations add"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .add_meeting(NewMeeting {
+                meeting_id: meeting.into(),
+                integration_id: integration.id,
+                node_id: node,
+                name: "m".into(),
+                client_ip: None,
+                placement_reason: "test".into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn changes_apply_with_their_audit_row_all_or_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        let added = store
+            .change_node(NodeChange::Add(new("bbb1")), audit("servers add"))
+            .await
+            .unwrap();
+        let node = added.node.unwrap();
+        assert_eq!(store.node("bbb1").await.unwrap().id, node.id);
+        assert_eq!(
+            store.node(&node.id.0.to_string()).await.unwrap().name,
+            "bbb1"
+        );
+        // A batch whose second change conflicts stores nothing, not even its audit row.
+        let refused = store
+            .change_nodes(
+                vec![NodeChange::Add(new("bbb2")), NodeChange::Add(new("bbb1"))],
+                audit("servers sync"),
+            )
+            .await;
+        assert!(matches!(refused, Err(StoreError::Conflict(_))));
+        assert_eq!(store.nodes().await.unwrap().len(), 1);
+        let log = store.audit_log(10).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            (log[0].1.as_str(), log[0].2.as_str()),
+            ("test", "servers add")
+        );
+        let changed = store
+            .change_nodes(
+                vec![
+                    NodeChange::Update(
+                        node.id,
+                        NodeUpdate {
+                            load_multiplier: Some(2.0),
+                            location: Some(Some((1.0, 2.0))),
+                            ..NodeUpdate::default()
+                        },
+                    ),
+                    NodeChange::SetState(node.id, NodeState::Cordoned),
+                    NodeChange::Force(node.id, Some(Forced::Enabled)),
+                ],
+                audit("servers update"),
+            )
+            .await
+            .unwrap();
+        let now = changed.last().unwrap().node.clone().unwrap();
+        assert_eq!(now.load_multiplier, 2.0);
+        assert_eq!((now.latitude, now.longitude), (Some(1.0), Some(2.0)));
+        assert_eq!(now.state, NodeState::Cordoned);
+        assert_eq!(now.forced, Some(Forced::Enabled));
+        assert!(matches!(
+            store.node("nope").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn disable_panic_and_remove_forget_the_nodes_meetings() {
+        let store = Store::open_in_memory().unwrap();
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            let node = store
+                .change_node(NodeChange::Add(new(name)), audit("servers add"))
+                .await
+                .unwrap()
+                .node
+                .unwrap();
+            with_meeting(&store, node.id, &format!("m-{name}")).await;
+            ids.push(node.id);
+        }
+        let disabled = store
+            .change_node(NodeChange::Disable(ids[0]), audit("servers disable"))
+            .await
+            .unwrap();
+        assert_eq!(disabled.forgotten, vec!["m-a".to_owned()]);
+        assert_eq!(disabled.node.unwrap().state, NodeState::Disabled);
+        let panicked = store
+            .change_node(
+                NodeChange::Panic {
+                    id: ids[1],
+                    keep_state: true,
+                },
+                audit("servers panic"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(panicked.forgotten, vec!["m-b".to_owned()]);
+        let node = panicked.node.unwrap();
+        assert_eq!((node.state, node.online), (NodeState::Enabled, false));
+        let removed = store
+            .change_node(NodeChange::Remove(ids[2]), audit("servers remove"))
+            .await
+            .unwrap();
+        assert_eq!(removed.forgotten, vec!["m-c".to_owned()]);
+        assert!(removed.node.is_none());
+        assert!(store.meetings().await.unwrap().is_empty());
+        assert_eq!(store.nodes().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_agent_enrols_its_url_once_with_a_fresh_key_each_time() {
+        let store = Store::open_in_memory().unwrap();
+        let enrolment = |key: &str| Enrolment {
+            url: "https://bbb9.example.org/bigbluebutton/api".into(),
+            name: "bbb9".into(),
+            secret: Secret("node-secret".into()),
+            location: Some((10.0, 20.0)),
+            agent_key: Secret(key.into()),
+            state: NodeState::Disabled,
+        };
+        let first = store.enrol_node(enrolment("k1")).await.unwrap();
+        let again = store.enrol_node(enrolment("k2")).await.unwrap();
+        assert_eq!(first.id, again.id);
+        let stored = store.node("bbb9").await.unwrap();
+        assert_eq!(stored.agent_key, Some(Secret("k2".into())));
+        assert_eq!(stored.latitude, Some(10.0));
+        assert_eq!(stored.state, NodeState::Disabled);
+        assert_eq!(store.nodes().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn polls_flip_the_online_flag_after_the_thresholds_and_empty_cordoned_nodes_close() {
+        let store = Store::open_in_memory().unwrap();
+        let node = store
+            .change_node(NodeChange::Add(new("p")), audit("servers add"))
+            .await
+            .unwrap()
+            .node
+            .unwrap();
+        let poll = |ok: bool, meetings: Option<Vec<PolledMeeting>>| Poll {
+            node: node.id,
+            result: PollResult {
+                ok,
+                ..PollResult::default()
+            },
+            healthy: 2,
+            unhealthy: 2,
+            meetings,
+            started: now_ms(),
+            grace_ms: 0,
+        };
+        assert_eq!(
+            store
+                .record_poll_round(poll(true, Some(vec![])))
+                .await
+                .unwrap()
+                .online,
+            None
+        );
+        assert_eq!(
+            store
+                .record_poll_round(poll(true, Some(vec![])))
+                .await
+                .unwrap()
+                .online,
+            Some(true)
+        );
+        with_meeting(&store, node.id, "m1").await;
+        assert_eq!(
+            store
+                .record_poll_round(poll(false, None))
+                .await
+                .unwrap()
+                .online,
+            None
+        );
+        let offline = store.record_poll_round(poll(false, None)).await.unwrap();
+        assert_eq!(offline.online, Some(false));
+        assert_eq!(offline.forgotten, vec!["m1".to_owned()]);
+        // A cordoned node that lists only ended meetings is disabled.
+        store
+            .change_node(
+                NodeChange::SetState(node.id, NodeState::Cordoned),
+                audit("servers cordon"),
+            )
+            .await
+            .unwrap();
+        let ended = PolledMeeting {
+            meeting_id: "old".into(),
+            internal_meeting_id: "old-1".into(),
+            info_xml: "<meeting/>".into(),
+            ended: true,
+        };
+        store
+            .record_poll_round(poll(true, Some(vec![ended])))
+            .await
+            .unwrap();
+        assert_eq!(store.node("p").await.unwrap().state, NodeState::Disabled);
+    }
 }

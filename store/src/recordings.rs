@@ -6,7 +6,13 @@ use conflux_shared::response::RecordingQuery;
 use conflux_shared::transfer::{Change, Feed, FeedEntry};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params};
 
-use super::{now_ms, IntegrationId, NodeId, StoreError};
+use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
+
+mod arrival;
+mod operations;
+
+pub use arrival::*;
+pub use operations::*;
 
 /// A stored recording.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +31,7 @@ pub struct RecordingRecord {
 
 /// The integration that created `meeting_id` most recently (from the event log), on `node`
 /// or, without one, on any node.
-pub fn owner_of(
+pub(crate) fn owner_of(
     conn: &Connection,
     meeting_id: &str,
     node: Option<NodeId>,
@@ -42,7 +48,7 @@ pub fn owner_of(
 }
 
 /// Inserts or refreshes a recording found on a node (archived recordings are left alone).
-pub fn upsert(
+pub(crate) fn upsert(
     conn: &Connection,
     r: &RecordingRecord,
     start_time: u64,
@@ -86,7 +92,7 @@ fn select(
 }
 
 /// The recordings of `integration` among `ids` (exact ids).
-pub fn by_ids(
+pub(crate) fn by_ids(
     conn: &Connection,
     integration: IntegrationId,
     ids: &[String],
@@ -104,7 +110,7 @@ pub fn by_ids(
 /// The recordings of `integration` that pass `q`'s record, meeting and state filters, newest
 /// first. Pagination is applied here too unless `q` filters on metadata; then the rows are
 /// only narrowed by a text search of their XML and the caller checks the parsed metadata.
-pub fn query(
+pub(crate) fn query(
     conn: &Connection,
     integration: IntegrationId,
     q: &RecordingQuery,
@@ -193,113 +199,15 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
 }
 
 /// Recordings of a node seen before `before` (ms): gone from the node since.
-pub fn remove_unseen(conn: &Connection, node: NodeId, before: i64) -> Result<usize, StoreError> {
+pub(crate) fn remove_unseen(
+    conn: &Connection,
+    node: NodeId,
+    before: i64,
+) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "DELETE FROM recordings WHERE node_id = ?1 AND seen_at < ?2 AND archive IS NULL",
         params![node.0, before],
     )?)
-}
-
-/// A recording whose encrypted archive an agent (or the spool importer) handed over.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    pub record_id: String,
-    pub integration_id: IntegrationId,
-    /// The node keeping its copy until the recorder has it (None for spool imports).
-    pub node_id: Option<NodeId>,
-    pub meeting_id: String,
-    pub start_time: u64,
-    pub end_time: u64,
-    /// The `<recording>` element (state `processing`, no playback yet).
-    pub xml: String,
-    pub published: bool,
-    pub size: u64,
-    pub sha256: String,
-    pub protected: bool,
-}
-
-/// What became of an arrival.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrived {
-    /// New (or a different archive of a recording not yet processed): queued for the recorder.
-    Queued,
-    /// The same archive again (an agent retrying): nothing changed.
-    Known,
-    /// The recorder already has this recording, or it was deleted: the node may drop its copy.
-    Settled,
-    /// The record id is held from another node or integration: refused, nothing replaced.
-    Conflict,
-}
-
-/// Stores an arrival and queues it in the feed of its integration's recorder.
-pub fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, StoreError> {
-    let tx = conn.transaction()?;
-    type Existing = (
-        Option<String>,
-        Option<String>,
-        i64,
-        Option<i64>,
-        Option<i64>,
-    );
-    let existing: Option<Existing> = tx
-        .query_row(
-            "SELECT archive, archive_sha256, integration_id, archive_node, node_id FROM recordings \
-             WHERE record_id = ?1",
-            [&a.record_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let uploader = a.node_id.map(|n| n.0);
-    let outcome = match &existing {
-        Some((_, _, owner, archive_node, node))
-            if uploader.is_some()
-                && (*owner != a.integration_id.0
-                    || archive_node.is_some_and(|n| Some(n) != uploader)
-                    || node.is_some_and(|n| Some(n) != uploader)) =>
-        {
-            Arrived::Conflict
-        }
-        Some((Some(state), ..)) if state == "done" || state == "deleted" => Arrived::Settled,
-        Some((Some(_), Some(sha), ..)) if *sha == a.sha256 => Arrived::Known,
-        _ => Arrived::Queued,
-    };
-    if outcome == Arrived::Queued {
-        tx.execute(
-            "INSERT INTO recordings (record_id, integration_id, node_id, meeting_id, state, start_time, end_time, xml, seen_at, \
-             archive, archive_size, archive_sha256, archive_node, protected, failure) \
-             VALUES (?1, ?2, NULL, ?3, 'processing', ?4, ?5, ?6, ?7, 'stored', ?8, ?9, ?10, ?11, NULL) \
-             ON CONFLICT (record_id) DO UPDATE SET integration_id = ?2, node_id = NULL, meeting_id = ?3, state = 'processing', \
-             start_time = ?4, end_time = ?5, xml = ?6, seen_at = ?7, archive = 'stored', archive_size = ?8, archive_sha256 = ?9, \
-             archive_node = ?10, protected = ?11, failure = NULL",
-            params![
-                a.record_id,
-                a.integration_id.0,
-                a.meeting_id,
-                clamp(a.start_time),
-                clamp(a.end_time),
-                a.xml,
-                now_ms(),
-                clamp(a.size),
-                a.sha256,
-                a.node_id.map(|n| n.0),
-                a.protected
-            ],
-        )?;
-        push_change(
-            &tx,
-            a.integration_id,
-            &a.record_id,
-            &Change::Archive {
-                meeting_id: a.meeting_id.clone(),
-                size: a.size,
-                sha256: a.sha256.clone(),
-                published: a.published,
-                protected: a.protected,
-            },
-        )?;
-    }
-    tx.commit()?;
-    Ok(outcome)
 }
 
 fn clamp(n: u64) -> i64 {
@@ -307,7 +215,7 @@ fn clamp(n: u64) -> i64 {
 }
 
 /// Appends a change to the feed of `integration`'s recorder.
-pub fn push_change(
+pub(crate) fn push_change(
     conn: &Connection,
     integration: IntegrationId,
     record_id: &str,
@@ -322,7 +230,7 @@ pub fn push_change(
 }
 
 /// Up to `limit` feed entries of `integration` after position `since`.
-pub fn feed(
+pub(crate) fn feed(
     conn: &Connection,
     integration: IntegrationId,
     since: i64,
@@ -337,22 +245,30 @@ pub fn feed(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
         .collect::<Result<_, _>>()?;
-    let next = rows.last().map_or(since, |(seq, _, _)| *seq);
-    let entries = rows
-        .into_iter()
-        .filter_map(|(seq, record_id, json)| {
-            Some(FeedEntry {
+    // An entry that cannot be read is never skipped (the recorder would lose it): the feed
+    // stops before it, and fails when it is the first one, until an operator repairs it.
+    let mut entries = Vec::new();
+    for (seq, record_id, json) in rows {
+        match serde_json::from_str(&json) {
+            Ok(change) => entries.push(FeedEntry {
                 seq,
                 record_id,
-                change: serde_json::from_str(&json).ok()?,
-            })
-        })
-        .collect();
+                change,
+            }),
+            Err(e) if entries.is_empty() => {
+                return Err(StoreError::Damaged(format!(
+                    "recorder feed entry {seq} ({record_id}): {e}"
+                )))
+            }
+            Err(_) => break,
+        }
+    }
+    let next = entries.last().map_or(since, |e| e.seq);
     Ok(Feed { entries, next })
 }
 
 /// Whether `integration` owns an archive of `record_id` that waits for its recorder.
-pub fn archive_waiting(
+pub(crate) fn archive_waiting(
     conn: &Connection,
     integration: IntegrationId,
     record_id: &str,
@@ -369,7 +285,7 @@ pub fn archive_waiting(
 
 /// The recorder processed `record_id`: `xml` is its `<recording>` with playback on the recorder.
 /// Returns false when the recording is unknown, not the integration's, or deleted meanwhile.
-pub fn processed(
+pub(crate) fn processed(
     conn: &Connection,
     integration: IntegrationId,
     record_id: &str,
@@ -384,7 +300,7 @@ pub fn processed(
 }
 
 /// The recorder refused the archive of `record_id` (kept for inspection).
-pub fn failed(
+pub(crate) fn failed(
     conn: &Connection,
     integration: IntegrationId,
     record_id: &str,
@@ -398,7 +314,7 @@ pub fn failed(
 }
 
 /// Per integration, how many archives its recorder refused and the latest reason.
-pub fn refused_archives(
+pub(crate) fn refused_archives(
     conn: &Connection,
 ) -> Result<std::collections::HashMap<IntegrationId, (u64, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -422,7 +338,7 @@ pub fn refused_archives(
 }
 
 /// Record ids whose copy `node` may drop: the recorder has them, or they were deleted.
-pub fn settled_on(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
+pub(crate) fn settled_on(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT record_id FROM recordings WHERE archive_node = ?1 AND archive IN ('done', 'deleted')",
     )?;
@@ -433,7 +349,7 @@ pub fn settled_on(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreE
 }
 
 /// `node` dropped its copy of `record_id`.
-pub fn dropped(conn: &Connection, node: NodeId, record_id: &str) -> Result<(), StoreError> {
+pub(crate) fn dropped(conn: &Connection, node: NodeId, record_id: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE recordings SET archive_node = NULL WHERE record_id = ?1 AND archive_node = ?2",
         params![record_id, node.0],
@@ -443,7 +359,7 @@ pub fn dropped(conn: &Connection, node: NodeId, record_id: &str) -> Result<(), S
 
 /// Marks `record_id` deleted (listed only with state=deleted/any, without metadata or
 /// playback, as Scalelite does) and queues the deletion for the recorder when it has a copy.
-pub fn delete(
+pub(crate) fn delete(
     conn: &Connection,
     integration: IntegrationId,
     record_id: &str,
@@ -469,7 +385,7 @@ pub fn delete(
 }
 
 /// Sets the stored `<recording>` (and state) of a recording after publish/update.
-pub fn set_xml(
+pub(crate) fn set_xml(
     conn: &Connection,
     record_id: &str,
     state: &str,
@@ -484,7 +400,7 @@ pub fn set_xml(
 }
 
 /// Recordings of `integration` that ended before `before_ms` and are not deleted yet.
-pub fn expired(
+pub(crate) fn expired(
     conn: &Connection,
     integration: IntegrationId,
     before_ms: i64,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::{IntegrationId, StoreError};
+use super::{IntegrationId, Store, StoreError};
 
 /// One day of one integration's usage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -21,7 +21,7 @@ pub struct DayUsage {
 }
 
 /// Adds one poll's users per integration to `day`: `seconds` is the time the poll stands for.
-pub fn record(
+pub(crate) fn record(
     conn: &mut Connection,
     day: &str,
     users: &HashMap<IntegrationId, u32>,
@@ -43,7 +43,7 @@ pub fn record(
 }
 
 /// The integration's usage for the days `from..=to` (YYYY-MM-DD), every day listed.
-pub fn report(
+pub(crate) fn report(
     conn: &Connection,
     integration: IntegrationId,
     days: &[String],
@@ -130,6 +130,27 @@ fn recording_hours(xml: &str) -> f64 {
             .unwrap_or(0.0)
     };
     ((ms("endTime") - ms("startTime")) / 3_600_000.0).max(0.0)
+}
+
+impl Store {
+    /// Adds one poll's users per integration to `day` (see [`record`]).
+    pub async fn record_usage(
+        &self,
+        day: String,
+        users: HashMap<IntegrationId, u32>,
+        seconds: f64,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| record(c, &day, &users, seconds)).await
+    }
+
+    /// The integration's usage for `days` (see [`report`]).
+    pub async fn usage(
+        &self,
+        integration: IntegrationId,
+        days: Vec<String>,
+    ) -> Result<Vec<DayUsage>, StoreError> {
+        self.read(move |c| report(c, integration, &days)).await
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_ms, StoreError};
+use super::{now_ms, Audit, Store, StoreError};
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -59,7 +59,12 @@ fn user_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-pub fn add(conn: &Connection, username: &str, hash: &str, role: Role) -> Result<User, StoreError> {
+pub(crate) fn add(
+    conn: &Connection,
+    username: &str,
+    hash: &str,
+    role: Role,
+) -> Result<User, StoreError> {
     let taken: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
         [username],
@@ -77,7 +82,7 @@ pub fn add(conn: &Connection, username: &str, hash: &str, role: Role) -> Result<
     find(conn, username)
 }
 
-pub fn find(conn: &Connection, username: &str) -> Result<User, StoreError> {
+pub(crate) fn find(conn: &Connection, username: &str) -> Result<User, StoreError> {
     conn.query_row(
         "SELECT id, username, password_hash, role FROM users WHERE username = ?1",
         [username],
@@ -87,21 +92,25 @@ pub fn find(conn: &Connection, username: &str) -> Result<User, StoreError> {
     .ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<User>, StoreError> {
+pub(crate) fn list(conn: &Connection) -> Result<Vec<User>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT id, username, password_hash, role FROM users ORDER BY username")?;
     let users = stmt.query_map([], user_from)?.collect::<Result<_, _>>()?;
     Ok(users)
 }
 
-pub fn remove(conn: &Connection, username: &str) -> Result<(), StoreError> {
+pub(crate) fn remove(conn: &Connection, username: &str) -> Result<(), StoreError> {
     if conn.execute("DELETE FROM users WHERE username = ?1", [username])? == 0 {
         return Err(StoreError::NotFound(format!("user {username:?}")));
     }
     Ok(())
 }
 
-pub fn set_password(conn: &Connection, username: &str, hash: &str) -> Result<(), StoreError> {
+pub(crate) fn set_password(
+    conn: &Connection,
+    username: &str,
+    hash: &str,
+) -> Result<(), StoreError> {
     if conn.execute(
         "UPDATE users SET password_hash = ?2 WHERE username = ?1",
         params![username, hash],
@@ -117,7 +126,7 @@ pub fn set_password(conn: &Connection, username: &str, hash: &str) -> Result<(),
     Ok(())
 }
 
-pub fn create_session(
+pub(crate) fn create_session(
     conn: &Connection,
     token_hash: &str,
     user: i64,
@@ -133,7 +142,7 @@ pub fn create_session(
 }
 
 /// The live session with this token hash, if any.
-pub fn session(conn: &Connection, token_hash: &str) -> Result<Option<Session>, StoreError> {
+pub(crate) fn session(conn: &Connection, token_hash: &str) -> Result<Option<Session>, StoreError> {
     let found = conn
         .prepare_cached(
             "SELECT u.id, u.username, u.password_hash, u.role, s.csrf FROM sessions s
@@ -149,13 +158,18 @@ pub fn session(conn: &Connection, token_hash: &str) -> Result<Option<Session>, S
     Ok(found)
 }
 
-pub fn end_session(conn: &Connection, token_hash: &str) -> Result<(), StoreError> {
+pub(crate) fn end_session(conn: &Connection, token_hash: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
     Ok(())
 }
 
 /// Records who did what.
-pub fn audit(conn: &Connection, actor: &str, action: &str, detail: &str) -> Result<(), StoreError> {
+pub(crate) fn audit(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO audit (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
         params![now_ms(), actor, action, detail],
@@ -164,7 +178,7 @@ pub fn audit(conn: &Connection, actor: &str, action: &str, detail: &str) -> Resu
 }
 
 /// The latest audit entries, newest first: (at, actor, action, detail).
-pub fn audit_log(
+pub(crate) fn audit_log(
     conn: &Connection,
     limit: u32,
 ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
@@ -185,7 +199,7 @@ pub struct Token {
     pub role: Role,
 }
 
-pub fn add_token(
+pub(crate) fn add_token(
     conn: &Connection,
     name: &str,
     token_hash: &str,
@@ -209,7 +223,7 @@ pub fn add_token(
 }
 
 /// The token with this hash, if any.
-pub fn token(conn: &Connection, token_hash: &str) -> Result<Option<Token>, StoreError> {
+pub(crate) fn token(conn: &Connection, token_hash: &str) -> Result<Option<Token>, StoreError> {
     let found = conn
         .prepare_cached("SELECT name, role FROM api_tokens WHERE token_hash = ?1")?
         .query_row([token_hash], |r| {
@@ -223,7 +237,7 @@ pub fn token(conn: &Connection, token_hash: &str) -> Result<Option<Token>, Store
     Ok(found)
 }
 
-pub fn tokens(conn: &Connection) -> Result<Vec<Token>, StoreError> {
+pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT name, role FROM api_tokens ORDER BY name")?;
     let rows = stmt
         .query_map([], |r| {
@@ -237,9 +251,225 @@ pub fn tokens(conn: &Connection) -> Result<Vec<Token>, StoreError> {
     Ok(rows)
 }
 
-pub fn remove_token(conn: &Connection, name: &str) -> Result<(), StoreError> {
+pub(crate) fn remove_token(conn: &Connection, name: &str) -> Result<(), StoreError> {
     if conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? == 0 {
         return Err(StoreError::NotFound(format!("token {name:?}")));
     }
     Ok(())
+}
+
+/// One change to the web's accounts or API tokens; [`Store::change_users`] applies it with its
+/// audit row. Passwords and tokens arrive hashed.
+#[derive(Debug, Clone)]
+pub enum UserChange {
+    Add {
+        username: String,
+        password_hash: String,
+        role: Role,
+    },
+    Remove(String),
+    SetPassword {
+        username: String,
+        password_hash: String,
+    },
+    AddToken {
+        name: String,
+        token_hash: String,
+        role: Role,
+    },
+    RemoveToken(String),
+}
+
+impl Store {
+    /// Applies `change` with its audit row.
+    pub async fn change_users(&self, change: UserChange, audit: Audit) -> Result<(), StoreError> {
+        self.audited(audit, move |c| match change {
+            UserChange::Add {
+                username,
+                password_hash,
+                role,
+            } => add(c, &username, &password_hash, role).map(drop),
+            UserChange::Remove(username) => remove(c, &username),
+            UserChange::SetPassword {
+                username,
+                password_hash,
+            } => set_password(c, &username, &password_hash),
+            UserChange::AddToken {
+                name,
+                token_hash,
+                role,
+            } => add_token(c, &name, &token_hash, role),
+            UserChange::RemoveToken(name) => remove_token(c, &name),
+        })
+        .await
+    }
+
+    /// Every account, by name.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.run(|c| list(c)).await
+    }
+
+    /// Every API token (names and roles), by name.
+    pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.run(|c| tokens(c)).await
+    }
+
+    /// The API token with this hash, if any.
+    pub async fn token(&self, token_hash: &str) -> Result<Option<Token>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.run(move |c| token(c, &hash)).await
+    }
+
+    /// The account of this name.
+    pub async fn user(&self, username: &str) -> Result<User, StoreError> {
+        let name = username.to_owned();
+        self.run(move |c| find(c, &name)).await
+    }
+
+    /// Starts a session (the token as its hash) with its audit row (a login).
+    pub async fn create_session(
+        &self,
+        token_hash: String,
+        user: i64,
+        csrf: String,
+        expires_at: i64,
+        audit: Audit,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, move |c| {
+            create_session(c, &token_hash, user, &csrf, expires_at)
+        })
+        .await
+    }
+
+    /// The live session of this token hash, if any.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.run(move |c| session(c, &hash)).await
+    }
+
+    /// Ends a session with its audit row (a logout).
+    pub async fn end_session(&self, token_hash: &str, audit: Audit) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.audited(audit, move |c| end_session(c, &hash)).await
+    }
+
+    /// The latest audit entries, newest first: (at, actor, action, detail).
+    pub async fn audit_log(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+        self.read(move |c| audit_log(c, limit)).await
+    }
+
+    /// Records an action that changes nothing stored (a CLI `meetings end`).
+    pub async fn audit(&self, audit: Audit) -> Result<(), StoreError> {
+        self.audited(audit, |_| Ok(())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Through the store's interface, on an in-memory database.
+    use super::*;
+
+    fn audit(action: &str) -> Audit {
+        Audit::new("cli", action, "detail")
+    }
+
+    #[tokio::test]
+    async fn accounts_tokens_and_sessions() {
+        let store = Store::open_in_memory().unwrap();
+        let add = |name: &str| UserChange::Add {
+            username: name.into(),
+            password_hash: "hash".into(),
+            role: Role::Admin,
+        };
+        store
+            .change_users(add("ana"), audit("users add"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.change_users(add("ana"), audit("users add")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .change_users(
+                UserChange::SetPassword {
+                    username: "ana".into(),
+                    password_hash: "hash2".into(),
+                },
+                audit("users passwd"),
+            )
+            .await
+            .unwrap();
+        let ana = store.user("ana").await.unwrap();
+        assert_eq!(
+            (ana.password_hash.as_str(), ana.role),
+            ("hash2", Role::Admin)
+        );
+        store
+            .create_session(
+                "t1".into(),
+                ana.id,
+                "csrf".into(),
+                now_ms() + 60_000,
+                audit("login"),
+            )
+            .await
+            .unwrap();
+        let session = store.session("t1").await.unwrap().unwrap();
+        assert_eq!(
+            (session.user.username.as_str(), session.csrf.as_str()),
+            ("ana", "csrf")
+        );
+        store.end_session("t1", audit("logout")).await.unwrap();
+        assert!(store.session("t1").await.unwrap().is_none());
+        store
+            .change_users(
+                UserChange::AddToken {
+                    name: "ci".into(),
+                    token_hash: "th".into(),
+                    role: Role::Viewer,
+                },
+                audit("tokens add"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.token("th").await.unwrap().unwrap().name, "ci");
+        assert_eq!(store.tokens().await.unwrap().len(), 1);
+        store
+            .change_users(UserChange::RemoveToken("ci".into()), audit("tokens remove"))
+            .await
+            .unwrap();
+        assert!(store.token("th").await.unwrap().is_none());
+        store
+            .change_users(UserChange::Remove("ana".into()), audit("users remove"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .change_users(UserChange::Remove("ana".into()), audit("users remove"))
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        let actions: Vec<String> = store
+            .audit_log(20)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, _, action, _)| action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "users remove",
+                "tokens remove",
+                "tokens add",
+                "logout",
+                "login",
+                "users passwd",
+                "users add"
+            ]
+        );
+    }
 }

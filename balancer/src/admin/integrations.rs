@@ -3,17 +3,16 @@
 
 use std::sync::Arc;
 
-use super::{usage, UsageError};
-use crate::auth::random_secret;
+use super::{usage, UsageError, CLI};
 use crate::cli::{IntegrationsCommand, UpdateIntegration};
+use crate::ops;
+use crate::ops::integrations::IntegrationEdit;
 use crate::state::AppState;
-use conflux_shared::Secret;
-use conflux_store::{self as store, IntegrationUpdate, NewIntegration};
 
 pub async fn run(state: &Arc<AppState>, command: IntegrationsCommand) -> anyhow::Result<()> {
     match command {
         IntegrationsCommand::List => {
-            let list = state.store.blocking(|c| store::integrations::list(c))?;
+            let list = state.store.integrations().await?;
             println!(
                 "{:<6} {:<24} {:<5} {:<9} {:<12} {:<9} RECORDING SERVER",
                 "ID", "NAME", "API", "RECORDING", "MAX MEETINGS", "MAX USERS"
@@ -36,31 +35,18 @@ pub async fn run(state: &Arc<AppState>, command: IntegrationsCommand) -> anyhow:
             Ok(())
         }
         IntegrationsCommand::Add { name, secret } => {
-            let name = name.trim().to_owned();
-            if name.is_empty() {
-                return Err(UsageError("the integration name must not be empty".into()).into());
-            }
-            let secret = checked_secret(secret)?;
-            let new = NewIntegration {
-                name,
-                secret: Secret(secret.clone()),
-            };
-            let integration = state
-                .store
-                .blocking(|c| store::integrations::insert(c, &new))
+            let (integration, secret) = ops::integrations::add(state, CLI, &name, secret)
+                .await
                 .map_err(usage)?;
             println!("id: {}", integration.id.0);
             println!("secret: {secret}");
             Ok(())
         }
         IntegrationsCommand::Remove { integration } => {
-            let i = state
-                .store
-                .blocking(|c| store::integrations::find(c, &integration))
+            let i = state.store.integration(&integration).await.map_err(usage)?;
+            ops::integrations::remove(state, CLI, &i)
+                .await
                 .map_err(usage)?;
-            state
-                .store
-                .blocking(|c| store::integrations::remove(c, i.id))?;
             println!("OK");
             Ok(())
         }
@@ -68,74 +54,44 @@ pub async fn run(state: &Arc<AppState>, command: IntegrationsCommand) -> anyhow:
             integration,
             secret,
         } => {
-            let i = state
-                .store
-                .blocking(|c| store::integrations::find(c, &integration))
-                .map_err(usage)?;
-            let secret = checked_secret(secret)?;
-            let new = Secret(secret.clone());
-            state
-                .store
-                .blocking(|c| store::integrations::rotate(c, i.id, &new))
+            let i = state.store.integration(&integration).await.map_err(usage)?;
+            let secret = ops::integrations::rotate(state, CLI, &i, secret)
+                .await
                 .map_err(usage)?;
             println!("secret: {secret}");
             Ok(())
         }
-        IntegrationsCommand::Update(update) => update_integration(state, update),
+        IntegrationsCommand::Update(update) => update_integration(state, update).await,
     }
 }
 
-fn checked_secret(secret: Option<String>) -> Result<String, UsageError> {
-    match secret.map(|s| s.trim().to_owned()) {
-        Some(s) if s.len() < 8 => Err(UsageError("a secret needs at least 8 characters".into())),
-        Some(s) => Ok(s),
-        None => Ok(random_secret()),
-    }
-}
-
-fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<()> {
+async fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::Result<()> {
     let i = state
         .store
-        .blocking(|c| store::integrations::find(c, &u.integration))
+        .integration(&u.integration)
+        .await
         .map_err(usage)?;
-    if u.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(UsageError("the integration name must not be empty".into()).into());
-    }
-    let limit = |v: Option<u32>| v.map(|n| (n > 0).then_some(n));
-    let prefix = match u.prefix.map(|p| p.trim().to_ascii_lowercase()) {
-        Some(p) if p.is_empty() => Some(None),
-        Some(p) if p.len() <= 63 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-            Some(Some(p))
-        }
-        Some(p) => {
-            return Err(UsageError(format!("prefix {p:?} must be 1-63 of a-z, 0-9 and -")).into())
-        }
-        None => None,
-    };
     let recorder = match (&u.recorder_url, &u.recorder_key) {
         (Some(url), Some(file)) => {
             let pem = std::fs::read_to_string(file)
                 .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
-            Some(Some(
-                crate::ops::integrations::recorder(url, &pem).map_err(|e| UsageError(e.0))?,
-            ))
+            Some(Some((url.clone(), pem)))
         }
         _ if u.no_recorder => Some(None),
         _ => None,
     };
-    let change = IntegrationUpdate {
-        recorder,
-        name: u.name.map(|n| n.trim().to_owned()),
+    let edit = IntegrationEdit {
+        name: u.name,
         api_enabled: u.api_enabled,
         recording_allowed: u.recording_allowed,
-        max_meetings: limit(u.max_meetings),
-        max_users: limit(u.max_users),
-        prefix,
-        retention_days: limit(u.retention_days),
+        max_meetings: u.max_meetings,
+        max_users: u.max_users,
+        prefix: u.prefix,
+        recorder,
+        retention_days: u.retention_days,
     };
-    state
-        .store
-        .blocking(|c| store::integrations::update(c, i.id, &change))
+    ops::integrations::edit(state, CLI, &i, edit, None)
+        .await
         .map_err(usage)?;
     println!("OK");
     Ok(())

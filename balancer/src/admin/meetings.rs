@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
-use super::usage;
+use super::{usage, CLI};
 use crate::cli::MeetingsCommand;
+use crate::ops::OpError;
 use crate::state::AppState;
-use conflux_store::{self as store, StoreError};
+use conflux_store::{Audit, MeetingRecord};
 
 pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Result<()> {
     match command {
         MeetingsCommand::List => {
-            let list = state.store.blocking(|c| store::meetings::list(c))?;
+            let list = state.store.meetings().await?;
             let nodes = state.nodes.load();
             println!("{:<32} {:<24} {:<20} CREATED", "MEETING", "NAME", "SERVER");
             for m in list {
@@ -30,23 +31,12 @@ pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Res
         }
         MeetingsCommand::Info { meeting_id } => {
             const INFO_EVENTS: u32 = 1000;
-            let (m, events) = state
+            let m = find(state, &meeting_id).await?;
+            // This run of the meeting: its create and what followed (bounded).
+            let events = state
                 .store
-                .blocking(|c| {
-                    let m = store::meetings::find(c, &meeting_id)?
-                        .ok_or_else(|| StoreError::NotFound(format!("meeting {meeting_id:?}")))?;
-                    // This run of the meeting: its create and what followed (bounded).
-                    let created = store::events::latest_created(c, &meeting_id, m.integration_id)?;
-                    let events = match created {
-                        Some(created) => {
-                            let run = store::events::run_of(c, &created, INFO_EVENTS)?;
-                            std::iter::once(created).chain(run).collect()
-                        }
-                        None => Vec::new(),
-                    };
-                    Ok((m, events))
-                })
-                .map_err(usage)?;
+                .current_run(&meeting_id, m.integration_id, INFO_EVENTS)
+                .await?;
             let node = state
                 .nodes
                 .load()
@@ -71,22 +61,27 @@ pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Res
             Ok(())
         }
         MeetingsCommand::End { meeting_id } => {
-            let m = state
-                .store
-                .blocking(|c| {
-                    store::meetings::find(c, &meeting_id)?
-                        .ok_or_else(|| StoreError::NotFound(format!("meeting {meeting_id:?}")))
-                })
-                .map_err(usage)?;
+            let m = find(state, &meeting_id).await?;
             if let Some(node) = state.nodes.load().get(m.node_id).cloned() {
                 crate::ops::nodes::end_on_node(state, &node, std::slice::from_ref(&meeting_id))
                     .await;
             }
+            state.store.remove_meeting(&meeting_id, None).await?;
+            state.set_route(&meeting_id, None);
             state
                 .store
-                .blocking(|c| store::meetings::remove(c, &meeting_id))?;
+                .audit(Audit::new(CLI, "meetings end", meeting_id.clone()))
+                .await?;
             println!("OK");
             Ok(())
         }
     }
+}
+
+async fn find(state: &AppState, meeting_id: &str) -> anyhow::Result<MeetingRecord> {
+    state
+        .store
+        .meeting(meeting_id)
+        .await?
+        .ok_or_else(|| usage(OpError::NotFound(format!("meeting {meeting_id:?}"))))
 }

@@ -3,57 +3,51 @@
 
 use std::sync::Arc;
 
-use super::{usage, UsageError};
+use super::{usage, UsageError, CLI};
 use crate::cli::{AddServer, ForceMode, Resolution, ServersCommand, UpdateServer};
 use crate::ops;
+use crate::ops::nodes::{NodeEdit, NodeSpec};
 use crate::state::AppState;
-use conflux_shared::Secret;
-use conflux_store::{self as store, Forced, NewNode, Node, NodeState, NodeUpdate};
+use conflux_store::{self as store, Forced, Node, NodeState};
 
 pub async fn run(state: &Arc<AppState>, command: ServersCommand) -> anyhow::Result<()> {
     match command {
-        ServersCommand::List => list(state),
-        ServersCommand::Add(add) => add_server(state, add),
+        ServersCommand::List => list(state).await,
+        ServersCommand::Add(add) => add_server(state, add).await,
         ServersCommand::Remove { server } => {
-            let node = find(state, &server)?;
-            state.store.blocking(|c| {
-                store::meetings::remove_on_node(c, node.id)?;
-                store::nodes::remove(c, node.id)
-            })?;
+            let node = find(state, &server).await?;
+            ops::nodes::remove(state, CLI, &node).await.map_err(usage)?;
             println!("OK");
             Ok(())
         }
-        ServersCommand::Enable { server } => set_state(state, &server, NodeState::Enabled),
-        ServersCommand::Cordon { server } => set_state(state, &server, NodeState::Cordoned),
+        ServersCommand::Enable { server } => set_state(state, &server, NodeState::Enabled).await,
+        ServersCommand::Cordon { server } => set_state(state, &server, NodeState::Cordoned).await,
         ServersCommand::Disable { server, yes } => disable(state, &server, yes).await,
         ServersCommand::Panic { server, keep_state } => panic(state, &server, keep_state).await,
-        ServersCommand::Update(update) => update_server(state, update),
-        ServersCommand::Force { server, mode } => force(state, &server, mode),
-        ServersCommand::Checks { server } => checks(state, &server),
+        ServersCommand::Update(update) => update_server(state, update).await,
+        ServersCommand::Force { server, mode } => force(state, &server, mode).await,
+        ServersCommand::Checks { server } => checks(state, &server).await,
         ServersCommand::History {
             server,
             resolution,
             hours,
-        } => history(state, &server, resolution, hours),
-        ServersCommand::Status => status(state),
+        } => history(state, &server, resolution, hours).await,
+        ServersCommand::Status => status(state).await,
         ServersCommand::Sync {
             file,
             mode,
             dry_run,
         } => super::sync::sync(state, &file, mode, dry_run).await,
-        ServersCommand::Yaml { verbose } => super::sync::yaml(state, verbose),
+        ServersCommand::Yaml { verbose } => super::sync::yaml(state, verbose).await,
     }
 }
 
-fn find(state: &AppState, key: &str) -> anyhow::Result<Node> {
-    state
-        .store
-        .blocking(|c| store::nodes::find(c, key))
-        .map_err(usage)
+async fn find(state: &AppState, key: &str) -> anyhow::Result<Node> {
+    state.store.node(key).await.map_err(usage)
 }
 
-fn list(state: &AppState) -> anyhow::Result<()> {
-    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+async fn list(state: &AppState) -> anyhow::Result<()> {
+    let nodes = state.store.nodes().await?;
     if nodes.is_empty() {
         eprintln!("No servers are configured");
     }
@@ -69,111 +63,66 @@ fn list(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {
-    let url = ops::nodes::api_url(&add.url).map_err(UsageError::from)?;
-    if add.secret.trim().is_empty() {
-        return Err(UsageError("the secret must not be empty".into()).into());
-    }
-    if !(add.load_multiplier.is_finite() && add.load_multiplier > 0.0) {
-        return Err(UsageError("the load multiplier must be a positive number".into()).into());
-    }
-    let name = add
-        .name
-        .unwrap_or_else(|| conflux_shared::signed_url::host_of(&url));
-    let new = NewNode {
-        name,
-        url,
-        secret: Secret(add.secret.trim().to_owned()),
+async fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {
+    let spec = NodeSpec {
+        url: add.url,
+        secret: add.secret,
+        name: add.name,
         load_multiplier: add.load_multiplier,
-        tags: add.tags.into_iter().filter(|t| !t.is_empty()).collect(),
-        state: if add.enable {
-            NodeState::Enabled
-        } else {
-            NodeState::Disabled
-        },
+        tags: add.tags,
+        enabled: add.enable,
     };
-    let node = state
-        .store
-        .blocking(|c| store::nodes::insert(c, &new))
-        .map_err(usage)?;
+    let node = ops::nodes::add(state, CLI, spec).await.map_err(usage)?;
     println!("OK");
     println!("id: {}", node.id);
     Ok(())
 }
 
-fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
-    let node = find(state, &update.server)?;
-    let change = NodeUpdate {
-        url: update
-            .url
-            .as_deref()
-            .map(ops::nodes::api_url)
-            .transpose()
-            .map_err(UsageError::from)?,
-        secret: update.secret.map(Secret),
-        load_multiplier: match update.load_multiplier {
-            Some(m) if !(m.is_finite() && m > 0.0) => {
-                return Err(
-                    UsageError("the load multiplier must be a positive number".into()).into(),
-                )
-            }
-            other => other,
-        },
-        tags: update.tags.map(|t| store::nodes::split_tags(&t)),
-        location: update
-            .location
-            .as_deref()
-            .map(ops::nodes::parse_location)
-            .transpose()
-            .map_err(UsageError::from)?,
-        ports: update.ports.as_deref().map(parse_ports).transpose()?,
+async fn update_server(state: &AppState, update: UpdateServer) -> anyhow::Result<()> {
+    let node = find(state, &update.server).await?;
+    let edit = NodeEdit {
+        url: update.url,
+        secret: update.secret,
+        load_multiplier: update.load_multiplier,
+        tags: update.tags,
+        location: update.location,
+        ports: update.ports,
     };
-    state
-        .store
-        .blocking(|c| store::nodes::update(c, node.id, &change))
+    ops::nodes::edit(state, CLI, &node, edit)
+        .await
         .map_err(usage)?;
     println!("OK");
     Ok(())
 }
 
-fn set_state(state: &AppState, key: &str, new: NodeState) -> anyhow::Result<()> {
-    let node = find(state, key)?;
-    state
-        .store
-        .blocking(|c| store::nodes::set_state(c, node.id, new))?;
+async fn set_state(state: &AppState, key: &str, new: NodeState) -> anyhow::Result<()> {
+    let node = find(state, key).await?;
+    ops::nodes::set_state(state, CLI, &node, new)
+        .await
+        .map_err(usage)?;
     println!("OK");
     Ok(())
 }
 
-fn force(state: &AppState, key: &str, mode: ForceMode) -> anyhow::Result<()> {
-    let node = find(state, key)?;
+async fn force(state: &AppState, key: &str, mode: ForceMode) -> anyhow::Result<()> {
+    let node = find(state, key).await?;
     let forced = match mode {
         ForceMode::On => Some(Forced::Enabled),
         ForceMode::Off => Some(Forced::Disabled),
         ForceMode::Auto => None,
     };
-    state.store.blocking(|c| {
-        store::nodes::set_forced(c, node.id, forced)?;
-        store::events::log(
-            c,
-            store::EventKind::NodeState,
-            None,
-            None,
-            Some(node.id),
-            &serde_json::json!({ "forced": forced.map_or("auto", Forced::as_str) }),
-        )
-    })?;
+    ops::nodes::force(state, CLI, &node, forced)
+        .await
+        .map_err(usage)?;
     println!("OK");
     Ok(())
 }
 
 /// The node's checks as the running balancer last stored them.
-fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
-    let node = find(state, key)?;
-    let (rows, reports) = state
-        .store
-        .blocking(|c| Ok((store::monitor::checks(c)?, store::monitor::reports(c)?)))?;
-    let rows: Vec<_> = rows.into_iter().filter(|r| r.node == node.id).collect();
+async fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
+    let node = find(state, key).await?;
+    let store::Health { checks, reports } = state.store.health().await?;
+    let rows: Vec<_> = checks.into_iter().filter(|r| r.node == node.id).collect();
     let forced = node
         .forced
         .map_or("auto (follows the checks)", |f| match f {
@@ -206,15 +155,21 @@ fn checks(state: &AppState, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn history(state: &AppState, key: &str, resolution: Resolution, hours: f64) -> anyhow::Result<()> {
+async fn history(
+    state: &AppState,
+    key: &str,
+    resolution: Resolution,
+    hours: f64,
+) -> anyhow::Result<()> {
     if !(hours.is_finite() && hours > 0.0) {
         return Err(UsageError(format!("--hours {hours} must be a positive number")).into());
     }
-    let node = find(state, key)?;
+    let node = find(state, key).await?;
     let since = store::now_ms() / 1000 - (hours * 3600.0) as i64;
     let rows = state
         .store
-        .blocking(|c| store::monitor::history(c, node.id, resolution.seconds(), since))?;
+        .history(node.id, resolution.seconds(), since)
+        .await?;
     println!(
         "{:<20} {:>5} {:>6} {:>5} {:>10} {:>10} {:>8} {:>6} {:>6} {:>6}",
         "TIME (UTC)",
@@ -258,9 +213,8 @@ fn age(secs: i64) -> String {
 /// Disables a node, asking first when it still hosts meetings (as Scalelite's
 /// servers:disable): only "yes" ends and forgets them; anything else changes nothing.
 async fn disable(state: &Arc<AppState>, key: &str, yes: bool) -> anyhow::Result<()> {
-    let node = find(state, key)?;
-    let id = node.id;
-    let hosted = state.store.blocking(|c| store::meetings::for_node(c, id))?;
+    let node = find(state, key).await?;
+    let hosted = state.store.meetings_on(node.id).await?;
     if !hosted.is_empty() && !yes {
         eprint!(
             "{} hosts {} meetings; end them and disable it? (yes/no) ",
@@ -274,27 +228,26 @@ async fn disable(state: &Arc<AppState>, key: &str, yes: bool) -> anyhow::Result<
             return Ok(());
         }
     }
-    let forgotten = state.store.blocking(|c| {
-        let ids = store::meetings::remove_on_node(c, id)?;
-        store::nodes::set_state(c, id, NodeState::Disabled)?;
-        Ok(ids)
-    })?;
-    crate::ops::nodes::end_on_node(state, &node, &forgotten).await;
+    ops::nodes::disable(state, CLI, &node)
+        .await
+        .map_err(usage)?;
     println!("OK");
     Ok(())
 }
 
 /// Forgets the node's meetings, asks the node to end them, and disables it.
 async fn panic(state: &Arc<AppState>, key: &str, keep_state: bool) -> anyhow::Result<()> {
-    let node = find(state, key)?;
-    let forgotten = ops::nodes::panic(state, &node, keep_state).await?;
+    let node = find(state, key).await?;
+    let forgotten = ops::nodes::panic(state, CLI, &node, keep_state)
+        .await
+        .map_err(usage)?;
     println!("OK ({forgotten} meetings forgotten)");
     Ok(())
 }
 
 /// Scalelite's status table.
-pub fn status(state: &AppState) -> anyhow::Result<()> {
-    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+pub async fn status(state: &AppState) -> anyhow::Result<()> {
+    let nodes = state.store.nodes().await?;
     let rows: Vec<[String; 7]> = nodes
         .iter()
         .map(|n| {
@@ -342,15 +295,4 @@ pub fn status(state: &AppState) -> anyhow::Result<()> {
         println!("{}", line(row.iter().map(String::as_str).collect()));
     }
     Ok(())
-}
-
-fn parse_ports(text: &str) -> anyhow::Result<Vec<u16>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.parse::<u16>() {
-            Ok(port) if port > 0 => Ok(port),
-            _ => Err(UsageError(format!("{p:?} is not a TCP port")).into()),
-        })
-        .collect()
 }

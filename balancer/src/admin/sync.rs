@@ -7,11 +7,11 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use super::UsageError;
+use super::{usage, UsageError, CLI};
 use crate::cli::SyncMode;
+use crate::ops::nodes::NodeSpec;
 use crate::state::AppState;
-use conflux_shared::Secret;
-use conflux_store::{self as store, NewNode, Node, NodeState, NodeUpdate};
+use conflux_store::{NewNode, Node, NodeChange, NodeState, NodeUpdate};
 
 /// The file: `servers: {ID: {...}}`.
 #[derive(Debug, Deserialize, Serialize)]
@@ -74,8 +74,8 @@ pub async fn sync(
     };
     let pool: PoolFile =
         serde_yaml_ng::from_str(&text).map_err(|e| UsageError(format!("{file}: {e}")))?;
-    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
-    let meetings = state.store.blocking(|c| store::meetings::list(c))?;
+    let nodes = state.store.nodes().await?;
+    let meetings = state.store.meetings().await?;
     let changes = plan(
         &pool,
         &nodes,
@@ -98,28 +98,23 @@ pub async fn sync(
         return Ok(());
     }
     let count = changes.len();
-    let ended = state.store.blocking(move |c| {
-        let tx = c.transaction()?;
-        let mut ended = Vec::new();
-        for change in changes {
-            match change {
-                Change::Add(new) => drop(store::nodes::insert(&tx, &new)?),
-                Change::Update(node, update) => drop(store::nodes::update(&tx, node.id, &update)?),
-                Change::SetState(node, s) => store::nodes::set_state(&tx, node.id, s)?,
-                Change::Remove(node) => {
-                    let meetings = store::meetings::remove_on_node(&tx, node.id)?;
-                    store::nodes::remove(&tx, node.id)?;
-                    ended.push((node, meetings));
-                }
+    let changes = changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Add(new) => (None, NodeChange::Add(new)),
+            Change::Update(node, update) => (None, NodeChange::Update(node.id, update)),
+            Change::SetState(node, s) => (None, NodeChange::SetState(node.id, s)),
+            // force: the removed nodes' meetings are ended there too.
+            Change::Remove(node) => {
+                let id = node.id;
+                (Some(node), NodeChange::Remove(id))
             }
-        }
-        tx.commit()?;
-        Ok(ended)
-    })?;
-    // force: the removed nodes' meetings are ended there too (best effort, as Scalelite).
-    for (node, meetings) in ended {
-        crate::ops::nodes::end_on_node(state, &node, &meetings).await;
-    }
+        })
+        .collect();
+    let detail = format!("{file} ({mode:?})");
+    crate::ops::nodes::sync(state, CLI, changes, detail)
+        .await
+        .map_err(usage)?;
     println!("OK ({count} changes)");
     Ok(())
 }
@@ -142,48 +137,41 @@ fn plan(
                 "ERROR: server id {id:?} must match [A-Za-z0-9_.-]+"
             )));
         }
-        let url = entry
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{id}/bigbluebutton/api"));
-        let url = crate::ops::nodes::api_url(&url)
+        let spec = NodeSpec {
+            url: entry
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("https://{id}/bigbluebutton/api")),
+            secret: entry.secret.clone(),
+            name: Some(id.clone()),
+            load_multiplier: entry.load_multiplier,
+            tags: entry
+                .tag
+                .as_deref()
+                .map(crate::ops::nodes::split_tags)
+                .unwrap_or_default(),
+            enabled: entry.enabled,
+        };
+        let new = spec
+            .validate()
             .map_err(|e| UsageError(format!("ERROR: server {id}: {e}")))?;
-        if entry.secret.trim().is_empty() {
-            return Err(UsageError(format!(
-                "ERROR: server {id}: the secret must not be empty"
-            )));
-        }
-        if !(entry.load_multiplier.is_finite() && entry.load_multiplier > 0.0) {
-            return Err(UsageError(format!(
-                "ERROR: server {id}: load_multiplier must be a positive number"
-            )));
-        }
-        let tags = entry
-            .tag
-            .as_deref()
-            .map(store::nodes::split_tags)
-            .unwrap_or_default();
         match nodes.iter().find(|n| n.name == *id) {
             None => changes.push(Change::Add(NewNode {
-                name: id.clone(),
-                url,
-                secret: Secret(entry.secret.trim().to_owned()),
-                load_multiplier: entry.load_multiplier,
-                tags,
+                // A disabled entry is cordoned, as Scalelite's sync does.
                 state: if entry.enabled {
                     NodeState::Enabled
                 } else {
                     NodeState::Cordoned
                 },
+                ..new
             })),
             Some(node) => {
                 let update = NodeUpdate {
-                    url: (node.url != url).then_some(url),
-                    secret: (node.secret.0 != entry.secret.trim())
-                        .then(|| Secret(entry.secret.trim().to_owned())),
-                    load_multiplier: (node.load_multiplier != entry.load_multiplier)
-                        .then_some(entry.load_multiplier),
-                    tags: (node.tags != tags).then_some(tags),
+                    url: (node.url != new.url).then_some(new.url),
+                    secret: (node.secret != new.secret).then_some(new.secret),
+                    load_multiplier: (node.load_multiplier != new.load_multiplier)
+                        .then_some(new.load_multiplier),
+                    tags: (node.tags != new.tags).then_some(new.tags),
                     ..NodeUpdate::default()
                 };
                 if update.url.is_some()
@@ -222,8 +210,8 @@ fn describe(change: &Change) -> String {
     }
 }
 
-pub fn yaml(state: &AppState, verbose: bool) -> anyhow::Result<()> {
-    let nodes = state.store.blocking(|c| store::nodes::list(c))?;
+pub async fn yaml(state: &AppState, verbose: bool) -> anyhow::Result<()> {
+    let nodes = state.store.nodes().await?;
     let servers = nodes
         .into_iter()
         .map(|n| {

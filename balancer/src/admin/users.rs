@@ -5,18 +5,16 @@
 
 use std::io::BufRead;
 
-use super::{usage, UsageError};
-use crate::auth::hash_password;
+use super::{usage, UsageError, CLI};
 use crate::cli::{RoleArg, TokensCommand, UsersCommand};
+use crate::ops;
 use crate::state::AppState;
-use conflux_store::users::{self, Role};
+use conflux_store::users::Role;
 
-const MIN_PASSWORD: usize = 8;
-
-pub fn run(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
+pub async fn run(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
     match command {
         UsersCommand::List => {
-            let list = state.store.blocking(|c| users::list(c))?;
+            let list = state.store.users().await?;
             if list.is_empty() {
                 eprintln!("No users: add one with `users add NAME --role admin`.");
             }
@@ -26,49 +24,24 @@ pub fn run(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
             Ok(())
         }
         UsersCommand::Add { username, role } => {
-            let username = username.trim().to_owned();
-            if username.is_empty() || username.contains(char::is_whitespace) {
-                return Err(UsageError(format!("{username:?} is not a user name")).into());
-            }
-            let hash = read_password()?;
-            let role = match role {
-                RoleArg::Admin => Role::Admin,
-                RoleArg::Viewer => Role::Viewer,
-            };
-            state
-                .store
-                .blocking(|c| {
-                    users::add(c, &username, &hash, role)?;
-                    users::audit(
-                        c,
-                        "cli",
-                        "user added",
-                        &format!("{username} ({})", role.as_str()),
-                    )
-                })
+            let password = read_password()?;
+            ops::users::add(state, CLI, &username, password, role_of(role))
+                .await
                 .map_err(usage)?;
             println!("OK");
             Ok(())
         }
         UsersCommand::Passwd { username } => {
-            let hash = read_password()?;
-            state
-                .store
-                .blocking(|c| {
-                    users::set_password(c, &username, &hash)?;
-                    users::audit(c, "cli", "password set", &username)
-                })
+            let password = read_password()?;
+            ops::users::set_password(state, CLI, &username, password)
+                .await
                 .map_err(usage)?;
             println!("OK");
             Ok(())
         }
         UsersCommand::Remove { username } => {
-            state
-                .store
-                .blocking(|c| {
-                    users::remove(c, &username)?;
-                    users::audit(c, "cli", "user removed", &username)
-                })
+            ops::users::remove(state, CLI, &username)
+                .await
                 .map_err(usage)?;
             println!("OK");
             Ok(())
@@ -76,43 +49,24 @@ pub fn run(state: &AppState, command: UsersCommand) -> anyhow::Result<()> {
     }
 }
 
-pub fn tokens(state: &AppState, command: TokensCommand) -> anyhow::Result<()> {
+pub async fn tokens(state: &AppState, command: TokensCommand) -> anyhow::Result<()> {
     match command {
         TokensCommand::List => {
-            for t in state.store.blocking(|c| users::tokens(c))? {
+            for t in state.store.tokens().await? {
                 println!("{}\t{}", t.name, t.role.as_str());
             }
             Ok(())
         }
         TokensCommand::Add { name, role } => {
-            let role = match role {
-                RoleArg::Admin => Role::Admin,
-                RoleArg::Viewer => Role::Viewer,
-            };
-            let token = crate::auth::token();
-            let hash = crate::auth::token_hash(&token);
-            state
-                .store
-                .blocking(|c| {
-                    users::add_token(c, &name, &hash, role)?;
-                    users::audit(
-                        c,
-                        "cli",
-                        "token added",
-                        &format!("{name} ({})", role.as_str()),
-                    )
-                })
+            let token = ops::users::add_token(state, CLI, &name, role_of(role))
+                .await
                 .map_err(usage)?;
             println!("token: {token}");
             Ok(())
         }
         TokensCommand::Remove { name } => {
-            state
-                .store
-                .blocking(|c| {
-                    users::remove_token(c, &name)?;
-                    users::audit(c, "cli", "token removed", &name)
-                })
+            ops::users::remove_token(state, CLI, &name)
+                .await
                 .map_err(usage)?;
             println!("OK");
             Ok(())
@@ -120,17 +74,25 @@ pub fn tokens(state: &AppState, command: TokensCommand) -> anyhow::Result<()> {
     }
 }
 
-/// One line from standard input, hashed.
+fn role_of(role: RoleArg) -> Role {
+    match role {
+        RoleArg::Admin => Role::Admin,
+        RoleArg::Viewer => Role::Viewer,
+    }
+}
+
+/// One line from standard input (checked and hashed by `ops::users`).
 fn read_password() -> anyhow::Result<String> {
     eprint!("Password: ");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.chars().count() < MIN_PASSWORD {
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < ops::users::MIN_PASSWORD {
         return Err(UsageError(format!(
-            "the password needs {MIN_PASSWORD} characters or more"
+            "the password needs {} characters or more",
+            ops::users::MIN_PASSWORD
         ))
         .into());
     }
-    hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+    Ok(password)
 }

@@ -14,7 +14,7 @@ use super::request::ApiRequest;
 use crate::node_client::NodeError;
 use crate::placement::{self, Candidate, NoPlacement, Wish};
 use crate::state::{AppState, Route};
-use conflux_store::{self as store, Integration, NewMeeting, Node, NodeState};
+use conflux_store::{EventKind, Integration, NewEvent, NewMeeting, Node, NodeState};
 
 const CREATE_FAILED: &str = "Unable to create meeting on server.";
 
@@ -167,7 +167,7 @@ async fn place(
         preferred: req.params.get("preferredServer"),
         client,
     };
-    let now = store::now_ms();
+    let now = conflux_store::now_ms();
     let config = &state.config;
     let mut candidates: Vec<Candidate> = nodes
         .nodes
@@ -218,10 +218,7 @@ async fn place(
         client_ip: req.client_ip.map(|ip| ip.to_string()),
         placement_reason: decision.reason,
     };
-    state
-        .store
-        .run(move |c| store::meetings::insert(c, &new).map(|_| ()))
-        .await?;
+    state.store.add_meeting(new).await?;
     state.set_route(
         meeting_id,
         Some(Route {
@@ -251,32 +248,21 @@ async fn record_created(
     let data = json!({ "name": info.meeting_name, "node": node.name, "query": params });
     let xml = info.to_element().to_xml();
     let internal = info.internal_meeting_id.clone();
-    state
-        .store
-        .run(move |c| {
-            store::meetings::set_info(c, &id, &internal, &xml)?;
-            store::events::log(
-                c,
-                store::EventKind::MeetingCreated,
-                Some(integration_id),
-                Some(&id),
-                Some(node_id),
-                &data,
-            )
-        })
-        .await?;
+    let event = NewEvent::meeting(
+        EventKind::MeetingCreated,
+        integration_id,
+        &id,
+        node_id,
+        data,
+    );
+    state.store.meeting_created(internal, xml, event).await?;
     state.meetings_changed(); // after the write, so no stale list is cached as current
     Ok(())
 }
 
 /// Drops a meeting the node refused or never got.
-pub(super) async fn forget(state: &Arc<AppState>, meeting_id: &str) {
-    let id = meeting_id.to_owned();
-    if let Err(e) = state
-        .store
-        .run(move |c| store::meetings::remove(c, &id))
-        .await
-    {
+async fn forget(state: &Arc<AppState>, meeting_id: &str) {
+    if let Err(e) = state.store.remove_meeting(meeting_id, None).await {
         tracing::error!(error = %e, meeting_id, "Could not forget a meeting.");
     }
     state.set_route(meeting_id, None);

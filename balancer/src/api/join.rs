@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::params::{rewrite, Rewrite};
 use super::request::ApiRequest;
 use crate::state::AppState;
-use conflux_store::{self as store, Integration};
+use conflux_store::{EventKind, Integration, NewEvent};
 
 /// What a join answers: a redirect or XML.
 pub enum Joined {
@@ -68,19 +68,8 @@ pub async fn handle(
         "userID": req.params.get_trimmed("userID"),
     });
     let (id, integration_id, node_id) = (meeting_id.clone(), integration.id, node.id);
-    state
-        .store
-        .run(move |c| {
-            store::events::log(
-                c,
-                store::EventKind::UserJoined,
-                Some(integration_id),
-                Some(&id),
-                Some(node_id),
-                &data,
-            )
-        })
-        .await?;
+    let event = NewEvent::meeting(EventKind::UserJoined, integration_id, &id, node_id, data);
+    state.store.log(event).await?;
     let redirect = req
         .params
         .get_trimmed("redirect")

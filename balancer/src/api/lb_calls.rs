@@ -12,7 +12,7 @@ use time::macros::format_description;
 use super::error::ApiError;
 use super::request::ApiRequest;
 use crate::state::AppState;
-use conflux_store::{self as store, EventKind, Integration, NodeState};
+use conflux_store::{Event, EventKind, Integration, NodeState, RunQuery};
 
 pub fn get_servers(state: &AppState) -> Response {
     let mut servers = Element::new("servers");
@@ -41,13 +41,8 @@ pub fn get_servers(state: &AppState) -> Response {
 
 /// Events answered at most per call (`limit`, as Mconf-LB).
 const MAX_EVENTS: u32 = 100;
-/// Users listed at most per event, and events of one run read at most (so a meeting's end is
-/// still found after many rejoins).
+/// Users listed at most per event.
 const MAX_USERS: u32 = 1000;
-const MAX_RUN: u32 = 5000;
-/// Creates read per store round trip, and at most per call (sparse `users` filters).
-const PAGE: u32 = 200;
-const MAX_SCANNED: u32 = 10_000;
 
 pub async fn get_meeting_events(
     state: &Arc<AppState>,
@@ -76,51 +71,19 @@ pub async fn get_meeting_events(
     };
     let limit = number("limit", 50)?.clamp(1, MAX_EVENTS);
     let offset = number("offset", 0)?;
-    let id = integration.id;
     let nodes = state.nodes.load_full();
-    // Creates are read a page at a time (newest first) and each meeting run only as far as its
-    // next create, so the cost is bounded by what is answered, not by how often an ID was used.
-    let events = state
-        .store
-        .read(move |c| {
-            let mut out = Vec::new();
-            let mut skipped = 0;
-            let mut scanned = 0;
-            while out.len() < limit as usize && scanned < MAX_SCANNED {
-                let page = store::events::for_integration(
-                    c,
-                    id,
-                    EventKind::MeetingCreated,
-                    (from, to),
-                    scanned,
-                    PAGE,
-                )?;
-                scanned += PAGE;
-                let last_page = page.len() < PAGE as usize;
-                for created in page {
-                    if store::events::users_in_run(c, &created, MAX_RUN)? < min_users {
-                        continue;
-                    }
-                    if skipped < offset {
-                        skipped += 1;
-                        continue;
-                    }
-                    let run = store::events::run_of(c, &created, MAX_RUN)?;
-                    out.push((created, run));
-                    if out.len() == limit as usize {
-                        break;
-                    }
-                }
-                if last_page {
-                    break;
-                }
-            }
-            Ok(out)
-        })
-        .await?;
+    let query = RunQuery {
+        integration: integration.id,
+        from,
+        to,
+        min_users,
+        offset,
+        limit,
+    };
+    let events = state.store.meeting_runs(query).await?;
     let mut list = Element::new("events");
     for (created, later) in events {
-        let users: Vec<&store::Event> = later
+        let users: Vec<&Event> = later
             .iter()
             .filter(|e| e.kind == EventKind::UserJoined.as_str())
             .collect();

@@ -8,12 +8,11 @@ use conflux_shared::response::messages;
 use conflux_shared::Response;
 use serde_json::json;
 
-use super::create::forget;
 use super::error::ApiError;
 use super::request::ApiRequest;
 use super::Answer;
 use crate::state::AppState;
-use conflux_store::{self as store, Integration};
+use conflux_store::{EventKind, Integration, NewEvent};
 
 pub async fn handle(
     state: &Arc<AppState>,
@@ -49,22 +48,16 @@ pub async fn handle(
     let response = answer.parse(context)?;
     let gone = !response.is_success() && response.key() == Some("notFound");
     if (req.call == "end" && response.is_success()) || gone {
-        let (id, integration_id, node_id) = (meeting_id.clone(), integration.id, node.id);
         let data = json!({ "by": if gone { "node" } else { "end" } });
-        state
-            .store
-            .run(move |c| {
-                store::events::log(
-                    c,
-                    store::EventKind::MeetingEnded,
-                    Some(integration_id),
-                    Some(&id),
-                    Some(node_id),
-                    &data,
-                )
-            })
-            .await?;
-        forget(state, &meeting_id).await;
+        let event = NewEvent::meeting(
+            EventKind::MeetingEnded,
+            integration.id,
+            &meeting_id,
+            node.id,
+            data,
+        );
+        state.store.remove_meeting(&meeting_id, Some(event)).await?;
+        state.set_route(&meeting_id, None);
     }
     Ok(Answer::Xml(response))
 }

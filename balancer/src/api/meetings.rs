@@ -10,7 +10,7 @@ use conflux_shared::{Element, Response};
 use super::error::ApiError;
 use super::Answer;
 use crate::state::AppState;
-use conflux_store::{self as store, Integration};
+use conflux_store::Integration;
 
 pub async fn handle(
     state: &Arc<AppState>,
@@ -29,11 +29,7 @@ pub async fn handle(
         return Ok(Answer::Raw(cached));
     }
     let generation = state.generation();
-    let id = integration.id;
-    let records = state
-        .store
-        .run(move |c| store::meetings::for_integration(c, id))
-        .await?;
+    let records = state.store.meetings_of(integration.id).await?;
     // The stored <meeting> elements were written by this balancer: concatenated, not reparsed.
     let stored: Vec<&str> = records
         .iter()
@@ -57,11 +53,7 @@ pub async fn handle(
 
 /// The integration's meetings as a getMeetings answer.
 pub async fn list(state: &Arc<AppState>, integration: &Integration) -> Result<Response, ApiError> {
-    let id = integration.id;
-    let records = state
-        .store
-        .run(move |c| store::meetings::for_integration(c, id))
-        .await?;
+    let records = state.store.meetings_of(integration.id).await?;
     let meetings: Vec<Meeting> = records
         .iter()
         .filter_map(|r| r.info_xml.as_deref())

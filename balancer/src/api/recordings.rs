@@ -16,7 +16,8 @@ use super::error::ApiError;
 use super::request::ApiRequest;
 use super::Answer;
 use crate::state::AppState;
-use conflux_store::{self as store, recordings::RecordingRecord, Integration, NodeId};
+use conflux_store::recordings::{RecordingEdit, RecordingRecord};
+use conflux_store::{self as store, Integration, NodeId};
 
 const MISSING_PARAMETERS: Message = Message {
     key: "missingParameters",
@@ -51,11 +52,7 @@ pub async fn handle(
         }
         _ => None,
     };
-    let id = integration.id;
-    let rows = state
-        .store
-        .run(move |c| store::recordings::by_ids(c, id, &ids))
-        .await?;
+    let rows = state.store.recordings_by_id(integration.id, ids).await?;
     let (archived, on_nodes): (Vec<_>, Vec<_>) =
         rows.into_iter().partition(|r| r.archive.is_some());
     if archived.is_empty() && on_nodes.iter().all(|r| r.node_id.is_none()) {
@@ -104,10 +101,9 @@ async fn list(
     if state.config.api.get_recordings_filtered && !filters.is_filtered() {
         return Err(ApiError::Bbb(MISSING_PARAMETERS));
     }
-    let (id, q) = (integration.id, filters.clone());
     let rows = state
         .store
-        .read(move |c| store::recordings::query(c, id, &q))
+        .recordings(integration.id, filters.clone())
         .await?;
     let shown = rows
         .iter()
@@ -258,7 +254,6 @@ async fn change_archived(
     edit: &Edit,
     rows: Vec<RecordingRecord>,
 ) -> Result<(), ApiError> {
-    let id = integration.id;
     let deleting = edit.call == "deleteRecordings";
     let mut updates = Vec::new();
     for row in &rows {
@@ -267,31 +262,17 @@ async fn change_archived(
         };
         edit.apply(&mut r);
         let protected = edit.protect.unwrap_or(row.protected);
-        updates.push((
-            row.record_id.clone(),
-            r.state.clone(),
-            r.to_element().to_xml(),
+        updates.push(RecordingEdit {
+            record_id: row.record_id.clone(),
+            state: r.state.clone(),
+            xml: r.to_element().to_xml(),
             protected,
-        ));
+        });
     }
     let changes = edit.changes();
     state
         .store
-        .run(move |c| {
-            let tx = c.transaction()?;
-            for (record_id, state, xml, protected) in &updates {
-                if deleting {
-                    store::recordings::delete(&tx, id, record_id, xml)?;
-                    continue;
-                }
-                store::recordings::set_xml(&tx, record_id, state, xml, *protected)?;
-                for change in &changes {
-                    store::recordings::push_change(&tx, id, record_id, change)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        .edit_archived(integration.id, updates, changes, deleting)
         .await?;
     if deleting {
         for row in rows {
@@ -373,14 +354,6 @@ async fn record_change(
             (record, r.start_time, r.end_time)
         })
         .collect();
-    state
-        .store
-        .run(move |c| {
-            for (record, start, end) in &records {
-                store::recordings::upsert(c, record, *start, *end)?;
-            }
-            Ok(())
-        })
-        .await?;
+    state.store.upsert_recordings(records).await?;
     Ok(())
 }

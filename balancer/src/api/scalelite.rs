@@ -19,9 +19,12 @@ use warp::hyper::body::Bytes;
 use warp::reply::Response;
 use warp::Reply;
 
+use crate::ops;
+use crate::ops::integrations::IntegrationEdit;
+use crate::ops::nodes::{split_tags, NodeEdit, NodeSpec};
 use crate::state::AppState;
 use conflux_shared::Secret;
-use conflux_store::{self as store, IntegrationId, NewNode, Node, NodeState, NodeUpdate};
+use conflux_store::{Integration, IntegrationId, Node, NodeState};
 
 const ACTOR: &str = "scalelite-api";
 
@@ -80,17 +83,6 @@ pub async fn handle(
             json!({"error": format!("Unknown call {call}")}),
         ),
     };
-    if status.is_success() && method == Method::POST {
-        let what = call.to_owned();
-        let detail = args.id().unwrap_or_default();
-        let _ = state
-            .store
-            .run(move |c| store::users::audit(c, ACTOR, &what, &detail))
-            .await;
-        if let Err(e) = state.refresh().await {
-            tracing::error!(error = %e, "Could not refresh after a management call.");
-        }
-    }
     answer(status, value)
 }
 
@@ -141,26 +133,17 @@ impl Args {
 }
 
 async fn nodes(state: &AppState) -> Vec<Node> {
-    state
-        .store
-        .run(|c| store::nodes::list(c))
-        .await
-        .unwrap_or_default()
+    state.store.nodes().await.unwrap_or_default()
 }
 
 async fn node(state: &AppState, args: &Args) -> Result<Node, (StatusCode, Value)> {
     let id = args.id().unwrap_or_default();
-    let key = id.clone();
-    state
-        .store
-        .run(move |c| store::nodes::find(c, &key))
-        .await
-        .map_err(|_| {
-            (
-                StatusCode::NOT_FOUND,
-                json!({"error": format!("Couldn't find server with id={id}")}),
-            )
-        })
+    state.store.node(&id).await.map_err(|_| {
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("Couldn't find server with id={id}")}),
+        )
+    })
 }
 
 /// Scalelite's server JSON.
@@ -232,7 +215,7 @@ async fn add_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
             json!({"error": "Server needs a URL and a secret"}),
         );
     };
-    let Ok(url) = crate::ops::nodes::api_url(&url) else {
+    let Ok(url) = ops::nodes::api_url(&url) else {
         return (
             StatusCode::BAD_REQUEST,
             json!({"error": "Server needs a URL and a secret"}),
@@ -249,19 +232,15 @@ async fn add_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
             Err(e) => return e,
         },
     };
-    let new = NewNode {
-        name: conflux_shared::signed_url::host_of(&url),
+    let spec = NodeSpec {
         url,
-        secret: Secret(secret),
+        secret,
+        name: None,
         load_multiplier,
-        tags: store::nodes::split_tags(&args.text("server", "tag").unwrap_or_default()),
-        state: NodeState::Disabled,
+        tags: split_tags(&args.text("server", "tag").unwrap_or_default()),
+        enabled: false,
     };
-    match state
-        .store
-        .run(move |c| store::nodes::insert(c, &new))
-        .await
-    {
+    match ops::nodes::add(state, ACTOR, spec).await {
         Ok(n) => (StatusCode::CREATED, server_json(state, &n)),
         Err(e) => (StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
     }
@@ -288,25 +267,18 @@ async fn update_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
         Ok(m) => m,
         Err(e) => return e,
     };
-    let change = NodeUpdate {
-        secret: args.text("server", "secret").map(Secret),
+    let edit = NodeEdit {
+        secret: args.text("server", "secret"),
         load_multiplier,
-        tags: args
-            .text("server", "tag")
-            .map(|t| store::nodes::split_tags(&t)),
-        ..NodeUpdate::default()
+        tags: args.text("server", "tag"),
+        ..NodeEdit::default()
     };
-    let id = n.id;
-    let updated = state
-        .store
-        .run(move |c| {
-            if let Some(s) = new_state {
-                store::nodes::set_state(c, id, s)?;
-            }
-            store::nodes::update(c, id, &change)
-        })
-        .await;
-    match updated {
+    if let Some(new) = new_state {
+        if let Err(e) = ops::nodes::set_state(state, ACTOR, &n, new).await {
+            return (StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
+        }
+    }
+    match ops::nodes::edit(state, ACTOR, &n, edit).await {
         Ok(n) => (StatusCode::OK, server_json(state, &n)),
         Err(e) => (StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
     }
@@ -317,9 +289,8 @@ async fn delete_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
         Ok(n) => n,
         Err(e) => return e,
     };
-    let id = n.id;
-    match state.store.run(move |c| store::nodes::remove(c, id)).await {
-        Ok(()) => (
+    match ops::nodes::remove(state, ACTOR, &n).await {
+        Ok(_) => (
             StatusCode::OK,
             json!({"success": format!("Server id={} was destroyed", n.name)}),
         ),
@@ -335,7 +306,7 @@ async fn panic_server(state: &Arc<AppState>, args: &Args) -> (StatusCode, Value)
         Ok(n) => n,
         Err(e) => return e,
     };
-    match crate::ops::nodes::panic(state, &n, args.flag("keep_state")).await {
+    match ops::nodes::panic(state, ACTOR, &n, args.flag("keep_state")).await {
         Ok(_) => (
             StatusCode::OK,
             json!({"success": format!(
@@ -350,7 +321,7 @@ async fn panic_server(state: &Arc<AppState>, args: &Args) -> (StatusCode, Value)
     }
 }
 
-fn tenant_json(i: &store::Integration) -> Value {
+fn tenant_json(i: &Integration) -> Value {
     json!({
         "id": i.id.0.to_string(),
         "name": i.name,
@@ -358,10 +329,7 @@ fn tenant_json(i: &store::Integration) -> Value {
     })
 }
 
-async fn tenant(
-    state: &AppState,
-    args: &Args,
-) -> Result<Arc<store::Integration>, (StatusCode, Value)> {
+async fn tenant(state: &AppState, args: &Args) -> Result<Arc<Integration>, (StatusCode, Value)> {
     let id = args.id().unwrap_or_default();
     let found = id.parse::<i64>().ok().and_then(|n| {
         state
@@ -416,18 +384,7 @@ async fn add_tenant(state: &AppState, args: &Args) -> (StatusCode, Value) {
             json!({"message": "Error: both name and secrets are required to create a Tenant"}),
         );
     };
-    let exists = state.integrations.load().iter().any(|i| i.name == name);
-    if exists {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": format!("Tenant {name} exists already")}),
-        );
-    }
-    match state
-        .store
-        .run(move |c| store::integrations::ensure(c, &name, &secrets))
-        .await
-    {
+    match ops::integrations::add_with_secrets(state, ACTOR, &name, secrets).await {
         Ok(i) => (StatusCode::CREATED, json!({"tenant": tenant_json(&i)})),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -441,26 +398,11 @@ async fn update_tenant(state: &AppState, args: &Args) -> (StatusCode, Value) {
         Ok(i) => i,
         Err(e) => return e,
     };
-    let name = args.text("tenant", "name").filter(|n| !n.trim().is_empty());
-    let new_secrets = secrets(args);
-    let id = i.id;
-    let updated = state
-        .store
-        .run(move |c| {
-            if let Some(name) = &name {
-                let change = store::IntegrationUpdate {
-                    name: Some(name.clone()),
-                    ..store::IntegrationUpdate::default()
-                };
-                store::integrations::update(c, id, &change)?;
-            }
-            let current = store::integrations::find(c, &id.0.to_string())?;
-            match new_secrets {
-                Some(list) => store::integrations::ensure(c, &current.name, &list),
-                None => Ok(current),
-            }
-        })
-        .await;
+    let edit = IntegrationEdit {
+        name: args.text("tenant", "name").filter(|n| !n.trim().is_empty()),
+        ..IntegrationEdit::default()
+    };
+    let updated = ops::integrations::edit(state, ACTOR, &i, edit, secrets(args)).await;
     match updated {
         Ok(i) => (StatusCode::OK, json!({"tenant": tenant_json(&i)})),
         Err(e) => (
@@ -475,15 +417,10 @@ async fn delete_tenant(state: &AppState, args: &Args) -> (StatusCode, Value) {
         Ok(i) => i,
         Err(e) => return e,
     };
-    let id = i.id;
-    match state
-        .store
-        .run(move |c| store::integrations::remove(c, id))
-        .await
-    {
+    match ops::integrations::remove(state, ACTOR, &i).await {
         Ok(()) => (
             StatusCode::OK,
-            json!({"success": format!("Tenant id={} was destroyed", id.0)}),
+            json!({"success": format!("Tenant id={} was destroyed", i.id.0)}),
         ),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -296,7 +296,7 @@ pub(super) async fn owner(
     let meeting = recording.meeting_id.clone();
     let logged = state
         .store
-        .run(move |c| store::recordings::owner_of(c, &meeting, Some(node)))
+        .owner_of(&meeting, Some(node))
         .await
         .ok()
         .flatten();
@@ -337,10 +337,7 @@ pub(super) async fn store_arrival(
     temp: &std::path::Path,
 ) -> Result<Arrived, String> {
     let record_id = arrival.record_id.clone();
-    let outcome = state
-        .store
-        .run(move |c| store::recordings::arrive(c, &arrival))
-        .await;
+    let outcome = state.store.archive_arrived(arrival).await;
     match outcome {
         Ok(Arrived::Queued) => {
             std::fs::rename(temp, super::path(&state.config, &record_id)).map_err(|e| {
@@ -371,11 +368,7 @@ async fn settled(
         Err(e) => return refused(peer, &e),
     };
     let id = node.id;
-    match state
-        .store
-        .run(move |c| store::recordings::settled_on(c, id))
-        .await
-    {
+    match state.store.settled_on(id).await {
         Ok(settled) => json(StatusCode::OK, &json!(transfer::Settled { settled })),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, peer, &e.to_string()),
     }
@@ -393,11 +386,7 @@ async fn dropped(
         Err(e) => return refused(peer, &e),
     };
     let id = node.id;
-    match state
-        .store
-        .run(move |c| store::recordings::dropped(c, id, &record_id))
-        .await
-    {
+    match state.store.archive_dropped(id, &record_id).await {
         Ok(()) => json(StatusCode::OK, &json!({ "ok": true })),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, peer, &e.to_string()),
     }

@@ -126,11 +126,7 @@ async fn feed(
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(0);
     let id = integration.id;
-    match state
-        .store
-        .run(move |c| store::recordings::feed(c, id, since, FEED_PAGE))
-        .await
-    {
+    match state.store.recorder_feed(id, since, FEED_PAGE).await {
         Ok(feed) => warp::reply::json(&feed).into_response(),
         Err(e) => json(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -167,7 +163,7 @@ async fn serve_archive(
     let (id, rid) = (integration.id, record_id.to_owned());
     let waiting = state
         .store
-        .run(move |c| store::recordings::archive_waiting(c, id, &rid))
+        .archive_waiting(id, &rid)
         .await
         .map_err(|e| Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if !waiting {
@@ -263,11 +259,7 @@ async fn report(
         let reason: String = text.chars().take(500).collect();
         let rid = record_id.clone();
         let why = reason.clone();
-        return match state
-            .store
-            .run(move |c| store::recordings::failed(c, id, &rid, &why))
-            .await
-        {
+        return match state.store.archive_failed(id, &rid, why).await {
             Ok(true) => {
                 state.metrics.archive_refused("recorder");
                 tracing::warn!(record_id, integration = %integration.name, %reason, "The recorder refused an archive.");
@@ -300,7 +292,7 @@ async fn report(
     );
     match state
         .store
-        .run(move |c| store::recordings::processed(c, id, &rid, &recording_state, &xml))
+        .archive_processed(id, &rid, recording_state, xml)
         .await
     {
         Ok(true) => {

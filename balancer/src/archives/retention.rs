@@ -23,11 +23,7 @@ pub async fn sweep(state: &Arc<AppState>) {
         };
         let before = store::now_ms() - i64::from(days) * 86_400_000;
         let id = integration.id;
-        let expired = match state
-            .store
-            .run(move |c| store::recordings::expired(c, id, before))
-            .await
-        {
+        let expired = match state.store.expired_recordings(id, before).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "Could not read expired recordings.");
@@ -78,11 +74,7 @@ async fn delete(
         row.record_id.clone(),
         deleted.to_element().to_xml(),
     );
-    match state
-        .store
-        .run(move |c| store::recordings::delete(c, id, &rid, &xml))
-        .await
-    {
+    match state.store.delete_recording(id, &rid, xml).await {
         Ok(()) => {
             super::discard(&state.config, &row.record_id);
             tracing::info!(record_id = %row.record_id, integration = %integration.name, "Retention: recording deleted.");
@@ -98,11 +90,7 @@ async fn delete(
 /// until one is accepted; 404 and 410 stop (Scalelite's rules).
 pub async fn relay_ready(state: &AppState, integration: &Integration, recording: &Recording) {
     let (meeting, id) = (recording.meeting_id.clone(), integration.id);
-    let url = match state
-        .store
-        .run(move |c| store::events::created_params(c, &meeting, id))
-        .await
-    {
+    let url = match state.store.created_params(&meeting, id).await {
         Ok(Some(params)) => conflux_shared::transfer::READY_URL_KEYS
             .iter()
             .find_map(|k| params.get(*k).and_then(|v| v.as_str()).map(str::to_owned)),

@@ -14,7 +14,7 @@ use conflux_shared::response::Recording;
 use conflux_shared::transfer;
 
 use crate::state::AppState;
-use conflux_store::{self as store, IntegrationId};
+use conflux_store::IntegrationId;
 
 /// metadata.xml files are small; a bigger one is not BBB's.
 const MAX_METADATA: u64 = 1 << 20;
@@ -138,7 +138,7 @@ async fn owner(state: &AppState, recording: &Recording) -> Result<IntegrationId,
     let meeting = recording.meeting_id.clone();
     state
         .store
-        .run(move |c| store::recordings::owner_of(c, &meeting, None))
+        .owner_of(&meeting, None)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no integration created meeting {}", recording.meeting_id))

@@ -15,8 +15,7 @@ use warp::Reply;
 
 use super::{auth, manage, view};
 use crate::state::AppState;
-use conflux_store as store;
-use conflux_store::users::{self, Role};
+use conflux_store::users::Role;
 
 /// Who is calling: a name for the audit log and a role.
 pub struct Caller {
@@ -34,12 +33,7 @@ pub async fn caller(
         authorization.and_then(|a| a.strip_prefix("Bearer ").map(str::trim).map(String::from))
     {
         let hash = auth::token_hash(&token);
-        let found = state
-            .store
-            .run(move |c| users::token(c, &hash))
-            .await
-            .ok()
-            .flatten()?;
+        let found = state.store.token(&hash).await.ok().flatten()?;
         return Some(Caller {
             name: format!("token:{}", found.name),
             role: found.role,
@@ -92,14 +86,14 @@ pub async fn get(state: &Arc<AppState>, path: &str, raw_query: &str) -> Response
                 .collect();
             ok(json!(list))
         }
-        ["users"] => match state.store.run(|c| users::list(c)).await {
+        ["users"] => match state.store.users().await {
             Ok(list) => ok(json!(list
                 .iter()
                 .map(|u| json!({"username": u.username, "role": u.role}))
                 .collect::<Vec<_>>())),
             Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the store could not be read"),
         },
-        ["audit"] => match state.store.run(|c| users::audit_log(c, 200)).await {
+        ["audit"] => match state.store.audit_log(200).await {
             Ok(rows) => ok(json!(rows
                 .iter()
                 .map(|(at, actor, action, detail)| json!({"at": at, "actor": actor, "action": action, "detail": detail}))
@@ -164,11 +158,10 @@ pub async fn post(
             "secret": done.secret.map(|(_, s)| s),
         })),
         Err(manage::Failure::NotFound) => error(StatusCode::NOT_FOUND, "no such item or action"),
-        Err(manage::Failure::Invalid(why)) => error(StatusCode::BAD_REQUEST, &why),
-        Err(manage::Failure::Store(
-            store::StoreError::Conflict(why) | store::StoreError::NotFound(why),
-        )) => error(StatusCode::BAD_REQUEST, &why),
-        Err(manage::Failure::Store(e)) => {
+        Err(manage::Failure::Op(e)) if e.is_usage() => {
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(manage::Failure::Op(e)) => {
             tracing::error!(error = %e, "An admin API change failed.");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,

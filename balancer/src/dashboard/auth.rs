@@ -7,7 +7,7 @@ use std::time::Duration;
 pub use crate::auth::{dummy_hash, token, token_hash, verify_password};
 use crate::config::WebConfig;
 use crate::state::AppState;
-use conflux_store::users::{self, Session};
+use conflux_store::users::Session;
 
 pub const SESSION_COOKIE: &str = "conflux_session";
 pub const LOGIN_CSRF_COOKIE: &str = "conflux_login";
@@ -24,10 +24,5 @@ pub fn cookie(web: &WebConfig, name: &str, value: &str, max_age: Duration) -> St
 /// The live session of the request's cookie, if any.
 pub async fn session(state: &AppState, cookie: Option<String>) -> Option<Session> {
     let hash = token_hash(&cookie?);
-    state
-        .store
-        .run(move |c| users::session(c, &hash))
-        .await
-        .ok()
-        .flatten()
+    state.store.session(&hash).await.ok().flatten()
 }

@@ -84,17 +84,11 @@ pub(crate) async fn history_json(
             else {
                 return json_error(StatusCode::NOT_FOUND, &format!("no node {name:?}"));
             };
-            state
-                .store
-                .run(move |c| conflux_store::monitor::history(c, node.id, resolution, since))
-                .await
+            state.store.history(node.id, resolution, since).await
         }
         None => {
             let resolution = resolution.max(300);
-            state
-                .store
-                .run(move |c| conflux_store::monitor::network_history(c, resolution, since))
-                .await
+            state.store.network_history(resolution, since).await
         }
     }
     .unwrap_or_default();

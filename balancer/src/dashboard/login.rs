@@ -16,7 +16,7 @@ use super::auth::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::{form, message, page, redirect, set_cookie};
 use crate::failures::Verdict;
 use crate::state::AppState;
-use conflux_store::users;
+use conflux_store::Audit;
 
 pub async fn login_page(state: Arc<AppState>, csrf: Option<String>) -> Response {
     let csrf = csrf.filter(|c| c.len() == 64).unwrap_or_else(auth::token);
@@ -88,10 +88,8 @@ pub async fn login(
     }
     let username = form.get_trimmed("username").unwrap_or_default();
     let password = form.get("password").unwrap_or_default().to_owned();
-    let store = state.store.clone();
-    let name = username.clone();
+    let user = state.store.user(&username).await.ok();
     let user = tokio::task::spawn_blocking(move || {
-        let user = store.blocking(|c| users::find(c, &name)).ok();
         // Verify against a dummy hash when the user does not exist, so timing tells nothing.
         let hash = user.as_ref().map_or_else(
             || auth::dummy_hash().to_owned(),
@@ -122,12 +120,10 @@ pub async fn login(
     );
     let lifetime = state.config.web.session;
     let expires = conflux_store::now_ms() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+    let audit = Audit::new(&name, "login", ip.to_string());
     let stored = state
         .store
-        .run(move |c| {
-            users::create_session(c, &hash, id, &csrf, expires)?;
-            users::audit(c, &name, "login", &ip.to_string())
-        })
+        .create_session(hash, id, csrf, expires, audit)
         .await;
     if let Err(e) = stored {
         tracing::error!(error = %e, "Could not store a session.");
@@ -170,13 +166,13 @@ pub async fn logout(state: Arc<AppState>, cookie: Option<String>, body: Bytes) -
     }
     let hash = auth::token_hash(&token);
     let name = session.user.username.clone();
-    let _ = state
+    if let Err(e) = state
         .store
-        .run(move |c| {
-            users::end_session(c, &hash)?;
-            users::audit(c, &name, "logout", "")
-        })
-        .await;
+        .end_session(&hash, Audit::new(&name, "logout", ""))
+        .await
+    {
+        tracing::error!(error = %e, "Could not end a session.");
+    }
     let mut reply = redirect("/login");
     set_cookie(
         &mut reply,

@@ -11,12 +11,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{message, page, redirect};
+use crate::ops::integrations::IntegrationEdit;
+use crate::ops::nodes::{NodeEdit, NodeSpec};
+use crate::ops::{self, OpError};
 use crate::state::AppState;
-use conflux_shared::Secret;
-use conflux_store::users::{self, Role, Session};
-use conflux_store::{
-    self as store, Forced, IntegrationUpdate, NewIntegration, NewNode, NodeState, NodeUpdate,
-};
+use conflux_store::users::{Role, Session};
+use conflux_store::{Forced, NodeState};
 
 /// The actions a node row offers.
 const NODE_ACTIONS: [&str; 7] = [
@@ -36,18 +36,17 @@ pub async fn admin_page(
     notice: Option<String>,
     secret: Option<(String, String)>,
 ) -> Response {
-    let loaded = state
-        .store
-        .run(|c| {
-            Ok((
-                store::integrations::list(c)?,
-                store::nodes::list(c)?,
-                users::list(c)?,
-                users::audit_log(c, 50)?,
-                store::recordings::refused_archives(c)?,
-            ))
-        })
-        .await;
+    let store = &state.store;
+    let loaded = async {
+        Ok::<_, conflux_store::StoreError>((
+            store.integrations().await?,
+            store.nodes().await?,
+            store.users().await?,
+            store.audit_log(50).await?,
+            store.refused_archives().await?,
+        ))
+    }
+    .await;
     let Ok((integrations, nodes, accounts, audit, refused)) = loaded else {
         return message(
             state,
@@ -170,26 +169,26 @@ pub async fn act(
             "Not found",
             "No such item or action.",
         ),
-        Err(Failure::Invalid(why)) => message(state, StatusCode::BAD_REQUEST, "Not changed", &why),
-        Err(Failure::Store(e)) => match e {
-            store::StoreError::Conflict(why) | store::StoreError::NotFound(why) => {
-                message(state, StatusCode::BAD_REQUEST, "Not changed", &why)
-            }
-            e => {
-                tracing::error!(error = %e, "An admin change failed.");
-                message(
-                    state,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Error",
-                    "The change could not be stored.",
-                )
-            }
-        },
+        Err(Failure::Op(e)) if e.is_usage() => message(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Not changed",
+            &e.to_string(),
+        ),
+        Err(Failure::Op(e)) => {
+            tracing::error!(error = %e, "An admin change failed.");
+            message(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                "The change could not be stored.",
+            )
+        }
     }
 }
 
 /// Does `action` on `entity` for `actor` (an admin, already checked): the one implementation
-/// behind the admin pages and the JSON admin API. Audited and followed by a snapshot refresh.
+/// behind the admin pages and the JSON admin API, through `ops` (audited as `actor`).
 pub async fn perform(
     state: &Arc<AppState>,
     actor: &str,
@@ -197,56 +196,41 @@ pub async fn perform(
     action: &str,
     form: &Query,
 ) -> Result<Done, Failure> {
-    let done = match entity {
-        "integrations" => integration(state, action, form).await,
-        "nodes" => node(state, action, form).await,
-        "users" => account(state, action, form).await,
+    match entity {
+        "integrations" => integration(state, actor, action, form).await,
+        "nodes" => node(state, actor, action, form).await,
+        "users" => account(state, actor, action, form).await,
         _ => Err(Failure::NotFound),
-    }?;
-    let (actor, what, detail) = (
-        actor.to_owned(),
-        format!("{entity} {action}"),
-        done.detail.clone(),
-    );
-    let _ = state
-        .store
-        .run(move |c| users::audit(c, &actor, &what, &detail))
-        .await;
-    if let Err(e) = state.refresh().await {
-        tracing::error!(error = %e, "Could not refresh after an admin change.");
     }
-    Ok(done)
 }
 
-/// What an action did: a notice, the audit detail, and a new secret to show once.
+/// What an action did: a notice, and a new secret to show once.
 pub struct Done {
     pub notice: String,
-    pub detail: String,
     pub secret: Option<(String, String)>,
 }
 
 pub enum Failure {
+    /// No such entity or action.
     NotFound,
-    Invalid(String),
-    Store(store::StoreError),
+    Op(OpError),
 }
 
-impl From<crate::ops::Invalid> for Failure {
-    fn from(e: crate::ops::Invalid) -> Self {
-        Failure::Invalid(e.0)
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Self {
+        Failure::Op(e)
     }
 }
 
-impl From<store::StoreError> for Failure {
-    fn from(e: store::StoreError) -> Self {
-        Failure::Store(e)
+impl From<conflux_store::StoreError> for Failure {
+    fn from(e: conflux_store::StoreError) -> Self {
+        Failure::Op(e.into())
     }
 }
 
-fn done(detail: String) -> Result<Done, Failure> {
+fn done(notice: String) -> Result<Done, Failure> {
     Ok(Done {
-        notice: detail.clone(),
-        detail,
+        notice,
         secret: None,
     })
 }
@@ -254,139 +238,87 @@ fn done(detail: String) -> Result<Done, Failure> {
 fn id(form: &Query) -> Result<i64, Failure> {
     form.get("id")
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| Failure::Invalid("the form names no item".into()))
+        .ok_or_else(|| OpError::Invalid("the form names no item".into()).into())
 }
 
-async fn integration(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done, Failure> {
+async fn integration(
+    state: &Arc<AppState>,
+    by: &str,
+    action: &str,
+    form: &Query,
+) -> Result<Done, Failure> {
     let name = form.get_trimmed("name").unwrap_or_default();
+    if action == "add" {
+        let (_, secret) = ops::integrations::add(state, by, &name, None).await?;
+        return Ok(Done {
+            notice: format!("Integration {name} created."),
+            secret: Some((name, secret)),
+        });
+    }
+    let i = state.store.integration(&id(form)?.to_string()).await?;
     match action {
-        "add" => {
-            if name.is_empty() {
-                return Err(Failure::Invalid("the integration needs a name".into()));
-            }
-            let secret = crate::auth::random_secret();
-            let new = NewIntegration {
-                name: name.clone(),
-                secret: Secret(secret.clone()),
-            };
-            let created = state
-                .store
-                .run(move |c| store::integrations::insert(c, &new))
-                .await?;
-            Ok(Done {
-                notice: format!("Integration {name} created."),
-                detail: format!("{name} (#{})", created.id.0),
-                secret: Some((name, secret)),
-            })
-        }
         "rename" => {
-            let id = store::IntegrationId(id(form)?);
-            if name.is_empty() {
-                return Err(Failure::Invalid("the integration needs a name".into()));
-            }
-            let change = IntegrationUpdate {
+            let edit = IntegrationEdit {
                 name: Some(name.clone()),
-                ..IntegrationUpdate::default()
+                ..IntegrationEdit::default()
             };
-            state
-                .store
-                .run(move |c| store::integrations::update(c, id, &change))
-                .await?;
-            done(format!("#{} renamed {name}", id.0))
+            ops::integrations::edit(state, by, &i, edit, None).await?;
+            done(format!("#{} renamed {name}", i.id.0))
         }
         "rotate" => {
-            let id = store::IntegrationId(id(form)?);
-            let secret = crate::auth::random_secret();
-            let new = Secret(secret.clone());
-            let name = state
-                .store
-                .run(move |c| {
-                    let i = store::integrations::find(c, &id.0.to_string())?;
-                    store::integrations::rotate(c, id, &new)?;
-                    Ok(i.name)
-                })
-                .await?;
+            let secret = ops::integrations::rotate(state, by, &i, None).await?;
             Ok(Done {
-                notice: format!("New secret for {name}; the old one no longer works."),
-                detail: format!("{name} (#{})", id.0),
-                secret: Some((name, secret)),
+                notice: format!("New secret for {}; the old one no longer works.", i.name),
+                secret: Some((i.name.clone(), secret)),
             })
         }
         "remove" => {
-            let id = store::IntegrationId(id(form)?);
-            state
-                .store
-                .run(move |c| store::integrations::remove(c, id))
-                .await?;
-            done(format!("#{} removed", id.0))
+            ops::integrations::remove(state, by, &i).await?;
+            done(format!("#{} removed", i.id.0))
         }
         "recorder" => {
-            let id = store::IntegrationId(id(form)?);
             let url = form.get_trimmed("url").unwrap_or_default();
             let recorder = if url.is_empty() {
                 None
             } else {
-                let key = form.get("key").unwrap_or_default();
-                Some(crate::ops::integrations::recorder(&url, key)?)
+                Some((url, form.get("key").unwrap_or_default().to_owned()))
             };
-            let detail = recorder.as_ref().map_or_else(
-                || format!("#{} recording server removed", id.0),
-                |r| {
-                    format!(
-                        "#{} recording server {} (key {})",
-                        id.0, r.url, r.fingerprint
-                    )
-                },
-            );
-            let change = IntegrationUpdate {
+            let edit = IntegrationEdit {
                 recorder: Some(recorder),
-                ..IntegrationUpdate::default()
+                ..IntegrationEdit::default()
             };
-            state
-                .store
-                .run(move |c| store::integrations::update(c, id, &change))
-                .await?;
-            done(detail)
+            let changed = ops::integrations::edit(state, by, &i, edit, None).await?;
+            done(match &changed.recorder {
+                Some(r) => format!(
+                    "#{} recording server {} (key {})",
+                    i.id.0, r.url, r.fingerprint
+                ),
+                None => format!("#{} recording server removed", i.id.0),
+            })
         }
         _ => Err(Failure::NotFound),
     }
 }
 
-async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done, Failure> {
+async fn node(
+    state: &Arc<AppState>,
+    by: &str,
+    action: &str,
+    form: &Query,
+) -> Result<Done, Failure> {
     if action == "add" {
-        let url = crate::ops::nodes::api_url(form.get("url").unwrap_or_default())?;
-        let secret = form.get_trimmed("secret").unwrap_or_default();
-        if secret.is_empty() {
-            return Err(Failure::Invalid("the node needs its BBB secret".into()));
-        }
-        let name = form
-            .get_trimmed("name")
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| conflux_shared::signed_url::host_of(&url));
-        let new = NewNode {
-            name: name.clone(),
-            url,
-            secret: Secret(secret),
+        let spec = NodeSpec {
+            url: form.get("url").unwrap_or_default().to_owned(),
+            secret: form.get("secret").unwrap_or_default().to_owned(),
+            name: form.get_trimmed("name"),
             load_multiplier: 1.0,
             tags: Vec::new(),
-            state: if form.get("enable").is_some() {
-                NodeState::Enabled
-            } else {
-                NodeState::Disabled
-            },
+            enabled: form.get("enable").is_some(),
         };
-        state
-            .store
-            .run(move |c| store::nodes::insert(c, &new))
-            .await?;
-        return done(format!("{name} added"));
+        let node = ops::nodes::add(state, by, spec).await?;
+        return done(format!("{} added", node.name));
     }
-    let id = id(form)?;
-    let node = state
-        .store
-        .run(move |c| store::nodes::find(c, &id.to_string()))
-        .await?;
-    let node_id = node.id;
+    let node = state.store.node(&id(form)?.to_string()).await?;
     let name = node.name.clone();
     match action {
         "enable" | "cordon" | "disable" => {
@@ -395,10 +327,7 @@ async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done,
                 "cordon" => NodeState::Cordoned,
                 _ => NodeState::Disabled,
             };
-            state
-                .store
-                .run(move |c| store::nodes::set_state(c, node_id, new))
-                .await?;
+            ops::nodes::set_state(state, by, &node, new).await?;
             done(format!("{name} {}", new.as_str()))
         }
         "force-on" | "force-off" | "auto" => {
@@ -407,84 +336,58 @@ async fn node(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done,
                 "force-off" => Some(Forced::Disabled),
                 _ => None,
             };
-            state
-                .store
-                .run(move |c| store::nodes::set_forced(c, node_id, forced))
-                .await?;
+            ops::nodes::force(state, by, &node, forced).await?;
             done(format!(
                 "{name} {}",
                 forced.map_or("follows its checks", Forced::as_str)
             ))
         }
         "panic" => {
-            let n = crate::ops::nodes::panic(state, &node, false).await?;
+            let n = ops::nodes::panic(state, by, &node, false).await?;
             done(format!(
                 "{name} panicked: {n} meetings ended and forgotten, node disabled"
             ))
         }
         "update" => {
-            let location = crate::ops::nodes::parse_location(
-                &form.get_trimmed("location").unwrap_or_default(),
-            )?;
             let multiplier = match form.get_trimmed("multiplier").filter(|m| !m.is_empty()) {
-                Some(m) => Some(
-                    m.parse::<f64>()
-                        .ok()
-                        .filter(|v| v.is_finite() && *v > 0.0)
-                        .ok_or_else(|| {
-                            Failure::Invalid(format!("{m:?} is not a positive multiplier"))
-                        })?,
-                ),
+                Some(m) => Some(m.parse::<f64>().map_err(|_| {
+                    OpError::Invalid(format!("{m:?} is not a positive multiplier"))
+                })?),
                 None => None,
             };
-            let change = NodeUpdate {
-                location: Some(location),
+            let edit = NodeEdit {
+                location: Some(form.get_trimmed("location").unwrap_or_default()),
                 load_multiplier: multiplier,
-                tags: form.get("tags").map(store::nodes::split_tags),
-                ..NodeUpdate::default()
+                tags: form.get("tags").map(str::to_owned),
+                ..NodeEdit::default()
             };
-            state
-                .store
-                .run(move |c| store::nodes::update(c, node_id, &change))
-                .await?;
+            ops::nodes::edit(state, by, &node, edit).await?;
             done(format!("{name} updated"))
         }
         _ => Err(Failure::NotFound),
     }
 }
 
-async fn account(state: &Arc<AppState>, action: &str, form: &Query) -> Result<Done, Failure> {
+async fn account(
+    state: &Arc<AppState>,
+    by: &str,
+    action: &str,
+    form: &Query,
+) -> Result<Done, Failure> {
     let username = form.get_trimmed("username").unwrap_or_default();
-    if username.is_empty() || username.contains(char::is_whitespace) {
-        return Err(Failure::Invalid("not a user name".into()));
-    }
     match action {
         "add" => {
             let password = form.get("password").unwrap_or_default().to_owned();
-            if password.chars().count() < 8 {
-                return Err(Failure::Invalid(
-                    "the password needs 8 characters or more".into(),
-                ));
-            }
             let role: Role = form
                 .get("role")
                 .unwrap_or("viewer")
                 .parse()
-                .map_err(Failure::Invalid)?;
-            let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
-                .await
-                .map_err(|e| Failure::Invalid(e.to_string()))?
-                .map_err(Failure::Invalid)?;
-            let name = username.clone();
-            state
-                .store
-                .run(move |c| users::add(c, &name, &hash, role).map(|_| ()))
-                .await?;
+                .map_err(OpError::Invalid)?;
+            ops::users::add(state, by, &username, password, role).await?;
             done(format!("{username} ({}) added", role.as_str()))
         }
         "remove" => {
-            let name = username.clone();
-            state.store.run(move |c| users::remove(c, &name)).await?;
+            ops::users::remove(state, by, &username).await?;
             done(format!("{username} removed"))
         }
         _ => Err(Failure::NotFound),

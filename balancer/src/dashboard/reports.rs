@@ -12,7 +12,7 @@ use warp::Reply;
 
 use super::{message, page};
 use crate::state::AppState;
-use conflux_store::usage::{self, DayUsage};
+use conflux_store::usage::DayUsage;
 use conflux_store::users::Session;
 use conflux_store::{self as store, IntegrationId};
 
@@ -65,11 +65,7 @@ fn days_of(month: &str) -> Option<Vec<String>> {
 }
 
 async fn load(state: &AppState, id: IntegrationId, days: Vec<String>) -> Option<Vec<DayUsage>> {
-    state
-        .store
-        .read(move |c| usage::report(c, id, &days))
-        .await
-        .ok()
+    state.store.usage(id, days).await.ok()
 }
 
 pub async fn report_page(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use conflux_bench::procfs;
 use conflux_shared::Algorithm;
-use conflux_store::{self as store, EventKind, Store};
+use conflux_store::{Audit, EventKind, IntegrationChange, NewEvent, NewIntegration, Store};
 use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use serde_json::json;
 
@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let filled = Instant::now();
-    fill(&data, &args)?;
+    fill(&data, &args).await?;
     println!(
         "logged {} runs of one meeting ID ({} users each) in {:.1} s",
         args.reuses,
@@ -96,42 +96,48 @@ fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
 
 /// `reuses` runs of meeting `room` (create, joins, end) and as many other meetings, in one
 /// transaction, as the API logs them.
-fn fill(data: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+async fn fill(data: &std::path::Path, args: &Args) -> anyhow::Result<()> {
     let store = Store::open(data)?;
-    store.blocking(|c| {
-        let integration = store::integrations::insert(
-            c,
-            &store::integrations::NewIntegration {
-                name: "bench".into(),
-                secret: conflux_shared::Secret(SECRET.into()),
-            },
-        )?
+    let new = NewIntegration {
+        name: "bench".into(),
+        secret: conflux_shared::Secret(SECRET.into()),
+    };
+    let integration = store
+        .change_integration(
+            vec![IntegrationChange::Add(new)],
+            Audit::new("bench", "integrations add", "bench"),
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the integration was not stored"))?
         .id;
-        let tx = c.transaction()?;
-        let log = |kind, meeting: &str, data: serde_json::Value| {
-            store::events::log(&tx, kind, Some(integration), Some(meeting), None, &data)
-        };
-        for run in 0..args.reuses {
-            for meeting in ["room", &format!("other-{run}")] {
-                let query =
-                    json!({ "meetingID": meeting, "name": "Weekly room", "record": "false" });
+    let mut events = Vec::new();
+    let mut log = |kind, meeting: &str, data: serde_json::Value| {
+        events.push(NewEvent {
+            kind,
+            integration: Some(integration),
+            meeting_id: Some(meeting.to_owned()),
+            node: None,
+            data,
+        })
+    };
+    for run in 0..args.reuses {
+        for meeting in ["room", &format!("other-{run}")] {
+            let query = json!({ "meetingID": meeting, "name": "Weekly room", "record": "false" });
+            log(
+                EventKind::MeetingCreated,
+                meeting,
+                json!({ "name": "Weekly room", "query": query }),
+            );
+            for user in 0..args.users {
                 log(
-                    EventKind::MeetingCreated,
+                    EventKind::UserJoined,
                     meeting,
-                    json!({ "name": "Weekly room", "query": query }),
-                )?;
-                for user in 0..args.users {
-                    log(
-                        EventKind::UserJoined,
-                        meeting,
-                        json!({ "fullName": format!("User {user}"), "role": "attendee" }),
-                    )?;
-                }
-                log(EventKind::MeetingEnded, meeting, json!({}))?;
+                    json!({ "fullName": format!("User {user}"), "role": "attendee" }),
+                );
             }
+            log(EventKind::MeetingEnded, meeting, json!({}));
         }
-        tx.commit()?;
-        Ok(())
-    })?;
+    }
+    store.log_events(events).await?;
     Ok(())
 }

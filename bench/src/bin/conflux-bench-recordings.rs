@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use conflux_shared::response::{PlaybackFormat, Recording};
 use conflux_shared::Algorithm;
-use conflux_store::{self as store, recordings::RecordingRecord, IntegrationId, Store};
+use conflux_store::recordings::RecordingRecord;
+use conflux_store::{Audit, IntegrationChange, NewIntegration, Store};
 use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use futures_util::StreamExt;
 
@@ -36,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let filled = Instant::now();
-    fill(&data, args.recordings)?;
+    fill(&data, args.recordings).await?;
     println!(
         "indexed {} recordings in {:.1} s",
         args.recordings,
@@ -97,59 +98,60 @@ fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
 }
 
 /// N recordings of one integration, in one transaction.
-fn fill(data: &std::path::Path, n: usize) -> anyhow::Result<()> {
+async fn fill(data: &std::path::Path, n: usize) -> anyhow::Result<()> {
     let store = Store::open(data)?;
-    store.blocking(|c| {
-        let integration = store::integrations::insert(
-            c,
-            &store::integrations::NewIntegration {
-                name: "bench".into(),
-                secret: conflux_shared::Secret(SECRET.into()),
+    let new = NewIntegration {
+        name: "bench".into(),
+        secret: conflux_shared::Secret(SECRET.into()),
+    };
+    let integration = store
+        .change_integration(
+            vec![IntegrationChange::Add(new)],
+            Audit::new("bench", "integrations add", "bench"),
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the integration was not stored"))?
+        .id;
+    let mut records = Vec::with_capacity(n);
+    for i in 0..n {
+        let record_id = format!("rec-{i:07}-{}", 1_700_000_000_000u64 + i as u64);
+        let recording = Recording {
+            record_id: record_id.clone(),
+            meeting_id: format!("meeting-{}", i / 3),
+            internal_meeting_id: record_id.clone(),
+            name: format!("Lecture {i}"),
+            published: true,
+            state: "published".into(),
+            start_time: 1_700_000_000_000 + i as u64 * 1000,
+            end_time: 1_700_000_000_000 + i as u64 * 1000 + 3_600_000,
+            participants: 12,
+            metadata: vec![
+                ("course".into(), format!("course-{}", i % 1000)),
+                ("bbb-origin".into(), "Moodle".into()),
+            ],
+            playback: vec![PlaybackFormat {
+                format_type: "presentation".into(),
+                url: format!("https://rec.example.org/playback/presentation/{record_id}/"),
+                length: 60,
+                ..PlaybackFormat::default()
+            }],
+            ..Recording::default()
+        };
+        records.push((
+            RecordingRecord {
+                record_id,
+                integration_id: integration,
+                node_id: None,
+                meeting_id: recording.meeting_id.clone(),
+                state: recording.state.clone(),
+                xml: recording.to_element().to_xml(),
+                archive: None,
+                protected: false,
             },
-        )?;
-        let tx = c.transaction()?;
-        for i in 0..n {
-            let record_id = format!("rec-{i:07}-{}", 1_700_000_000_000u64 + i as u64);
-            let recording = Recording {
-                record_id: record_id.clone(),
-                meeting_id: format!("meeting-{}", i / 3),
-                internal_meeting_id: record_id.clone(),
-                name: format!("Lecture {i}"),
-                published: true,
-                state: "published".into(),
-                start_time: 1_700_000_000_000 + i as u64 * 1000,
-                end_time: 1_700_000_000_000 + i as u64 * 1000 + 3_600_000,
-                participants: 12,
-                metadata: vec![
-                    ("course".into(), format!("course-{}", i % 1000)),
-                    ("bbb-origin".into(), "Moodle".into()),
-                ],
-                playback: vec![PlaybackFormat {
-                    format_type: "presentation".into(),
-                    url: format!("https://rec.example.org/playback/presentation/{record_id}/"),
-                    length: 60,
-                    ..PlaybackFormat::default()
-                }],
-                ..Recording::default()
-            };
-            store::recordings::upsert(
-                &tx,
-                &RecordingRecord {
-                    record_id,
-                    integration_id: IntegrationId(integration.id.0),
-                    node_id: None,
-                    meeting_id: recording.meeting_id.clone(),
-                    state: recording.state.clone(),
-                    xml: recording.to_element().to_xml(),
-                    archive: None,
-                    protected: false,
-                },
-                recording.start_time,
-                recording.end_time,
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    })?;
+            recording.start_time,
+            recording.end_time,
+        ));
+    }
+    store.upsert_recordings(records).await?;
     Ok(())
 }
