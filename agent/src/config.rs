@@ -1,5 +1,5 @@
 //! The agent's configuration: one TOML file, overridden by `CONFLUX_<SECTION>__<KEY>`
-//! environment variables (read through a lookup function so tests pass a map), validated into
+//! environment variables (layered by `conflux_shared::config`; tests pass a list), validated into
 //! [`Config`] with errors that name the key.
 
 use std::path::{Path, PathBuf};
@@ -9,13 +9,8 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("config: {0}")]
-    Parse(String),
+    Load(#[from] conflux_shared::config::LoadError),
     #[error("config key {key}: {problem}")]
     Invalid { key: &'static str, problem: String },
 }
@@ -111,73 +106,21 @@ pub struct Config {
     pub recordings_interval: Duration,
 }
 
-/// `(section, key)` pairs that environment variables may set.
-const ENV_KEYS: &[(&str, &str)] = &[
-    ("balancer", "url"),
-    ("balancer", "enrolment_token"),
-    ("node", "name"),
-    ("node", "api_url"),
-    ("node", "local_api_url"),
-    ("node", "secret"),
-    ("node", "latitude"),
-    ("node", "longitude"),
-    ("report", "interval_secs"),
-    ("report", "disks"),
-    ("report", "state_file"),
-    ("report", "timeout_secs"),
-    ("recordings", "published_dir"),
-    ("recordings", "outbox_dir"),
-    ("recordings", "interval_secs"),
-];
-
 impl Config {
     /// Reads `path` if it exists (a missing default file is fine: env may carry everything),
-    /// applies the environment and validates.
+    /// applies `CONFLUX_<SECTION>__<KEY>` from `env` (every key; unknown ones refused) and
+    /// validates.
     pub fn load(
         path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &[(String, String)],
         required: bool,
     ) -> Result<Config, ConfigError> {
-        let mut table = match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str::<toml::Table>(&text)
-                .map_err(|e| ConfigError::Parse(e.to_string().replace('\n', " ")))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => toml::Table::new(),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-        };
-        for (section, key) in ENV_KEYS {
-            let name = format!("CONFLUX_{}__{}", section.to_uppercase(), key.to_uppercase());
-            if let Some(value) = env(&name) {
-                let value = match *key {
-                    "disks" => toml::Value::Array(
-                        value
-                            .split(',')
-                            .map(|d| toml::Value::String(d.trim().into()))
-                            .collect(),
-                    ),
-                    "latitude" | "longitude" | "interval_secs" | "timeout_secs" => {
-                        match value.trim().parse::<f64>() {
-                            Ok(n) => toml::Value::Float(n),
-                            Err(_) => toml::Value::String(value),
-                        }
-                    }
-                    _ => toml::Value::String(value),
-                };
-                if let toml::Value::Table(t) = table
-                    .entry(section.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                {
-                    t.insert(key.to_string(), value);
-                }
-            }
-        }
-        let raw: RawConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string().replace('\n', " ")))?;
+        let raw: RawConfig = conflux_shared::config::load(conflux_shared::config::Sources {
+            file: Some(path),
+            required,
+            env,
+            aliases: &[],
+        })?;
         Config::validate(raw)
     }
 
@@ -264,12 +207,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");
         std::fs::write(&path, toml).unwrap();
-        let lookup = |k: &str| {
-            env.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        };
-        Config::load(&path, &lookup, true)
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(&path, &env, true)
     }
 
     #[test]

@@ -19,7 +19,7 @@ use config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let env = |name: &str| std::env::var(name).ok();
+    let env: Vec<(String, String)> = std::env::vars().collect();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,7 +3,8 @@
 //!
 //! Loading has two stages, as ripgrep's does: [`RawConfig`] (serde, unknown keys refused,
 //! defaults) and [`Config::validate`], which turns it into checked values and names the key of
-//! anything wrong. The environment is read through a lookup function so tests pass a map.
+//! anything wrong. The file and the environment are layered by `conflux_shared::config`, which
+//! the agent and the recorder use too; the environment is passed in, so tests pass a list.
 
 use std::collections::BTreeMap;
 
@@ -11,19 +12,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conflux_shared::config::{Alias, Kind, LoadError, Sources};
 use conflux_shared::{AlgorithmSet, Secret};
 use serde::Deserialize;
 
 /// A configuration problem, always naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("config: {0}")]
-    Parse(String),
+    Load(#[from] LoadError),
     #[error("config key {key}: {problem}")]
     Invalid { key: String, problem: String },
 }
@@ -424,138 +421,138 @@ impl Default for RawMonitor {
     }
 }
 
-/// Scalelite's environment variables and the keys they set: (variable, section, key, kind).
-const ALIASES: &[(&str, &str, &str, Kind)] = &[
-    (
+/// Scalelite's environment variables and the keys they set.
+const ALIASES: &[Alias] = &[
+    alias(
         "LOADBALANCER_SECRET",
         "default_integration",
         "secret",
         Kind::Text,
     ),
-    (
+    alias(
         "LOADBALANCER_SECRETS",
         "default_integration",
         "extra_secrets",
         Kind::List(':'),
     ),
-    (
+    alias(
         "LOADBALANCER_CHECKSUM_ALGORITHM",
         "api",
         "checksum_algorithms",
         Kind::Text,
     ),
-    ("POLL_INTERVAL", "poller", "interval_secs", Kind::Value),
-    (
+    alias("POLL_INTERVAL", "poller", "interval_secs", Kind::Value),
+    alias(
         "SERVER_HEALTHY_THRESHOLD",
         "poller",
         "healthy_threshold",
         Kind::Value,
     ),
-    (
+    alias(
         "SERVER_UNHEALTHY_THRESHOLD",
         "poller",
         "unhealthy_threshold",
         Kind::Value,
     ),
-    (
+    alias(
         "CONNECT_TIMEOUT",
         "poller",
         "connect_timeout_secs",
         Kind::Value,
     ),
-    (
+    alias(
         "RESPONSE_TIMEOUT",
         "poller",
         "response_timeout_secs",
         Kind::Value,
     ),
-    (
+    alias(
         "LOAD_MIN_USER_COUNT",
         "placement",
         "min_user_count",
         Kind::Value,
     ),
-    (
+    alias(
         "LOAD_JOIN_BUFFER_TIME",
         "placement",
         "join_buffer_secs",
         Kind::Minutes,
     ),
-    (
+    alias(
         "MAX_MEETING_DURATION",
         "api",
         "max_meeting_duration",
         Kind::Value,
     ),
-    (
+    alias(
         "CREATE_EXCLUDE_PARAMS",
         "api",
         "create_exclude_params",
         Kind::List(','),
     ),
-    (
+    alias(
         "JOIN_EXCLUDE_PARAMS",
         "api",
         "join_exclude_params",
         Kind::List(','),
     ),
-    (
+    alias(
         "DEFAULT_CREATE_PARAMS",
         "api",
         "default_create_params",
         Kind::Pairs,
     ),
-    (
+    alias(
         "OVERRIDE_CREATE_PARAMS",
         "api",
         "override_create_params",
         Kind::Pairs,
     ),
-    (
+    alias(
         "DEFAULT_JOIN_PARAMS",
         "api",
         "default_join_params",
         Kind::Pairs,
     ),
-    (
+    alias(
         "OVERRIDE_JOIN_PARAMS",
         "api",
         "override_join_params",
         Kind::Pairs,
     ),
-    (
+    alias(
         "GET_MEETINGS_API_DISABLED",
         "api",
         "get_meetings_disabled",
         Kind::Bool,
     ),
-    (
+    alias(
         "GET_RECORDINGS_API_FILTERED",
         "api",
         "get_recordings_filtered",
         Kind::Bool,
     ),
-    (
+    alias(
         "RECORDING_DISABLED",
         "api",
         "recording_disabled",
         Kind::Bool,
     ),
-    ("BUILD_NUMBER", "api", "build_number", Kind::Text),
-    ("RECORDING_SPOOL_DIR", "recordings", "spool_dir", Kind::Text),
-    (
+    alias("BUILD_NUMBER", "api", "build_number", Kind::Text),
+    alias("RECORDING_SPOOL_DIR", "recordings", "spool_dir", Kind::Text),
+    alias(
         "RECORDING_IMPORT_POLL_INTERVAL",
         "recordings",
         "import_interval_secs",
         Kind::Value,
     ),
-    (
+    alias(
         "PROTECTED_RECORDINGS_ENABLED",
         "recordings",
         "protected",
         Kind::Bool,
     ),
-    (
+    alias(
         "PROTECTED_RECORDINGS_TOKEN_TIMEOUT",
         "recordings",
         "token_minutes",
@@ -563,44 +560,30 @@ const ALIASES: &[(&str, &str, &str, Kind)] = &[
     ),
 ];
 
-/// How an environment value becomes a TOML value.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    /// Parsed as a TOML value (numbers, booleans), else taken as a string.
-    Value,
-    Text,
-    /// Scalelite's `true`/`1`/`yes`.
-    Bool,
-    /// Minutes, converted to seconds.
-    Minutes,
-    List(char),
-    /// `key=value,key=value`.
-    Pairs,
+const fn alias(var: &'static str, section: &'static str, key: &'static str, kind: Kind) -> Alias {
+    Alias {
+        var,
+        section,
+        key,
+        kind,
+    }
 }
 
 impl Config {
-    /// Reads `path` (if any), applies environment overrides from `env`, then validates.
-    /// `data_dir` (from `--data-dir`) wins over the file and the environment.
+    /// Reads `path` (if any), applies Scalelite's names and `CONFLUX_<SECTION>__<KEY>` from
+    /// `env` (every key of the file can be set; an unknown variable is refused), then
+    /// validates. `data_dir` (from `--data-dir`) wins over the file and the environment.
     pub fn load(
         path: Option<&std::path::Path>,
         data_dir: Option<PathBuf>,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let mut table = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| ConfigError::Parse(one_line(&e.to_string())))?
-            }
-            None => toml::Table::new(),
-        };
-        apply_env(&mut table, env)?;
-        let raw: RawConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(one_line(&e.to_string())))?;
+        let raw: RawConfig = conflux_shared::config::load(Sources {
+            file: path,
+            required: true,
+            env,
+            aliases: ALIASES,
+        })?;
         let mut config = Config::validate(raw)?;
         if let Some(dir) = data_dir {
             config.data_dir = dir;
@@ -890,181 +873,6 @@ impl Config {
     }
 }
 
-/// Applies Scalelite aliases, then `CONFLUX_<SECTION>__<KEY>` variables (which win).
-fn apply_env(
-    table: &mut toml::Table,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    for (name, section, key, kind) in ALIASES {
-        if let Some(value) = env(name) {
-            let value = convert(&value, *kind).map_err(|problem| ConfigError::Invalid {
-                key: (*name).into(),
-                problem,
-            })?;
-            set(table, section, key, value);
-        }
-    }
-    for (section, keys) in ENV_KEYS {
-        for key in *keys {
-            let name = format!("CONFLUX_{}__{}", section.to_uppercase(), key.to_uppercase());
-            if let Some(value) = env(&name) {
-                set(
-                    table,
-                    section,
-                    key,
-                    convert(&value, Kind::Value).unwrap_or(toml::Value::String(value)),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The keys that can be set from `CONFLUX_<SECTION>__<KEY>`.
-const ENV_KEYS: &[(&str, &[&str])] = &[
-    (
-        "server",
-        &[
-            "listen",
-            "data_dir",
-            "trusted_proxies",
-            "header_timeout_secs",
-            "body_timeout_secs",
-            "min_body_bytes_per_sec",
-            "max_connections",
-        ],
-    ),
-    (
-        "api",
-        &[
-            "checksum_algorithms",
-            "get_meetings_disabled",
-            "get_recordings_filtered",
-            "recording_disabled",
-            "max_meeting_duration",
-            "build_number",
-            "node_checksum_algorithm",
-            "client_failure_burst",
-            "client_failures_per_hour",
-            "scope_failure_burst",
-            "scope_failures_per_hour",
-        ],
-    ),
-    (
-        "poller",
-        &[
-            "interval_secs",
-            "healthy_threshold",
-            "unhealthy_threshold",
-            "connect_timeout_secs",
-            "response_timeout_secs",
-            "concurrency",
-            "recordings_every",
-        ],
-    ),
-    (
-        "placement",
-        &[
-            "min_user_count",
-            "join_buffer_secs",
-            "policy",
-            "fallback",
-            "radius_km",
-            "cpu_limit_percent",
-        ],
-    ),
-    ("geoip", &["files"]),
-    ("web", &["public", "secure_cookies", "session_hours"]),
-    (
-        "recordings",
-        &[
-            "spool_dir",
-            "import_interval_secs",
-            "max_archive_mb",
-            "protected",
-            "token_minutes",
-            "require_recorder",
-        ],
-    ),
-    (
-        "monitor",
-        &[
-            "enrolment_token",
-            "enrol_enabled",
-            "cpu_warning",
-            "cpu_critical",
-            "memory_warning",
-            "memory_critical",
-            "disk_warning",
-            "disk_critical",
-            "stale_unknown_intervals",
-            "stale_critical_intervals",
-            "ports",
-            "ports_interval_secs",
-            "expected_version",
-            "version_interval_secs",
-            "demo_paths",
-            "demo_interval_secs",
-        ],
-    ),
-    ("metrics", &["token"]),
-    ("default_integration", &["name", "secret"]),
-];
-
-fn convert(value: &str, kind: Kind) -> Result<toml::Value, String> {
-    let value = value.trim();
-    Ok(match kind {
-        Kind::Text => toml::Value::String(value.into()),
-        Kind::Value => format!("v = {value}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.into())),
-        Kind::Bool => toml::Value::Boolean(match value.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" | "" => false,
-            other => return Err(format!("{other:?} is not a boolean")),
-        }),
-        Kind::Minutes => {
-            let minutes: f64 = value
-                .parse()
-                .map_err(|_| format!("{value:?} is not a number of minutes"))?;
-            toml::Value::Float(minutes * 60.0)
-        }
-        Kind::List(sep) => toml::Value::Array(
-            value
-                .split(sep)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.into()))
-                .collect(),
-        ),
-        Kind::Pairs => {
-            let mut table = toml::Table::new();
-            for pair in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or(format!("{pair:?} is not key=value"))?;
-                table.insert(k.trim().into(), toml::Value::String(v.trim().into()));
-            }
-            toml::Value::Table(table)
-        }
-    })
-}
-
-fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
-    let entry = table
-        .entry(section.to_owned())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(inner) = entry {
-        inner.insert(key.to_owned(), value);
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 impl std::str::FromStr for IpNet {
     type Err = String;
 
@@ -1119,11 +927,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("balancer.toml");
         std::fs::write(&path, toml_text).unwrap();
-        let env: BTreeMap<String, String> = env
+        let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::load(Some(&path), None, &|k| env.get(k).cloned())
+        Config::load(Some(&path), None, &env)
     }
 
     #[test]
@@ -1173,6 +981,43 @@ mod tests {
             ["s1", "s2", "s3"]
         );
         assert_eq!(format!("{:?}", d.secrets[0]), "***");
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_the_environment_and_unknown_ones_are_refused() {
+        // These were silently ignored while the keys the environment could set were listed
+        // by hand.
+        let c = load(
+            "",
+            &[
+                ("CONFLUX_API__CREATE_EXCLUDE_PARAMS", "logo,bannerText"),
+                ("CONFLUX_API__JOIN_EXCLUDE_PARAMS", "avatarURL"),
+                ("CONFLUX_API__DEFAULT_CREATE_PARAMS", "record=false"),
+                (
+                    "CONFLUX_API__OVERRIDE_JOIN_PARAMS",
+                    "userdata-x=1,userdata-y=2",
+                ),
+                ("CONFLUX_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+                ("CONFLUX_MONITOR__PORTS", "443,7443"),
+                ("CONFLUX_METRICS__TOKEN", "12345678"),
+                ("CONFLUX_DEFAULT_INTEGRATION__SECRET", "0123456789"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.api.create_exclude_params, ["logo", "bannerText"]);
+        assert_eq!(c.api.join_exclude_params, ["avatarURL"]);
+        assert_eq!(c.api.default_create_params.len(), 1);
+        assert_eq!(c.api.override_join_params.len(), 2);
+        assert_eq!(c.monitor.ports, [443, 7443]);
+        assert!(c.metrics_token.is_some());
+        assert!(c.default_integration.is_some());
+        for var in [
+            "CONFLUX_API__CREATE_EXCLUDE",
+            "CONFLUX_POLLERS__INTERVAL_SECS",
+        ] {
+            let e = load("", &[(var, "1")]).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains("unknown field"), "{e}");
+        }
     }
 
     #[test]

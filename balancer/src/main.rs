@@ -11,7 +11,7 @@ use conflux_balancer::{admin, demo};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
-    let env = |name: &str| std::env::var(name).ok();
+    let env: Vec<(String, String)> = std::env::vars().collect();
     let config = match Config::load(cli.config.as_deref(), cli.data_dir.clone(), &env) {
         Ok(c) => c,
         Err(e) => {

@@ -8,13 +8,8 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("config: {0}")]
-    Parse(String),
+    Load(#[from] conflux_shared::config::LoadError),
     #[error("config key {key}: {problem}")]
     Invalid { key: &'static str, problem: String },
 }
@@ -76,56 +71,17 @@ pub struct Config {
     pub max_total: u64,
 }
 
-const ENV_KEYS: &[(&str, &str)] = &[
-    ("balancer", "url"),
-    ("balancer", "secret"),
-    ("recorder", "listen"),
-    ("recorder", "public_url"),
-    ("recorder", "data_dir"),
-    ("recorder", "private_key"),
-    ("recorder", "poll_interval_secs"),
-    ("recorder", "max_entry_mb"),
-    ("recorder", "max_total_mb"),
-];
-
 impl Config {
     /// Reads `path` if it exists (the default file may be absent: env can carry everything),
-    /// applies the environment and validates.
-    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut table = match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str::<toml::Table>(&text)
-                .map_err(|e| ConfigError::Parse(e.to_string().replace('\n', " ")))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-        };
-        for (section, key) in ENV_KEYS {
-            let name = format!(
-                "CONFLUX_{}__{}",
-                section.to_ascii_uppercase(),
-                key.to_ascii_uppercase()
-            );
-            if let Some(value) = env(&name) {
-                let parsed = value
-                    .parse::<toml::Value>()
-                    .ok()
-                    .filter(|v| !v.is_str())
-                    .unwrap_or(toml::Value::String(value));
-                let entry = table
-                    .entry(section.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(t) = entry {
-                    t.insert(key.to_string(), parsed);
-                }
-            }
-        }
-        let raw: RawConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string().replace('\n', " ")))?;
+    /// applies `CONFLUX_<SECTION>__<KEY>` from `env` (every key; unknown ones refused) and
+    /// validates.
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let raw: RawConfig = conflux_shared::config::load(conflux_shared::config::Sources {
+            file: Some(path),
+            required: false,
+            env,
+            aliases: &[],
+        })?;
         Config::validate(raw)
     }
 
@@ -187,12 +143,14 @@ mod tests {
             "[balancer]\nurl = \"http://lb\"\nsecret = \"s\"\n[recorder]\npublic_url = \"http://rec/\"\n",
         )
         .unwrap();
-        let env =
-            |name: &str| (name == "CONFLUX_RECORDER__POLL_INTERVAL_SECS").then(|| "2".to_owned());
+        let env = [(
+            "CONFLUX_RECORDER__POLL_INTERVAL_SECS".to_owned(),
+            "2".to_owned(),
+        )];
         let config = Config::load(&path, &env).unwrap();
         assert_eq!(config.poll_interval, Duration::from_secs(2));
         assert_eq!(config.public_url, "http://rec");
-        let none = |_: &str| None;
+        let none = [];
         std::fs::write(&path, "[balancer]\nurl = \"http://lb\"\n").unwrap();
         let e = Config::load(&path, &none).unwrap_err().to_string();
         assert!(e.contains("balancer.secret"), "{e}");

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         },
         Command::Serve { listen } => {
             conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
-            let env = |name: &str| std::env::var(name).ok();
+            let env: Vec<(String, String)> = std::env::vars().collect();
             let mut config = match Config::load(&cli.config, &env) {
                 Ok(c) => c,
                 Err(e) => {

@@ -4,10 +4,13 @@
 //! Invariant: no network or file I/O and no async runtime here (`body` reads any stream it is
 //! given, on any executor), so everything can be unit- and
 //! property-tested; [`telemetry::init`] is the one side effect, called by the binaries. The
-//! `process` feature adds what binaries need at their edges (`process::shutdown_signal`).
+//! `process` feature adds what binaries need at their edges (`process::shutdown_signal`, the
+//! configuration loader in `config`).
 
 pub mod body;
 pub mod checksum;
+#[cfg(feature = "process")]
+pub mod config;
 pub mod crypto;
 pub mod date;
 pub mod metadata;
