@@ -1,0 +1,132 @@
+//! `[api]`: the BBB API's checksums, Scalelite's parameter rules and switches, and the
+//! limits on failed checksums.
+
+use std::collections::BTreeMap;
+
+use conflux_shared::AlgorithmSet;
+use serde::Deserialize;
+
+use super::{invalid, positive, ConfigError};
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApi {
+    pub checksum_algorithms: String,
+    pub get_meetings_disabled: bool,
+    pub get_recordings_filtered: bool,
+    pub recording_disabled: bool,
+    /// Minutes; 0 = no limit.
+    pub max_meeting_duration: u64,
+    pub create_exclude_params: Vec<String>,
+    pub join_exclude_params: Vec<String>,
+    pub default_create_params: BTreeMap<String, String>,
+    pub override_create_params: BTreeMap<String, String>,
+    pub default_join_params: BTreeMap<String, String>,
+    pub override_join_params: BTreeMap<String, String>,
+    pub build_number: String,
+    /// Algorithm used to sign calls to nodes.
+    pub node_checksum_algorithm: String,
+    /// Failed checksums one client address (an IPv6 /64) may make at once ...
+    pub client_failure_burst: f64,
+    /// ... and how many more it may make per hour after that.
+    pub client_failures_per_hour: f64,
+    /// The same for all clients of one integration (or of none named): once spent, clients
+    /// with recent failures are refused.
+    pub scope_failure_burst: f64,
+    pub scope_failures_per_hour: f64,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            checksum_algorithms: "sha1,sha256,sha384,sha512".into(),
+            get_meetings_disabled: false,
+            get_recordings_filtered: false,
+            recording_disabled: false,
+            max_meeting_duration: 0,
+            create_exclude_params: Vec::new(),
+            join_exclude_params: Vec::new(),
+            default_create_params: BTreeMap::new(),
+            override_create_params: BTreeMap::new(),
+            default_join_params: BTreeMap::new(),
+            override_join_params: BTreeMap::new(),
+            build_number: String::new(),
+            node_checksum_algorithm: "sha256".into(),
+            client_failure_burst: 20.0,
+            client_failures_per_hour: 30.0,
+            scope_failure_burst: 100.0,
+            scope_failures_per_hour: 120.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub algorithms: AlgorithmSet,
+    pub node_algorithm: conflux_shared::Algorithm,
+    pub get_meetings_disabled: bool,
+    pub get_recordings_filtered: bool,
+    pub recording_disabled: bool,
+    pub max_meeting_duration: u64,
+    pub create_exclude_params: Vec<String>,
+    pub join_exclude_params: Vec<String>,
+    pub default_create_params: Vec<(String, String)>,
+    pub override_create_params: Vec<(String, String)>,
+    pub default_join_params: Vec<(String, String)>,
+    pub override_join_params: Vec<(String, String)>,
+    pub build_number: String,
+    pub failures: crate::failures::FailureLimits,
+}
+
+impl RawApi {
+    pub(super) fn validate(self) -> Result<ApiConfig, ConfigError> {
+        let algorithms: AlgorithmSet = self
+            .checksum_algorithms
+            .parse()
+            .map_err(|e| invalid("api.checksum_algorithms", format!("{e}")))?;
+        if algorithms == AlgorithmSet::empty() {
+            return Err(invalid(
+                "api.checksum_algorithms",
+                "no algorithm enabled".into(),
+            ));
+        }
+        let node_algorithm = self
+            .node_checksum_algorithm
+            .parse()
+            .map_err(|e| invalid("api.node_checksum_algorithm", format!("{e}")))?;
+        let budget = |name: &str, burst: f64, per_hour: f64| {
+            Ok::<_, ConfigError>(crate::failures::Budget {
+                burst: positive(&format!("api.{name}_failure_burst"), burst)?,
+                per_hour: positive(&format!("api.{name}_failures_per_hour"), per_hour)?,
+            })
+        };
+        let failures = crate::failures::FailureLimits {
+            client: budget(
+                "client",
+                self.client_failure_burst,
+                self.client_failures_per_hour,
+            )?,
+            scope: budget(
+                "scope",
+                self.scope_failure_burst,
+                self.scope_failures_per_hour,
+            )?,
+        };
+        Ok(ApiConfig {
+            algorithms,
+            node_algorithm,
+            get_meetings_disabled: self.get_meetings_disabled,
+            get_recordings_filtered: self.get_recordings_filtered,
+            recording_disabled: self.recording_disabled,
+            max_meeting_duration: self.max_meeting_duration,
+            create_exclude_params: self.create_exclude_params,
+            join_exclude_params: self.join_exclude_params,
+            default_create_params: self.default_create_params.into_iter().collect(),
+            override_create_params: self.override_create_params.into_iter().collect(),
+            default_join_params: self.default_join_params.into_iter().collect(),
+            override_join_params: self.override_join_params.into_iter().collect(),
+            build_number: self.build_number,
+            failures,
+        })
+    }
+}
