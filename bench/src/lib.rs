@@ -6,3 +6,26 @@
 //! do not, so they build in parallel with it.
 
 pub mod procfs;
+
+/// Opens (creating) a store in `data` with one integration, `bench`, signed with `secret`, as
+/// the benchmarks that fill a store directly start; returns the store and the integration.
+pub async fn bench_store(
+    data: &std::path::Path,
+    secret: &str,
+) -> anyhow::Result<(conflux_store::Store, conflux_store::IntegrationId)> {
+    use conflux_store::{Audit, IntegrationChange, NewIntegration, Store};
+    let store = Store::open(data)?;
+    let new = NewIntegration {
+        name: "bench".into(),
+        secret: conflux_shared::Secret(secret.into()),
+    };
+    let integration = store
+        .change_integration(
+            vec![IntegrationChange::Add(new)],
+            Audit::new("bench", "integrations add", "bench"),
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the integration was not stored"))?
+        .id;
+    Ok((store, integration))
+}

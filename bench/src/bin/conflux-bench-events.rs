@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use conflux_bench::procfs;
 use conflux_shared::Algorithm;
-use conflux_store::{Audit, EventKind, IntegrationChange, NewEvent, NewIntegration, Store};
+use conflux_store::{EventKind, NewEvent};
 use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use serde_json::json;
 
@@ -97,19 +97,7 @@ fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
 /// `reuses` runs of meeting `room` (create, joins, end) and as many other meetings, in one
 /// transaction, as the API logs them.
 async fn fill(data: &std::path::Path, args: &Args) -> anyhow::Result<()> {
-    let store = Store::open(data)?;
-    let new = NewIntegration {
-        name: "bench".into(),
-        secret: conflux_shared::Secret(SECRET.into()),
-    };
-    let integration = store
-        .change_integration(
-            vec![IntegrationChange::Add(new)],
-            Audit::new("bench", "integrations add", "bench"),
-        )
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the integration was not stored"))?
-        .id;
+    let (store, integration) = conflux_bench::bench_store(data, SECRET).await?;
     let mut events = Vec::new();
     let mut log = |kind, meeting: &str, data: serde_json::Value| {
         events.push(NewEvent {

@@ -11,7 +11,6 @@ use clap::Parser;
 use conflux_shared::response::{PlaybackFormat, Recording};
 use conflux_shared::Algorithm;
 use conflux_store::recordings::RecordingRecord;
-use conflux_store::{Audit, IntegrationChange, NewIntegration, Store};
 use conflux_tests::harness::{bench_config, serve_balancer, BbbClient};
 use futures_util::StreamExt;
 
@@ -99,19 +98,7 @@ fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
 
 /// N recordings of one integration, in one transaction.
 async fn fill(data: &std::path::Path, n: usize) -> anyhow::Result<()> {
-    let store = Store::open(data)?;
-    let new = NewIntegration {
-        name: "bench".into(),
-        secret: conflux_shared::Secret(SECRET.into()),
-    };
-    let integration = store
-        .change_integration(
-            vec![IntegrationChange::Add(new)],
-            Audit::new("bench", "integrations add", "bench"),
-        )
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the integration was not stored"))?
-        .id;
+    let (store, integration) = conflux_bench::bench_store(data, SECRET).await?;
     let mut records = Vec::with_capacity(n);
     for i in 0..n {
         let record_id = format!("rec-{i:07}-{}", 1_700_000_000_000u64 + i as u64);
