@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use conflux_shared::body::BodyError;
 use conflux_shared::response::messages;
-use conflux_shared::{Element, Query, Response};
+use conflux_shared::{Call, Element, Query, Response};
 use warp::http::{header, Method, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reply::Reply;
@@ -258,53 +258,38 @@ fn build_request(
 }
 
 async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiError> {
-    if req.call.is_empty() {
+    let call = Call::from_name(&req.call)
+        .filter(|c| *c == Call::Index || c.allows(req.method.as_str()))
+        .ok_or(ApiError::Bbb(messages::UNSUPPORTED_REQUEST))?;
+    if call == Call::Index {
         return Ok(Answer::Xml(index(state)));
-    }
-    if !is_known(&req.call, &req.method) {
-        return Err(ApiError::Bbb(messages::UNSUPPORTED_REQUEST));
     }
     request::check_content_type(&req)?;
     let integration = request::authenticate(state, &req)?;
-    let response = match req.call.as_str() {
-        "create" => create::handle(state, req, integration).await?,
-        "join" => {
+    let response = match call {
+        Call::Create => create::handle(state, req, integration).await?,
+        Call::Join => {
             return Ok(match join::handle(state, req, integration).await? {
                 join::Joined::Redirect(url) => Answer::Redirect(url),
                 join::Joined::Xml(r) => Answer::Xml(r),
             })
         }
-        "getMeetings" => return meetings::handle(state, integration).await,
-        "getServers" => lb_calls::get_servers(state),
-        "getMeetingEvents" => lb_calls::get_meeting_events(state, &req, integration).await?,
-        "getRecordings"
-        | "publishRecordings"
-        | "deleteRecordings"
-        | "updateRecordings"
-        | "getRecordingTextTracks" => return recordings::handle(state, req, integration).await,
-        _ => return meeting::handle(state, req, integration).await,
+        Call::GetMeetings => return meetings::handle(state, integration).await,
+        Call::GetServers => lb_calls::get_servers(state),
+        Call::GetMeetingEvents => lb_calls::get_meeting_events(state, &req, integration).await?,
+        Call::GetRecordings
+        | Call::PublishRecordings
+        | Call::DeleteRecordings
+        | Call::UpdateRecordings
+        | Call::GetRecordingTextTracks => return recordings::handle(state, req, integration).await,
+        Call::Index
+        | Call::End
+        | Call::IsMeetingRunning
+        | Call::GetMeetingInfo
+        | Call::InsertDocument
+        | Call::SendChatMessage => return meeting::handle(state, req, integration).await,
     };
     Ok(Answer::Xml(response))
-}
-
-/// Calls the balancer serves, with the methods BBB 3.0 maps for them.
-fn is_known(call: &str, method: &Method) -> bool {
-    let get_only = *method == Method::GET;
-    match call {
-        "join" | "sendChatMessage" | "publishRecordings" | "deleteRecordings" => get_only,
-        "insertDocument" => *method == Method::POST,
-        "create"
-        | "end"
-        | "isMeetingRunning"
-        | "getMeetingInfo"
-        | "getMeetings"
-        | "getServers"
-        | "getMeetingEvents"
-        | "getRecordings"
-        | "updateRecordings"
-        | "getRecordingTextTracks" => get_only || *method == Method::POST,
-        _ => false,
-    }
 }
 
 fn index(state: &AppState) -> Response {

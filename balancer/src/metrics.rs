@@ -17,27 +17,6 @@ use crate::failures::Api;
 use crate::health::Monitor;
 use conflux_store::{Node, NodeState};
 
-/// The API calls counted by name; anything else is counted as `other`, so clients cannot
-/// grow the label set.
-const CALLS: &[&str] = &[
-    "index",
-    "create",
-    "join",
-    "end",
-    "isMeetingRunning",
-    "getMeetingInfo",
-    "getMeetings",
-    "insertDocument",
-    "sendChatMessage",
-    "getRecordings",
-    "publishRecordings",
-    "deleteRecordings",
-    "updateRecordings",
-    "getRecordingTextTracks",
-    "getServers",
-    "getMeetingEvents",
-];
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Success,
@@ -122,15 +101,9 @@ impl Default for Metrics {
 }
 
 /// The label a call is counted under (no allocation on the request path).
+/// Anything but a known call is counted as `other`, so clients cannot grow the label set.
 pub fn call_label(call: &str) -> &'static str {
-    if call.is_empty() {
-        return "index";
-    }
-    CALLS
-        .iter()
-        .find(|c| **c == call)
-        .copied()
-        .unwrap_or("other")
+    conflux_shared::Call::from_name(call).map_or("other", conflux_shared::Call::name)
 }
 
 impl Metrics {

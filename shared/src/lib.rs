@@ -8,6 +8,7 @@
 //! configuration loader in `config`).
 
 pub mod body;
+pub mod call;
 pub mod checksum;
 #[cfg(feature = "process")]
 pub mod config;
@@ -26,6 +27,7 @@ pub mod telemetry;
 pub mod transfer;
 pub mod xml;
 
+pub use call::Call;
 pub use checksum::{Algorithm, AlgorithmSet, ChecksumError, SignedQuery};
 pub use query::{Query, QueryError};
 pub use response::{Body, Response};

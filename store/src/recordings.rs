@@ -24,8 +24,8 @@ pub struct RecordingRecord {
     pub state: String,
     /// The `<recording>` element as getRecordings shows it.
     pub xml: String,
-    /// None for recordings on nodes; else stored | done | failed | deleted.
-    pub archive: Option<String>,
+    /// `None` for recordings on nodes; else where its encrypted archive stands.
+    pub archive: Option<ArchiveState>,
     pub protected: bool,
 }
 
@@ -185,6 +185,40 @@ fn glob_escape(text: &str) -> String {
         .collect()
 }
 
+/// Where a recording's encrypted archive stands (the `archive` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveState {
+    /// On the balancer, waiting for its recorder.
+    Stored,
+    /// On its recorder.
+    Done,
+    /// Refused by its recorder (kept aside for inspection).
+    Failed,
+    Deleted,
+}
+
+impl ArchiveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveState::Stored => "stored",
+            ArchiveState::Done => "done",
+            ArchiveState::Failed => "failed",
+            ArchiveState::Deleted => "deleted",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ArchiveState> {
+        [
+            ArchiveState::Stored,
+            ArchiveState::Done,
+            ArchiveState::Failed,
+            ArchiveState::Deleted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
     Ok(RecordingRecord {
         record_id: row.get(0)?,
@@ -193,7 +227,16 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
         meeting_id: row.get(3)?,
         state: row.get(4)?,
         xml: row.get(5)?,
-        archive: row.get(6)?,
+        archive: row
+            .get::<_, Option<String>>(6)?
+            .map(|a| {
+                ArchiveState::parse(&a).ok_or(rusqlite::Error::InvalidColumnType(
+                    6,
+                    a,
+                    rusqlite::types::Type::Text,
+                ))
+            })
+            .transpose()?,
         protected: row.get(7)?,
     })
 }

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::request::ApiRequest;
 use super::Answer;
 use crate::state::AppState;
-use conflux_store::recordings::{RecordingEdit, RecordingRecord};
+use conflux_store::recordings::{ArchiveState, RecordingEdit, RecordingRecord};
 use conflux_store::{self as store, Integration, NodeId};
 
 const MISSING_PARAMETERS: Message = Message {
@@ -138,7 +138,7 @@ fn present(
     if row.archive.is_none() {
         return Some(r);
     }
-    if row.archive.as_deref() == Some("failed") {
+    if row.archive == Some(ArchiveState::Failed) {
         // Refused by the recorder: said so, never left as a silent `processing`.
         r.state = "failed".into();
     }

@@ -20,6 +20,15 @@ fn check_line(lb: &Balancer, check: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// Seconds since the node's last report, as `servers checks` shows it.
+fn report_age(lb: &Balancer) -> Option<f64> {
+    check_line(lb, "last report ").and_then(|l| {
+        l.strip_prefix("last report ")
+            .and_then(|r| r.strip_suffix("s ago"))
+            .and_then(|age| age.parse::<f64>().ok())
+    })
+}
+
 #[tokio::test]
 async fn the_agent_enrols_reports_and_is_missed_when_it_stops() {
     let node = sim().start().await;
@@ -87,24 +96,26 @@ async fn the_agent_enrols_reports_and_is_missed_when_it_stops() {
     let mut lb = lb;
     lb.outage(Duration::from_secs(2)).await;
     assert!(
-        eventually(|| async {
-            check_line(&lb, "last report ")
-                .and_then(|l| {
-                    l.strip_prefix("last report ")
-                        .and_then(|r| r.strip_suffix("s ago"))
-                        .and_then(|age| age.parse::<f64>().ok())
-                })
-                .is_some_and(|age| age < 1.0)
-        })
-        .await,
+        eventually(|| async { report_age(&lb).is_some_and(|age| age < 1.0) }).await,
         "no report after the outage; agent log:\n{}",
         running.process.log_text()
     );
     assert!(running.process.log_text().contains("Report failed"));
     // A restart keeps the enrolment: still one node.
     running.process.stop();
+    let restarted = std::time::Instant::now();
     let mut again = builder.start_in(&running.dir);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Wait for a report sent after the restart (younger than the restart), so that an
+    // enrolment, which comes before the first report, would be in the log by now.
+    assert!(
+        eventually(|| async {
+            let since_restart = restarted.elapsed().as_secs_f64();
+            report_age(&lb).is_some_and(|age| age + 0.1 < since_restart)
+        })
+        .await,
+        "no report after the restart; agent log:\n{}",
+        again.log_text()
+    );
     assert_eq!(lb.cli_ok(&["servers", "list"]).matches("id: ").count(), 1);
     assert!(
         !again.log_text().contains("Enrolled"),
