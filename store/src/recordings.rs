@@ -185,6 +185,26 @@ fn glob_escape(text: &str) -> String {
         .collect()
 }
 
+impl RecordingRecord {
+    /// A recording as `node` lists it, owned by `integration`.
+    pub fn on_node(
+        r: &conflux_shared::response::Recording,
+        integration: IntegrationId,
+        node: NodeId,
+    ) -> RecordingRecord {
+        RecordingRecord {
+            record_id: r.record_id.clone(),
+            integration_id: integration,
+            node_id: Some(node),
+            meeting_id: r.meeting_id.clone(),
+            state: r.state.clone(),
+            xml: r.to_element().to_xml(),
+            archive: None,
+            protected: false,
+        }
+    }
+}
+
 /// Where a recording's encrypted archive stands (the `archive` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveState {

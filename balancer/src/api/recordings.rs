@@ -341,16 +341,7 @@ async fn record_change(
         .into_iter()
         .map(|mut r| {
             edit.apply(&mut r);
-            let record = RecordingRecord {
-                record_id: r.record_id.clone(),
-                integration_id,
-                node_id: Some(node),
-                meeting_id: r.meeting_id.clone(),
-                state: r.state.clone(),
-                xml: r.to_element().to_xml(),
-                archive: None,
-                protected: false,
-            };
+            let record = RecordingRecord::on_node(&r, integration_id, node);
             (record, r.start_time, r.end_time)
         })
         .collect();

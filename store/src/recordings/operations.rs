@@ -71,16 +71,7 @@ impl Store {
                 let Some(owner) = owner_of(c, &r.meeting_id, Some(node))? else {
                     continue;
                 };
-                let record = RecordingRecord {
-                    record_id: r.record_id.clone(),
-                    integration_id: owner,
-                    node_id: Some(node),
-                    meeting_id: r.meeting_id.clone(),
-                    state: r.state.clone(),
-                    xml: r.to_element().to_xml(),
-                    archive: None,
-                    protected: false,
-                };
+                let record = RecordingRecord::on_node(&r, owner, node);
                 upsert(c, &record, r.start_time, r.end_time)?;
             }
             remove_unseen(c, node, started)?;
