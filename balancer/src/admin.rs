@@ -23,12 +23,6 @@ use crate::state::AppState;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-impl From<crate::ops::Invalid> for UsageError {
-    fn from(e: crate::ops::Invalid) -> Self {
-        UsageError(e.0)
-    }
-}
-
 pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
     // Single-threaded: `serve` adds one more single-threaded runtime per further core. Store
     // writes serialize on one connection and heavy reads are few, so a few blocking threads

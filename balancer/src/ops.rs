@@ -33,6 +33,14 @@ pub enum OpError {
     Store(StoreError),
 }
 
+/// Refreshes the snapshots after a change (a failure is logged: the change is stored, and the
+/// next change signal or poll reloads them).
+async fn refresh(state: &crate::state::AppState) {
+    if let Err(e) = state.refresh().await {
+        tracing::error!(error = %e, "Could not refresh the snapshots after a change.");
+    }
+}
+
 impl OpError {
     /// Whether the operator can fix it (bad input, not found, conflict), unlike a store
     /// failure.

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{now_ms, IntegrationId, NewEvent, NodeId, Store, StoreError};
+use super::{now_ms, Audit, IntegrationId, NewEvent, NodeId, Store, StoreError};
 
 /// A meeting the balancer placed.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,6 +173,12 @@ impl Store {
             event.write(c)
         })
         .await
+    }
+
+    /// Forgets a meeting an operator ended, with its audit row, in one transaction.
+    pub async fn end_meeting(&self, meeting_id: &str, audit: Audit) -> Result<bool, StoreError> {
+        let id = meeting_id.to_owned();
+        self.audited(audit, move |c| remove(c, &id)).await
     }
 
     /// Forgets a meeting (ended, refused, gone); with `event`, logged in the same transaction.

@@ -226,17 +226,6 @@ impl Store {
         self.run(move |c| apply(c, &batch)).await
     }
 
-    /// The stored monitoring state: each check and each node's last report.
-    pub async fn health(&self) -> Result<crate::Health, StoreError> {
-        self.run(|c| {
-            Ok(crate::Health {
-                checks: checks(c)?,
-                reports: reports(c)?,
-            })
-        })
-        .await
-    }
-
     /// Drops history past each resolution's retention; returns the rows removed.
     pub async fn prune_history(&self, now_secs: i64) -> Result<usize, StoreError> {
         self.run(move |c| prune(c, now_secs)).await

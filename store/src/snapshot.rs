@@ -65,7 +65,12 @@ impl Store {
         self.blocking(read_snapshot)
     }
 
-    /// The stored monitoring state, for start-up.
+    /// The stored monitoring state: each check and each node's last report.
+    pub async fn health(&self) -> Result<Health, StoreError> {
+        self.run(read_health).await
+    }
+
+    /// [`Store::health`] for start-up, outside a runtime.
     pub fn health_blocking(&self) -> Result<Health, StoreError> {
         self.blocking(read_health)
     }

@@ -360,11 +360,6 @@ impl Store {
     ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
         self.read(move |c| audit_log(c, limit)).await
     }
-
-    /// Records an action that changes nothing stored (a CLI `meetings end`).
-    pub async fn audit(&self, audit: Audit) -> Result<(), StoreError> {
-        self.audited(audit, |_| Ok(())).await
-    }
 }
 
 #[cfg(test)]

@@ -66,12 +66,9 @@ pub async fn run(state: &Arc<AppState>, command: MeetingsCommand) -> anyhow::Res
                 crate::ops::nodes::end_on_node(state, &node, std::slice::from_ref(&meeting_id))
                     .await;
             }
-            state.store.remove_meeting(&meeting_id, None).await?;
+            let audit = Audit::new(CLI, "meetings end", meeting_id.clone());
+            state.store.end_meeting(&meeting_id, audit).await?;
             state.set_route(&meeting_id, None);
-            state
-                .store
-                .audit(Audit::new(CLI, "meetings end", meeting_id.clone()))
-                .await?;
             println!("OK");
             Ok(())
         }

@@ -5,7 +5,7 @@ use conflux_shared::Secret;
 use conflux_store::integrations::Recorder;
 use conflux_store::{Audit, Integration, IntegrationChange, IntegrationUpdate, NewIntegration};
 
-use super::{Invalid, OpError};
+use super::{refresh, Invalid, OpError};
 use crate::state::AppState;
 
 /// The shortest secret an operator may choose.
@@ -53,7 +53,7 @@ impl IntegrationEdit {
             None => None,
         };
         Ok(IntegrationUpdate {
-            name: self.name.as_deref().map(name).transpose()?,
+            name: self.name.as_deref().map(checked_name).transpose()?,
             api_enabled: self.api_enabled,
             recording_allowed: self.recording_allowed,
             max_meetings: limit(self.max_meetings),
@@ -65,7 +65,7 @@ impl IntegrationEdit {
     }
 }
 
-fn name(name: &str) -> Result<String, Invalid> {
+fn checked_name(name: &str) -> Result<String, Invalid> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Invalid("the integration name must not be empty".into()));
@@ -110,10 +110,10 @@ pub fn recorder(url: &str, pem: &str) -> Result<Recorder, Invalid> {
 pub async fn add(
     state: &AppState,
     by: &str,
-    name_: &str,
+    name: &str,
     secret: Option<String>,
 ) -> Result<(Integration, String), OpError> {
-    let name = name(name_)?;
+    let name = checked_name(name)?;
     let secret = secret_or_random(secret)?;
     let new = NewIntegration {
         name: name.clone(),
@@ -137,10 +137,10 @@ pub async fn add(
 pub async fn add_with_secrets(
     state: &AppState,
     by: &str,
-    name_: &str,
+    name: &str,
     secrets: Vec<Secret>,
 ) -> Result<Integration, OpError> {
-    let name = name(name_)?;
+    let name = checked_name(name)?;
     if secrets.iter().any(|s| s.0.trim().is_empty()) || secrets.is_empty() {
         return Err(Invalid("an integration needs a secret".into()).into());
     }
@@ -230,9 +230,7 @@ async fn change(
         .store
         .change_integration(changes, Audit::new(by, action, detail))
         .await?;
-    if let Err(e) = state.refresh().await {
-        tracing::error!(error = %e, "Could not refresh the snapshots after a change.");
-    }
+    refresh(state).await;
     Ok(changed)
 }
 

@@ -9,7 +9,7 @@ use conflux_store::{
     Audit, Enrolment, Forced, NewNode, Node, NodeChange, NodeChanged, NodeState, NodeUpdate,
 };
 
-use super::{Invalid, OpError};
+use super::{refresh, Invalid, OpError};
 use crate::state::AppState;
 
 /// A node as an operator describes it, before validation.
@@ -383,12 +383,6 @@ pub async fn end_on_node(state: &AppState, node: &Node, meetings: &[String]) {
         {
             tracing::warn!(meeting_id, node = %node.name, error = %e, "Could not end a meeting on its node.");
         }
-    }
-}
-
-async fn refresh(state: &AppState) {
-    if let Err(e) = state.refresh().await {
-        tracing::error!(error = %e, "Could not refresh the snapshots after a change.");
     }
 }
 
