@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use conflux_geoip::{GeoIp, Position};
 use conflux_shared::report::{self, Report};
-use conflux_shared::status::Status;
+use conflux_shared::status::{CheckName, Status};
 
 use crate::config::Config;
 use conflux_shared::signed_url::host_of;
@@ -40,7 +40,7 @@ pub struct Check {
 /// What the balancer knows of one node's health.
 #[derive(Debug, Clone, Default)]
 pub struct NodeHealth {
-    pub checks: BTreeMap<String, Check>,
+    pub checks: BTreeMap<CheckName, Check>,
     pub report: Option<Arc<Report>>,
     /// When the latest report arrived (ms).
     pub received_at: i64,
@@ -95,11 +95,10 @@ impl Monitor {
     pub fn load(&self, stored: store::Health) {
         let mut health = self.health.write().unwrap_or_else(|p| p.into_inner());
         for row in stored.checks {
-            let status = row.state.parse().unwrap_or(Status::Unknown);
             health.entry(row.node).or_default().checks.insert(
                 row.name,
                 Check {
-                    status,
+                    status: row.state,
                     output: row.output,
                     since: row.since,
                     checked_at: row.checked_at,
@@ -143,11 +142,11 @@ impl Monitor {
     }
 
     /// Sets a check's state; logs and queues a store write when it changed.
-    pub fn set(&self, node: NodeId, name: &str, status: Status, output: String) {
+    pub fn set(&self, node: NodeId, name: CheckName, status: Status, output: String) {
         let now = store::now_ms();
         let mut health = self.health.write().unwrap_or_else(|p| p.into_inner());
         let checks = &mut health.entry(node).or_default().checks;
-        let previous = checks.get(name);
+        let previous = checks.get(&name);
         let changed = previous.is_none_or(|c| c.status != status);
         let since = match previous {
             Some(c) if !changed => c.since,
@@ -158,9 +157,9 @@ impl Monitor {
         if changed {
             let from = previous.map_or("none", |c| c.status.as_str());
             if status.is_problem() {
-                tracing::warn!(node = node.0, check = name, from, to = %status, %output, "Check changed.");
+                tracing::warn!(node = node.0, check = %name, from, to = %status, %output, "Check changed.");
             } else {
-                tracing::info!(node = node.0, check = name, from, to = %status, %output, "Check changed.");
+                tracing::info!(node = node.0, check = %name, from, to = %status, %output, "Check changed.");
             }
         }
         let stored_at = if rewrite {
@@ -171,15 +170,15 @@ impl Monitor {
         if rewrite {
             self.queue(Write::Check(CheckRow {
                 node,
-                name: name.to_owned(),
-                state: status.as_str().to_owned(),
+                name,
+                state: status,
                 output: output.clone(),
                 since,
                 checked_at: now,
             }));
         }
         checks.insert(
-            name.to_owned(),
+            name,
             Check {
                 status,
                 output,
@@ -225,7 +224,12 @@ impl Monitor {
         for (name, status, output) in passive_checks(&report, config) {
             self.set(node.id, name, status, output);
         }
-        self.set(node.id, "report", Status::Ok, "report received".into());
+        self.set(
+            node.id,
+            CheckName::Report,
+            Status::Ok,
+            "report received".into(),
+        );
         Ok(node.id)
     }
 
@@ -254,7 +258,7 @@ impl Monitor {
                 .collect()
         };
         for (id, status, output) in stale {
-            self.set(id, "report", status, output);
+            self.set(id, CheckName::Report, status, output);
         }
     }
 
@@ -373,12 +377,12 @@ struct Queue {
 const MAX_QUEUED: usize = 100_000;
 
 /// The passive checks a report yields: (name, status, output).
-pub fn passive_checks(r: &Report, config: &Config) -> Vec<(&'static str, Status, String)> {
+pub fn passive_checks(r: &Report, config: &Config) -> Vec<(CheckName, Status, String)> {
     let m = &config.monitor;
     let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
     let mut checks = vec![
         (
-            "cpu",
+            CheckName::Cpu,
             Status::of(r.cpu_percent, Some(m.cpu.warning), Some(m.cpu.critical)),
             format!(
                 "CPU {:.0}% used, load {:.2} {:.2} {:.2}",
@@ -386,7 +390,7 @@ pub fn passive_checks(r: &Report, config: &Config) -> Vec<(&'static str, Status,
             ),
         ),
         (
-            "memory",
+            CheckName::Memory,
             Status::of(
                 r.memory_percent(),
                 Some(m.memory.warning),
@@ -401,14 +405,14 @@ pub fn passive_checks(r: &Report, config: &Config) -> Vec<(&'static str, Status,
         ),
         match r.fullest_disk() {
             Some(d) => (
-                "disk",
+                CheckName::Disk,
                 Status::of(d.percent(), Some(m.disk.warning), Some(m.disk.critical)),
                 format!("disk {} {:.0}% used", d.mount, d.percent()),
             ),
-            None => ("disk", Status::Unknown, "no disk reported".into()),
+            None => (CheckName::Disk, Status::Unknown, "no disk reported".into()),
         },
         (
-            "network",
+            CheckName::Network,
             Status::Ok,
             format!(
                 "in {:.2} Mbit/s, out {:.2} Mbit/s",
@@ -419,14 +423,14 @@ pub fn passive_checks(r: &Report, config: &Config) -> Vec<(&'static str, Status,
     ];
     checks.push(match &r.bbb {
         Ok(b) => (
-            "bbb",
+            CheckName::Bbb,
             Status::Ok,
             format!(
                 "{} meetings, {} users, {} with audio, {} listening, {} with video (BBB API {})",
                 b.meetings, b.users, b.voice, b.listeners, b.video, b.version
             ),
         ),
-        Err(e) => ("bbb", Status::Critical, format!("BBB API: {e}")),
+        Err(e) => (CheckName::Bbb, Status::Critical, format!("BBB API: {e}")),
     });
     checks
 }
@@ -526,21 +530,21 @@ mod tests {
     #[test]
     fn passive_checks_follow_thresholds() {
         let config = config();
-        let states = |r: &Report| -> Vec<(&str, Status)> {
+        let states = |r: &Report| -> Vec<(CheckName, Status)> {
             passive_checks(r, &config)
                 .into_iter()
                 .map(|(n, s, _)| (n, s))
                 .collect()
         };
         assert!(states(&report(10.0)).iter().all(|(_, s)| *s == Status::Ok));
-        assert!(states(&report(90.0)).contains(&("cpu", Status::Warning)));
-        assert!(states(&report(99.0)).contains(&("cpu", Status::Critical)));
+        assert!(states(&report(90.0)).contains(&(CheckName::Cpu, Status::Warning)));
+        assert!(states(&report(99.0)).contains(&(CheckName::Cpu, Status::Critical)));
         let mut broken = report(10.0);
         broken.bbb = Err("connection refused".into());
         broken.disks.clear();
         let s = states(&broken);
-        assert!(s.contains(&("bbb", Status::Critical)));
-        assert!(s.contains(&("disk", Status::Unknown)));
+        assert!(s.contains(&(CheckName::Bbb, Status::Critical)));
+        assert!(s.contains(&(CheckName::Disk, Status::Unknown)));
         let network = &passive_checks(&report(1.0), &config)[3].2;
         assert_eq!(network, "in 1.00 Mbit/s, out 0.00 Mbit/s");
     }
@@ -549,13 +553,16 @@ mod tests {
     fn a_state_change_keeps_its_time_until_the_next_change() {
         let monitor = Monitor::new(GeoIp::default());
         let id = NodeId(1);
-        monitor.set(id, "cpu", Status::Ok, "a".into());
-        let since = monitor.health(id).unwrap().checks["cpu"].since;
+        monitor.set(id, CheckName::Cpu, Status::Ok, "a".into());
+        let since = monitor.health(id).unwrap().checks[&CheckName::Cpu].since;
         std::thread::sleep(std::time::Duration::from_millis(5));
-        monitor.set(id, "cpu", Status::Ok, "a".into());
-        assert_eq!(monitor.health(id).unwrap().checks["cpu"].since, since);
-        monitor.set(id, "cpu", Status::Critical, "c".into());
-        assert!(monitor.health(id).unwrap().checks["cpu"].since > since);
+        monitor.set(id, CheckName::Cpu, Status::Ok, "a".into());
+        assert_eq!(
+            monitor.health(id).unwrap().checks[&CheckName::Cpu].since,
+            since
+        );
+        monitor.set(id, CheckName::Cpu, Status::Critical, "c".into());
+        assert!(monitor.health(id).unwrap().checks[&CheckName::Cpu].since > since);
         // The first set and the change are queued for the store; the unchanged one is not.
         assert_eq!(monitor.writes.lock().unwrap().writes.len(), 2);
     }

@@ -298,7 +298,7 @@ impl Metrics {
             for (name, check) in &health.checks {
                 let labels = CheckLabels {
                     node: node.name.clone(),
-                    check: name.clone(),
+                    check: name.as_str().to_owned(),
                 };
                 checks
                     .get_or_create(&labels)

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use conflux_shared::response::{Body, Meeting};
-use conflux_shared::status::Status;
+use conflux_shared::status::{CheckName, Status};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
@@ -113,7 +113,7 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
     match &meetings {
         Ok(list) => state.monitor.set(
             node.id,
-            "api",
+            CheckName::Api,
             Status::Ok,
             format!(
                 "signed getMeetings answered in {} ms ({} meetings)",
@@ -123,7 +123,7 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
         ),
         Err(e) => state.monitor.set(
             node.id,
-            "api",
+            CheckName::Api,
             Status::Critical,
             format!("getMeetings: {e}"),
         ),

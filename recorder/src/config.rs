@@ -61,7 +61,8 @@ pub struct Config {
     pub balancer_url: String,
     pub secret: String,
     pub listen: String,
-    /// How browsers reach this recorder (playback links).
+    /// How browsers reach this recorder (playback links). Left out of the file, it is empty
+    /// here and `serve` sets it to `http://` and the address it listens on.
     pub public_url: String,
     pub data_dir: PathBuf,
     pub private_key: PathBuf,
@@ -117,7 +118,10 @@ impl Config {
             balancer_url: url("balancer.url", &raw.balancer.url)?,
             secret: raw.balancer.secret.trim().to_owned(),
             listen: raw.recorder.listen,
-            public_url: url("recorder.public_url", &raw.recorder.public_url)?,
+            public_url: match raw.recorder.public_url.trim() {
+                "" => String::new(),
+                set => url("recorder.public_url", set)?,
+            },
             private_key: raw
                 .recorder
                 .private_key

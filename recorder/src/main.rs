@@ -95,7 +95,7 @@ fn keygen(out: &std::path::Path, bits: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     use anyhow::Context;
     let private_key = std::fs::read_to_string(&config.private_key).with_context(|| {
         format!(
@@ -105,6 +105,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     std::fs::create_dir_all(&config.data_dir)?;
     let store = store::Store::open(&config.data_dir.join("recorder.sqlite3"))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    if config.public_url.is_empty() {
+        config.public_url = format!("http://{address}");
+        tracing::warn!(
+            public_url = %config.public_url,
+            "recorder.public_url is not set: playback links use the listening address."
+        );
+    }
     let config = Arc::new(config);
     let client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -116,10 +127,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         client,
         private_key: Arc::new(private_key),
     };
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
     let app = playback::Playback {
         config: config.clone(),
         store,

@@ -1,4 +1,5 @@
-//! Nagios service states, shared by the balancer's monitoring and the agent's plugin mode.
+//! Nagios service states, shared by the balancer's monitoring and the agent's plugin mode,
+//! and the names of the balancer's checks.
 
 use std::fmt;
 use std::str::FromStr;
@@ -69,6 +70,76 @@ impl FromStr for Status {
     }
 }
 
+/// One of the checks the balancer keeps per node: passive ones from the agent's reports and
+/// active ones it runs itself. Declared in alphabetical order (a node's checks list in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckName {
+    /// Active: a signed `getMeetings` answered (the poller), or `create` could not connect.
+    Api,
+    /// Passive: the node's own BBB API as its agent sees it.
+    Bbb,
+    Cpu,
+    /// Active: the BBB demo pages are not served.
+    Demo,
+    Disk,
+    Memory,
+    Network,
+    /// Active: the node's configured TCP ports accept connections.
+    Ports,
+    /// Passive: reports keep arriving (UNKNOWN, then CRITICAL when they stop).
+    Report,
+    /// Active: the API index answers with the expected BBB version.
+    Version,
+}
+
+impl CheckName {
+    pub const ALL: [CheckName; 10] = [
+        CheckName::Api,
+        CheckName::Bbb,
+        CheckName::Cpu,
+        CheckName::Demo,
+        CheckName::Disk,
+        CheckName::Memory,
+        CheckName::Network,
+        CheckName::Ports,
+        CheckName::Report,
+        CheckName::Version,
+    ];
+
+    /// The name shown on pages, in metrics labels and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Api => "api",
+            CheckName::Bbb => "bbb",
+            CheckName::Cpu => "cpu",
+            CheckName::Demo => "demo",
+            CheckName::Disk => "disk",
+            CheckName::Memory => "memory",
+            CheckName::Network => "network",
+            CheckName::Ports => "ports",
+            CheckName::Report => "report",
+            CheckName::Version => "version",
+        }
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CheckName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CheckName::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown check {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +162,16 @@ mod tests {
         );
         assert_eq!("WARNING".parse(), Ok(Status::Warning));
         assert!(Status::Critical > Status::Warning && Status::Warning > Status::Unknown);
+    }
+
+    #[test]
+    fn check_names_round_trip_in_order() {
+        for name in CheckName::ALL {
+            assert_eq!(name.as_str().parse::<CheckName>(), Ok(name));
+        }
+        let mut sorted = CheckName::ALL.map(CheckName::as_str);
+        sorted.sort_unstable();
+        assert_eq!(sorted, CheckName::ALL.map(CheckName::as_str));
+        assert!("load".parse::<CheckName>().is_err());
     }
 }

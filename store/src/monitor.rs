@@ -6,6 +6,7 @@
 //! 5-minute rows after 31 days and hourly rows after 5 years, which bounds the file:
 //! about 8,640 + 8,928 + 43,800 rows per node at a 10 s report interval.
 
+use conflux_shared::status::{CheckName, Status};
 use rusqlite::{params, Connection};
 
 use super::{NodeId, Store, StoreError};
@@ -18,8 +19,8 @@ pub const RESOLUTIONS: [(i64, i64); 3] =
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckRow {
     pub node: NodeId,
-    pub name: String,
-    pub state: String,
+    pub name: CheckName,
+    pub state: Status,
     pub output: String,
     pub since: i64,
     pub checked_at: i64,
@@ -64,7 +65,14 @@ pub(crate) fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreE
                      ON CONFLICT (node_id, name) DO UPDATE SET state = excluded.state,
                        output = excluded.output, since = excluded.since, checked_at = excluded.checked_at",
                 )?
-                .execute(params![c.node.0, c.name, c.state, c.output, c.since, c.checked_at])?;
+                .execute(params![
+                    c.node.0,
+                    c.name.as_str(),
+                    c.state.as_str(),
+                    c.output,
+                    c.since,
+                    c.checked_at
+                ])?;
             }
             Write::Report {
                 node,
@@ -188,24 +196,40 @@ fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Sample)> {
     ))
 }
 
-/// Every stored check.
+/// Every stored check. A row this version does not know (a check a newer balancer wrote,
+/// after a downgrade) is left out and logged: monitoring writes it again.
 pub(crate) fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT node_id, name, state, output, since, checked_at FROM node_checks ORDER BY node_id, name",
     )?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(CheckRow {
-                node: NodeId(r.get(0)?),
-                name: r.get(1)?,
-                state: r.get(2)?,
-                output: r.get(3)?,
-                since: r.get(4)?,
-                checked_at: r.get(5)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            NodeId(r.get(0)?),
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })?;
+    let mut checks = Vec::new();
+    for row in rows {
+        let (node, name, state, output, since, checked_at) = row?;
+        match (name.parse(), state.parse()) {
+            (Ok(name), Ok(state)) => checks.push(CheckRow {
+                node,
+                name,
+                state,
+                output,
+                since,
+                checked_at,
+            }),
+            _ => {
+                tracing::warn!(node = node.0, %name, %state, "Stored check not understood; left out.")
+            }
+        }
+    }
+    Ok(checks)
 }
 
 /// Each node's latest report: (node, received_at, signed_at, JSON).
@@ -329,8 +353,8 @@ mod tests {
         store.blocking(|c| crate::nodes::remove(c, node)).unwrap();
         let check = Write::Check(CheckRow {
             node,
-            name: "cpu".into(),
-            state: "OK".into(),
+            name: CheckName::Cpu,
+            state: Status::Ok,
             output: String::new(),
             since: 1,
             checked_at: 1,

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use conflux_shared::{report, Algorithm, Response, SignedUrl};
 use tempfile::TempDir;
 
+mod recorder;
+pub use recorder::{recorder, Recorder};
+
 /// How long a process may take to print its `listening on` line and answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -459,6 +462,8 @@ pub struct Balancer {
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
     expected_nodes: usize,
+    /// An admin token for [`Balancer::admin_json`], made on first use.
+    admin_token: std::sync::OnceLock<String>,
 }
 
 pub fn balancer() -> BalancerBuilder {
@@ -530,6 +535,7 @@ impl BalancerBuilder {
             env: self.env,
             wrapper: self.wrapper,
             expected_nodes: self.nodes.len(),
+            admin_token: std::sync::OnceLock::new(),
         };
         for (name, secret) in &self.integrations {
             lb.cli_ok(&["integrations", "add", name, "--secret", secret]);
@@ -583,6 +589,52 @@ impl Balancer {
             .text()
             .await
             .unwrap_or_default()
+    }
+
+    /// `GET /api/v1{path}` as an admin: what the running balancer holds (its snapshots, not
+    /// the store), e.g. to wait until it has picked up a CLI change.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let token = self.admin_token.get_or_init(|| {
+            let out = self.cli_ok(&["tokens", "add", "harness", "--role", "admin"]);
+            out.trim()
+                .strip_prefix("token: ")
+                .expect("`tokens add` prints the token")
+                .to_owned()
+        });
+        http()
+            .get(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the admin API answers")
+            .json()
+            .await
+            .expect("the admin API answers JSON")
+    }
+
+    /// Points integration `name` at the recorder at `url` with its public key `key`, and waits
+    /// until the running balancer uses it.
+    pub async fn set_recorder(&self, name: &str, url: &str, key: &Path) {
+        let key = key.to_str().expect("a UTF-8 path");
+        self.cli_ok(&[
+            "integrations",
+            "update",
+            name,
+            "--recorder-url",
+            url,
+            "--recorder-key",
+            key,
+        ]);
+        let seen = eventually(|| async {
+            self.admin_json("/integrations")
+                .await
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["name"] == name && i["recorder"]["url"] == url)
+        })
+        .await;
+        assert!(seen, "the balancer never picked up {name}'s recorder {url}");
     }
 
     /// Enrols `node` under `name` with the enrolment `token`, as its agent would: the node's

@@ -136,7 +136,7 @@ fn suspect(state: &AppState, node: &Node, detail: &str) {
     tracing::warn!(node = %node.name, detail, "Node unreachable on create; placing elsewhere.");
     state.monitor.set(
         node.id,
-        "api",
+        conflux_shared::status::CheckName::Api,
         conflux_shared::status::Status::Critical,
         format!("create could not connect: {detail}"),
     );

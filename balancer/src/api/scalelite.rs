@@ -23,6 +23,7 @@ use crate::ops;
 use crate::ops::integrations::IntegrationEdit;
 use crate::ops::nodes::{split_tags, NodeEdit, NodeSpec};
 use crate::state::AppState;
+use conflux_shared::status::CheckName;
 use conflux_shared::Secret;
 use conflux_store::{Integration, IntegrationId, Node, NodeState};
 
@@ -150,7 +151,7 @@ async fn node(state: &AppState, args: &Args) -> Result<Node, (StatusCode, Value)
 fn server_json(state: &AppState, n: &Node) -> Value {
     let health = state.monitor.health(n.id);
     let version = health
-        .and_then(|h| h.checks.get("version").map(|c| c.output.clone()))
+        .and_then(|h| h.checks.get(&CheckName::Version).map(|c| c.output.clone()))
         .and_then(|o| {
             o.strip_prefix("BBB API version ")
                 .map(|v| v.split(',').next().unwrap_or(v).to_owned())

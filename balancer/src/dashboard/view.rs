@@ -29,7 +29,7 @@ pub struct NodeView {
 
 #[derive(Debug, Serialize)]
 pub struct CheckView {
-    pub name: String,
+    pub name: &'static str,
     pub status: &'static str,
     pub output: String,
 }
@@ -81,7 +81,7 @@ pub fn node(state: &AppState, n: &Node) -> NodeView {
         .checks
         .iter()
         .map(|(name, c)| CheckView {
-            name: name.clone(),
+            name: name.as_str(),
             status: c.status.as_str(),
             output: c.output.clone(),
         })

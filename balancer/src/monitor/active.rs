@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conflux_shared::status::Status;
+use conflux_shared::status::{CheckName, Status};
 use conflux_shared::Response;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
@@ -52,7 +52,7 @@ pub fn spawn(state: &Arc<AppState>) -> Vec<JoinHandle<()>> {
 fn every<F, Fut>(state: &Arc<AppState>, interval: Duration, check: F) -> JoinHandle<()>
 where
     F: Fn(Arc<AppState>, Arc<Node>) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Option<(&'static str, Status, String)>> + Send,
+    Fut: std::future::Future<Output = Option<(CheckName, Status, String)>> + Send,
 {
     let state = state.clone();
     tokio::spawn(async move {
@@ -86,7 +86,7 @@ async fn version(
     state: &AppState,
     client: &reqwest::Client,
     node: &Node,
-) -> Option<(&'static str, Status, String)> {
+) -> Option<(CheckName, Status, String)> {
     let expected = &state.config.monitor.expected_version;
     let answer = async {
         let text = client
@@ -108,19 +108,25 @@ async fn version(
             .to_owned())
     };
     Some(match answer.await {
-        Ok(v) if expected.is_empty() || v.starts_with(expected.as_str()) => {
-            ("version", Status::Ok, format!("BBB API version {v}"))
-        }
+        Ok(v) if expected.is_empty() || v.starts_with(expected.as_str()) => (
+            CheckName::Version,
+            Status::Ok,
+            format!("BBB API version {v}"),
+        ),
         Ok(v) => (
-            "version",
+            CheckName::Version,
             Status::Warning,
             format!("BBB API version {v}, expected {expected}"),
         ),
-        Err(e) => ("version", Status::Critical, format!("API index: {e}")),
+        Err(e) => (
+            CheckName::Version,
+            Status::Critical,
+            format!("API index: {e}"),
+        ),
     })
 }
 
-async fn ports(state: &AppState, node: &Node) -> Option<(&'static str, Status, String)> {
+async fn ports(state: &AppState, node: &Node) -> Option<(CheckName, Status, String)> {
     let ports = if node.ports.is_empty() {
         &state.config.monitor.ports
     } else {
@@ -146,10 +152,10 @@ async fn ports(state: &AppState, node: &Node) -> Option<(&'static str, Status, S
         .collect::<Vec<_>>()
         .join(", ");
     Some(if closed.is_empty() {
-        ("ports", Status::Ok, format!("TCP {list} open"))
+        (CheckName::Ports, Status::Ok, format!("TCP {list} open"))
     } else {
         (
-            "ports",
+            CheckName::Ports,
             Status::Critical,
             format!("closed: {}", closed.join("; ")),
         )
@@ -160,7 +166,7 @@ async fn demo(
     state: &AppState,
     client: &reqwest::Client,
     node: &Node,
-) -> Option<(&'static str, Status, String)> {
+) -> Option<(CheckName, Status, String)> {
     let origin = node
         .url
         .strip_suffix("/bigbluebutton/api")
@@ -170,12 +176,12 @@ async fn demo(
         if let Ok(r) = client.get(&url).send().await {
             if r.status().is_success() {
                 return Some((
-                    "demo",
+                    CheckName::Demo,
                     Status::Warning,
                     format!("demo installed: {path} answers {}", r.status()),
                 ));
             }
         }
     }
-    Some(("demo", Status::Ok, "no demo pages served".into()))
+    Some((CheckName::Demo, Status::Ok, "no demo pages served".into()))
 }

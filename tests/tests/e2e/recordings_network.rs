@@ -10,7 +10,7 @@ use conflux_shared::crypto::archive;
 use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    agent, balancer, eventually, fixture_key, host, http, sim, Balancer, BbbClient, Process,
+    agent, balancer, eventually, fixture_key, host, http, recorder, sim, Balancer, BbbClient,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -20,62 +20,6 @@ const UNI: &str = "uni-secret-0123456789";
 const SCHOOL: &str = "school-secret-0123456789";
 const PLAIN: &str = "plain-secret-0123456789";
 const TOKEN: &str = "enrol-token-0123456789";
-
-/// A recorder for the integration with `secret`, its keys in `keys` (private + public PEM).
-struct Recorder {
-    process: Option<Process>,
-    url: String,
-    dir: tempfile::TempDir,
-    private_key: PathBuf,
-    secret: String,
-    balancer: String,
-}
-
-impl Recorder {
-    fn new(balancer: &str, secret: &str, private_key: PathBuf) -> Recorder {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Recorder {
-            process: None,
-            url: format!("http://127.0.0.1:{port}"),
-            dir: tempfile::tempdir().expect("temporary directory"),
-            private_key,
-            secret: secret.into(),
-            balancer: balancer.into(),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn start(&mut self) {
-        let config = self.dir.path().join("recorder.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[balancer]\nurl = {:?}\nsecret = {:?}\n[recorder]\nlisten = {:?}\npublic_url = {:?}\n\
-                 data_dir = {:?}\nprivate_key = {:?}\npoll_interval_secs = 0.3\n",
-                self.balancer,
-                self.secret,
-                self.url.trim_start_matches("http://"),
-                self.url,
-                self.data().display().to_string(),
-                self.private_key.display().to_string()
-            ),
-        )
-        .unwrap();
-        let args = [
-            "--config".to_string(),
-            config.display().to_string(),
-            "serve".into(),
-        ];
-        let (process, _) = Process::start("conflux-recorder", &args, self.dir.path());
-        self.process = Some(process);
-    }
-}
 
 async fn listed(bbb: &BbbClient, params: &[(&str, &str)]) -> Vec<Recording> {
     match bbb.call("getRecordings", params).await.body {
@@ -95,10 +39,9 @@ fn recorder_url(lb: &Balancer, path: &str, call: &str, secret: &str) -> String {
     format!("{}{path}?{query}&checksum={sum}", lb.url)
 }
 
-/// The running balancer picks up admin CLI changes within a quarter second.
-async fn reloaded() {
-    tokio::time::sleep(std::time::Duration::from_millis(750)).await;
-}
+/// Where an integration's recorder will be before it is started: the balancer never calls a
+/// recorder (recorders pull), so the address only has to be right once playback links matter.
+const NOT_YET_UP: &str = "http://recorder.not-yet-up.invalid";
 
 fn published_dir(node_dir: &tempfile::TempDir) -> PathBuf {
     node_dir.path().join("published")
@@ -149,34 +92,17 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
         Some(2),
         "keygen must not overwrite a key"
     );
-    let mut rec_a = Recorder::new(&lb.url, UNI, keys.path().join("recorder.key.pem"));
-    let mut rec_b = Recorder::new(
+    // A's recorder comes later (below); B's is up from the start.
+    let a_pub = keys.path().join("recorder.pub.pem");
+    let mut rec_a = recorder(&lb.url, UNI, &keys.path().join("recorder.key.pem"));
+    lb.set_recorder("uni", NOT_YET_UP, &a_pub).await;
+    let b_pub = fixture_key("test-only-recorder-3072.pub.pem");
+    let mut rec_b = recorder(
         &lb.url,
         SCHOOL,
-        fixture_key("test-only-recorder-3072.key.pem"),
+        &fixture_key("test-only-recorder-3072.key.pem"),
     );
-    let a_pub = keys.path().join("recorder.pub.pem");
-    lb.cli_ok(&[
-        "integrations",
-        "update",
-        "uni",
-        "--recorder-url",
-        &rec_a.url,
-        "--recorder-key",
-        a_pub.to_str().unwrap(),
-    ]);
-    let b_pub = fixture_key("test-only-recorder-3072.pub.pem");
-    lb.cli_ok(&[
-        "integrations",
-        "update",
-        "school",
-        "--recorder-url",
-        &rec_b.url,
-        "--recorder-key",
-        b_pub.to_str().unwrap(),
-    ]);
-    rec_b.start();
-    reloaded().await;
+    lb.set_recorder("school", &rec_b.start(), &b_pub).await;
 
     let _a1 = agent(&lb.url, &n1, TOKEN)
         .recordings(&published_dir(&d1))
@@ -338,7 +264,7 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
         &sealed[..sealed.len() / 2],
     )
     .unwrap();
-    rec_a.start();
+    lb.set_recorder("uni", &rec_a.start(), &a_pub).await;
 
     let uni = lb.client(UNI, Algorithm::Sha256);
     let done = eventually(|| async {
@@ -356,7 +282,7 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
     assert!(
         done,
         "the recording never became available on A's recorder; log:\n{}",
-        rec_a.process.as_ref().unwrap().log_text()
+        rec_a.log_text()
     );
     let recording = listed(&uni, &[("meetingID", "lecture-1")]).await.remove(0);
     assert_eq!(recording.meta("course"), Some("cs101"));
@@ -492,18 +418,13 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
         .config("[recordings]\nimport_interval_secs = 0.3\n")
         .start()
         .await;
-    let mut rec = Recorder::new(&lb.url, UNI, fixture_key("test-only-recorder-3072.key.pem"));
     let key = fixture_key("test-only-recorder-3072.pub.pem");
-    lb.cli_ok(&[
-        "integrations",
-        "update",
-        "uni",
-        "--recorder-url",
-        &rec.url,
-        "--recorder-key",
-        key.to_str().unwrap(),
-    ]);
-    reloaded().await;
+    let mut rec = recorder(
+        &lb.url,
+        UNI,
+        &fixture_key("test-only-recorder-3072.key.pem"),
+    );
+    lb.set_recorder("uni", NOT_YET_UP, &key).await;
     let uni = lb.client(UNI, Algorithm::Sha256);
     for id in ["good", "cut"] {
         assert!(uni
@@ -574,7 +495,7 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
     let cut = archives.join("rec-cut-1");
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
-    rec.start();
+    lb.set_recorder("uni", &rec.start(), &key).await;
     assert!(
         eventually(|| async {
             listed(&uni, &[("meetingID", "good")])
