@@ -1,7 +1,9 @@
 //! The event log: meetings created and ended, users joined, node state changes. Read by
 //! getMeetingEvents and, later, the usage reports.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::ops::ControlFlow;
+
+use crate::sql::{params, Db, Row};
 
 use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
 
@@ -80,7 +82,7 @@ impl NewEvent {
         }
     }
 
-    pub(crate) fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+    pub(crate) fn write(&self, conn: &Db<'_>) -> Result<(), StoreError> {
         log(
             conn,
             self.kind,
@@ -93,7 +95,7 @@ impl NewEvent {
 }
 
 pub(crate) fn log(
-    conn: &Connection,
+    conn: &Db<'_>,
     kind: EventKind,
     integration: Option<IntegrationId>,
     meeting_id: Option<&str>,
@@ -107,15 +109,15 @@ pub(crate) fn log(
     Ok(())
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+fn from_row(row: &Row<'_>) -> Result<Event, StoreError> {
     let data: String = row.get(6)?;
     Ok(Event {
         id: row.get(0)?,
         at: row.get(1)?,
         kind: row.get(2)?,
-        integration_id: row.get::<_, Option<i64>>(3)?.map(IntegrationId),
+        integration_id: row.get::<Option<i64>>(3)?.map(IntegrationId),
         meeting_id: row.get(4)?,
-        node_id: row.get::<_, Option<i64>>(5)?.map(NodeId),
+        node_id: row.get::<Option<i64>>(5)?.map(NodeId),
         data: serde_json::from_str(&data).unwrap_or_default(),
     })
 }
@@ -124,110 +126,102 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 /// create, up to (not including) the meeting's next create, oldest first, at most `limit`.
 /// One index seek on `(meeting_id, at)` and a walk of the run only, however often the meeting
 /// ID was used before (one room = one ID, as Moodle and Greenlight do).
-pub(crate) fn run_of(
-    conn: &Connection,
-    created: &Event,
-    limit: u32,
-) -> Result<Vec<Event>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn run_of(conn: &Db<'_>, created: &Event, limit: u32) -> Result<Vec<Event>, StoreError> {
+    let mut run = Vec::new();
+    conn.scan(
         "SELECT id, at, kind, integration_id, meeting_id, node_id, data FROM events \
          WHERE meeting_id = ?1 AND (at > ?2 OR (at = ?2 AND id > ?3)) ORDER BY at, id LIMIT ?4",
+        params![
+            created.meeting_id,
+            created.at,
+            created.id,
+            limit.saturating_add(1)
+        ],
+        |row| {
+            let event = from_row(row)?;
+            if event.kind == EventKind::MeetingCreated.as_str() {
+                return Ok(ControlFlow::Break(()));
+            }
+            if event.integration_id == created.integration_id && run.len() < limit as usize {
+                run.push(event);
+            }
+            Ok(ControlFlow::Continue(()))
+        },
     )?;
-    let mut rows = stmt.query(params![
-        created.meeting_id,
-        created.at,
-        created.id,
-        limit.saturating_add(1)
-    ])?;
-    let mut run = Vec::new();
-    while let Some(row) = rows.next()? {
-        let event = from_row(row)?;
-        if event.kind == EventKind::MeetingCreated.as_str() {
-            break;
-        }
-        if event.integration_id == created.integration_id && run.len() < limit as usize {
-            run.push(event);
-        }
-    }
     Ok(run)
 }
 
 /// How many users joined the run of `created` (as [`run_of`] would list them, without reading
 /// their data): enough to skip a run that a filter or an offset leaves out.
 pub(crate) fn users_in_run(
-    conn: &Connection,
+    conn: &Db<'_>,
     created: &Event,
     limit: u32,
 ) -> Result<usize, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let mut users = 0;
+    conn.scan(
         "SELECT kind, integration_id FROM events \
          WHERE meeting_id = ?1 AND (at > ?2 OR (at = ?2 AND id > ?3)) ORDER BY at, id LIMIT ?4",
+        params![
+            created.meeting_id,
+            created.at,
+            created.id,
+            limit.saturating_add(1)
+        ],
+        |row| {
+            let kind: String = row.get(0)?;
+            if kind == EventKind::MeetingCreated.as_str() {
+                return Ok(ControlFlow::Break(()));
+            }
+            let integration = row.get::<Option<i64>>(1)?.map(IntegrationId);
+            if kind == EventKind::UserJoined.as_str() && integration == created.integration_id {
+                users += 1;
+            }
+            Ok(ControlFlow::Continue(()))
+        },
     )?;
-    let mut rows = stmt.query(params![
-        created.meeting_id,
-        created.at,
-        created.id,
-        limit.saturating_add(1)
-    ])?;
-    let mut users = 0;
-    while let Some(row) = rows.next()? {
-        let kind: String = row.get(0)?;
-        if kind == EventKind::MeetingCreated.as_str() {
-            break;
-        }
-        let integration = row.get::<_, Option<i64>>(1)?.map(IntegrationId);
-        if kind == EventKind::UserJoined.as_str() && integration == created.integration_id {
-            users += 1;
-        }
-    }
     Ok(users)
 }
 
 /// Events of an integration between two times (ms), newest first, at most `limit` after
 /// skipping `offset`.
 pub(crate) fn for_integration(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     kind: EventKind,
     (from, to): (i64, i64),
     offset: u32,
     limit: u32,
 ) -> Result<Vec<Event>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query(
         "SELECT id, at, kind, integration_id, meeting_id, node_id, data FROM events \
          WHERE integration_id = ?1 AND kind = ?2 AND at >= ?3 AND at < ?4 \
          ORDER BY at DESC, id DESC LIMIT ?5 OFFSET ?6",
+        params![integration.0, kind.as_str(), from, to, limit, offset],
+        from_row,
     )?;
-    let rows = stmt
-        .query_map(
-            params![integration.0, kind.as_str(), from, to, limit, offset],
-            from_row,
-        )?
-        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
 /// The latest create of `meeting_id` by `integration`.
 pub(crate) fn latest_created(
-    conn: &Connection,
+    conn: &Db<'_>,
     meeting_id: &str,
     integration: IntegrationId,
 ) -> Result<Option<Event>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id, at, kind, integration_id, meeting_id, node_id, data FROM events \
+    conn.query_opt(
+        "SELECT id, at, kind, integration_id, meeting_id, node_id, data FROM events \
              WHERE kind = 'meeting_created' AND meeting_id = ?1 AND integration_id = ?2 \
              ORDER BY at DESC, id DESC LIMIT 1",
-            params![meeting_id, integration.0],
-            from_row,
-        )
-        .optional()?)
+        params![meeting_id, integration.0],
+        from_row,
+    )
 }
 
 /// The query parameters of the latest create of `meeting_id` by `integration` (passwords and
 /// checksum are never logged).
 pub(crate) fn created_params(
-    conn: &Connection,
+    conn: &Db<'_>,
     meeting_id: &str,
     integration: IntegrationId,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {

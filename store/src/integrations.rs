@@ -1,6 +1,6 @@
 //! Integrations (institutions) in the store: their secrets and plans.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::sql::{params, Db, Row};
 
 use super::{now_ms, Audit, Store, StoreError};
 use conflux_shared::Secret;
@@ -65,14 +65,9 @@ impl Integration {
     }
 }
 
-fn from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Integration> {
+fn from_row(conn: &Db<'_>, row: &Row<'_>) -> Result<Integration, StoreError> {
     let id = IntegrationId(row.get(0)?);
-    let mut stmt = conn.prepare_cached(
-        "SELECT secret FROM integration_secrets WHERE integration_id = ?1 ORDER BY position, rowid",
-    )?;
-    let secrets = stmt
-        .query_map([id.0], |r| Ok(Secret(r.get(0)?)))?
-        .collect::<Result<_, _>>()?;
+    let secrets = conn.query("SELECT secret FROM integration_secrets WHERE integration_id = ?1 ORDER BY position, secret", params![id.0], |r| Ok(Secret(r.get(0)?)))?;
     Ok(Integration {
         id,
         name: row.get(1)?,
@@ -97,35 +92,30 @@ fn from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Integration> {
 const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix, \
     recorder_url, recorder_key, recorder_fingerprint, retention_days";
 
-pub(crate) fn list(conn: &Connection) -> Result<Vec<Integration>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM integrations ORDER BY name"))?;
-    let rows = stmt
-        .query_map([], |row| from_row(conn, row))?
-        .collect::<Result<_, _>>()?;
+pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<Integration>, StoreError> {
+    let rows = conn.query(
+        &format!("SELECT {COLUMNS} FROM integrations ORDER BY name"),
+        params![],
+        |row| from_row(conn, row),
+    )?;
     Ok(rows)
 }
 
 /// An integration by id (digits) or name.
-pub(crate) fn find(conn: &Connection, key: &str) -> Result<Integration, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM integrations WHERE name = ?1 OR CAST(id AS TEXT) = ?1"
-    ))?;
-    stmt.query_row([key], |row| from_row(conn, row))
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("integration {key:?}")))
+pub(crate) fn find(conn: &Db<'_>, key: &str) -> Result<Integration, StoreError> {
+    conn.query_opt(
+        &format!("SELECT {COLUMNS} FROM integrations WHERE name = ?1 OR CAST(id AS TEXT) = ?1"),
+        params![key],
+        |row| from_row(conn, row),
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("integration {key:?}")))
 }
 
-pub(crate) fn insert(conn: &Connection, new: &NewIntegration) -> Result<Integration, StoreError> {
-    if conn
-        .query_row(
-            "SELECT 1 FROM integrations WHERE name = ?1",
-            [&new.name],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some()
-    {
+pub(crate) fn insert(conn: &Db<'_>, new: &NewIntegration) -> Result<Integration, StoreError> {
+    if conn.exists(
+        "SELECT 1 FROM integrations WHERE name = ?1",
+        params![&new.name],
+    )? {
         return Err(StoreError::Conflict(format!(
             "an integration named {:?} exists already",
             new.name
@@ -136,11 +126,11 @@ pub(crate) fn insert(conn: &Connection, new: &NewIntegration) -> Result<Integrat
             "another integration uses this secret".into(),
         ));
     }
-    conn.execute(
-        "INSERT INTO integrations (name, created_at) VALUES (?1, ?2)",
+    let id: i64 = conn.query_one(
+        "INSERT INTO integrations (name, created_at) VALUES (?1, ?2) RETURNING id",
         params![new.name, now_ms()],
+        |r| r.get(0),
     )?;
-    let id = conn.last_insert_rowid();
     conn.execute(
         "INSERT INTO integration_secrets (integration_id, secret, position) VALUES (?1, ?2, 0)",
         params![id, new.secret.0],
@@ -151,33 +141,28 @@ pub(crate) fn insert(conn: &Connection, new: &NewIntegration) -> Result<Integrat
 /// Creates or updates the integration named in the configuration (LOADBALANCER_SECRET[S]) so
 /// that its secrets are exactly `secrets`.
 pub(crate) fn ensure(
-    conn: &Connection,
+    conn: &Db<'_>,
     name: &str,
     secrets: &[Secret],
 ) -> Result<Integration, StoreError> {
-    let id: i64 = match conn
-        .query_row("SELECT id FROM integrations WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?
-    {
+    let id: i64 = match conn.query_opt(
+        "SELECT id FROM integrations WHERE name = ?1",
+        params![name],
+        |r| r.get(0),
+    )? {
         Some(id) => id,
-        None => {
-            conn.execute(
-                "INSERT INTO integrations (name, created_at) VALUES (?1, ?2)",
-                params![name, now_ms()],
-            )?;
-            conn.last_insert_rowid()
-        }
+        None => conn.query_one(
+            "INSERT INTO integrations (name, created_at) VALUES (?1, ?2) RETURNING id",
+            params![name, now_ms()],
+            |r| r.get(0),
+        )?,
     };
     for secret in secrets {
-        let owner: Option<i64> = conn
-            .query_row(
-                "SELECT integration_id FROM integration_secrets WHERE secret = ?1",
-                [&secret.0],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let owner: Option<i64> = conn.query_opt(
+            "SELECT integration_id FROM integration_secrets WHERE secret = ?1",
+            params![&secret.0],
+            |r| r.get(0),
+        )?;
         if owner.is_some_and(|o| o != id) {
             return Err(StoreError::Conflict(format!(
                 "a secret of {name:?} belongs to another integration"
@@ -186,7 +171,7 @@ pub(crate) fn ensure(
     }
     conn.execute(
         "DELETE FROM integration_secrets WHERE integration_id = ?1",
-        [id],
+        params![id],
     )?;
     for (position, secret) in secrets.iter().enumerate() {
         conn.execute(
@@ -197,17 +182,13 @@ pub(crate) fn ensure(
     find(conn, &id.to_string())
 }
 
-pub(crate) fn remove(conn: &Connection, id: IntegrationId) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM integrations WHERE id = ?1", [id.0])?;
+pub(crate) fn remove(conn: &Db<'_>, id: IntegrationId) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM integrations WHERE id = ?1", params![id.0])?;
     Ok(())
 }
 
 /// Replaces the primary secret (the old one stops working at once).
-pub(crate) fn rotate(
-    conn: &Connection,
-    id: IntegrationId,
-    secret: &Secret,
-) -> Result<(), StoreError> {
+pub(crate) fn rotate(conn: &Db<'_>, id: IntegrationId, secret: &Secret) -> Result<(), StoreError> {
     if secret_taken(conn, &secret.0)? {
         return Err(StoreError::Conflict(
             "another integration uses this secret".into(),
@@ -215,7 +196,7 @@ pub(crate) fn rotate(
     }
     conn.execute(
         "DELETE FROM integration_secrets WHERE integration_id = ?1 AND position = 0",
-        [id.0],
+        params![id.0],
     )?;
     conn.execute(
         "INSERT INTO integration_secrets (integration_id, secret, position) VALUES (?1, ?2, 0)",
@@ -226,7 +207,7 @@ pub(crate) fn rotate(
 
 /// Changes the name and plan.
 pub(crate) fn update(
-    conn: &Connection,
+    conn: &Db<'_>,
     id: IntegrationId,
     change: &IntegrationUpdate,
 ) -> Result<(), StoreError> {
@@ -258,14 +239,11 @@ pub(crate) fn update(
         )?;
     }
     if let Some(Some(p)) = prefix {
-        let taken = conn
-            .query_row(
-                "SELECT 1 FROM integrations WHERE prefix = ?1 AND id != ?2",
-                params![p, id.0],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if taken.is_some() {
+        let taken = conn.exists(
+            "SELECT 1 FROM integrations WHERE prefix = ?1 AND id != ?2",
+            params![p, id.0],
+        )?;
+        if taken {
             return Err(StoreError::Conflict(format!(
                 "another integration uses the prefix {p:?}"
             )));
@@ -310,15 +288,11 @@ pub(crate) fn update(
     Ok(())
 }
 
-fn secret_taken(conn: &Connection, secret: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM integration_secrets WHERE secret = ?1",
-            [secret],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+fn secret_taken(conn: &Db<'_>, secret: &str) -> Result<bool, StoreError> {
+    conn.exists(
+        "SELECT 1 FROM integration_secrets WHERE secret = ?1",
+        params![secret],
+    )
 }
 
 /// One change to an integration; [`Store::change_integration`] applies it with its audit row.
@@ -339,7 +313,7 @@ pub enum IntegrationChange {
     Remove(IntegrationId),
 }
 
-fn apply(c: &Connection, change: IntegrationChange) -> Result<Option<Integration>, StoreError> {
+fn apply(c: &Db<'_>, change: IntegrationChange) -> Result<Option<Integration>, StoreError> {
     let now = |id: IntegrationId| find(c, &id.0.to_string()).map(Some);
     match change {
         IntegrationChange::Add(new) => insert(c, &new).map(Some),
@@ -376,7 +350,7 @@ fn apply(c: &Connection, change: IntegrationChange) -> Result<Option<Integration
 impl Store {
     /// Every integration, by name.
     pub async fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
-        self.run(|c| list(c)).await
+        self.run(list).await
     }
 
     /// An integration by id (digits) or name.
@@ -409,12 +383,7 @@ impl Store {
         name: &str,
         secrets: &[Secret],
     ) -> Result<Integration, StoreError> {
-        self.blocking(|c| {
-            let tx = c.transaction()?;
-            let integration = ensure(&tx, name, secrets)?;
-            tx.commit()?;
-            Ok(integration)
-        })
+        self.blocking_write(|c| ensure(c, name, secrets))
     }
 }
 

@@ -1,9 +1,10 @@
 //! The balancer's SQLite store: the source of truth for nodes, integrations, meetings and
 //! events. The only crate of the balancer with SQL or a `rusqlite` type.
 //!
-//! Functions are plain and synchronous (`fn(&Connection, ..)`); async callers go through
-//! [`Store::run`], which runs them on the blocking pool. The database runs in WAL mode so the
-//! admin CLI can read and write while `serve` runs, and survives `kill -9`.
+//! Functions are plain and synchronous (`fn(&Db, ..)`, SQL written once against [`sql::Db`]);
+//! async callers go through [`Store::run`], [`Store::read`] and [`Store::write`], which run
+//! them on the blocking pool. The database runs in WAL mode so the admin CLI can read and write
+//! while `serve` runs, and survives `kill -9`.
 
 pub mod events;
 pub mod integrations;
@@ -13,6 +14,7 @@ pub mod monitor;
 pub mod nodes;
 pub mod recordings;
 mod snapshot;
+mod sql;
 pub mod usage;
 pub mod users;
 
@@ -21,6 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+use sql::Db;
 
 pub use events::{Event, EventKind, NewEvent, RunQuery};
 pub use integrations::{
@@ -37,7 +41,7 @@ pub use snapshot::{Changes, Health, Snapshot};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -56,6 +60,12 @@ pub enum StoreError {
     /// A stored row cannot be read back (kept as it is, for an operator to look at).
     #[error("damaged {0}")]
     Damaged(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(e.to_string())
+    }
 }
 
 /// A handle on the database, cheap to clone: one connection for writes (and reads that must
@@ -108,21 +118,60 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` with the connection, on the calling thread (CLI and start-up).
+    /// Runs `f` with the writer connection, on the calling thread (CLI and start-up).
     pub(crate) fn blocking<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        f(&mut self.lock())
+        f(&Db::sqlite(&self.lock()))
     }
 
-    /// Runs `f` with the connection on tokio's blocking pool.
-    pub(crate) async fn run<T: Send + 'static>(
+    /// Runs `f` in one write transaction, on the calling thread. The transaction takes the
+    /// write lock when it begins (waiting up to the busy timeout for another writer, such as
+    /// the CLI beside `serve`), so a read followed by a write inside it never fails with
+    /// "database is locked".
+    pub(crate) fn blocking_write<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let value = f(&Db::sqlite(&tx))?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs the read-only `f` in one transaction (one consistent view), on the calling thread.
+    pub(crate) fn blocking_consistent<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let value = f(&Db::sqlite(&tx))?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// [`Store::blocking_consistent`] on tokio's blocking pool.
+    pub(crate) async fn consistent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&mut store.lock()))
+        tokio::task::spawn_blocking(move || store.blocking_consistent(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with the writer connection on tokio's blocking pool (each statement commits
+    /// by itself).
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.blocking(f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
@@ -131,10 +180,10 @@ impl Store {
     /// with other reads and with the writer. It sees what was committed when it started.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let Some(readers) = self.readers.clone() else {
-            return self.run(move |c| f(c)).await;
+            return self.run(f).await;
         };
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
@@ -151,7 +200,7 @@ impl Store {
                     conn
                 }
             };
-            let result = f(&conn);
+            let result = f(&Db::sqlite(&conn));
             let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
             if idle.len() < IDLE_READERS {
                 idle.push(conn);
@@ -195,22 +244,19 @@ impl Store {
     /// Runs `f` in one write transaction on the blocking pool.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.blocking_write(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` and writes `audit`, in one transaction.
     pub(crate) async fn audited<T: Send + 'static>(
         &self,
         audit: Audit,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.write(move |c| {
             let value = f(c)?;
@@ -228,16 +274,16 @@ pub fn now_ms() -> i64 {
 
 /// SQLite's `data_version`: it changes when another connection commits, not on this
 /// connection's own writes.
-pub(crate) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+pub(crate) fn data_version(conn: &Db<'_>) -> Result<i64, StoreError> {
+    conn.query_one("PRAGMA data_version", sql::params![], |r| r.get(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn count(conn: &Connection) -> Result<i64, StoreError> {
-        Ok(conn.query_row("SELECT count(*) FROM scratch", [], |r| r.get(0))?)
+    fn count(conn: &Db<'_>) -> Result<i64, StoreError> {
+        conn.query_one("SELECT count(*) FROM scratch", sql::params![], |r| r.get(0))
     }
 
     #[tokio::test]
@@ -245,10 +291,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .run(|c| {
-                c.execute_batch("CREATE TABLE scratch (x); INSERT INTO scratch VALUES (1);")?;
-                Ok(())
-            })
+            .run(|c| c.batch("CREATE TABLE scratch (x); INSERT INTO scratch VALUES (1);"))
             .await
             .unwrap();
         assert_eq!(store.read(count).await.unwrap(), 1);
@@ -256,12 +299,10 @@ mod tests {
         let (started, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
         let writer = store.clone();
         let busy = std::thread::spawn(move || {
-            writer.blocking(|c| {
-                let tx = c.transaction()?;
-                tx.execute("INSERT INTO scratch VALUES (2)", [])?;
+            writer.blocking_write(|c| {
+                c.execute("INSERT INTO scratch VALUES (2)", sql::params![])?;
                 started.0.send(()).unwrap();
                 release.1.recv().unwrap();
-                tx.commit()?;
                 Ok(())
             })
         });
@@ -272,7 +313,7 @@ mod tests {
         assert_eq!(during.expect("a read waited for the writer").unwrap(), 1);
         assert_eq!(store.read(count).await.unwrap(), 2);
         let refused = store
-            .read(|c| Ok(c.execute("DELETE FROM scratch", [])?))
+            .read(|c| c.execute("DELETE FROM scratch", sql::params![]))
             .await;
         assert!(refused.is_err(), "read connections are read-only");
     }

@@ -1,6 +1,6 @@
 //! Meetings in the store: which node hosts each meeting and which integration owns it.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::sql::{params, Db, Row};
 
 use super::{now_ms, Audit, IntegrationId, NewEvent, NodeId, Store, StoreError};
 
@@ -33,7 +33,7 @@ pub struct NewMeeting {
 const COLUMNS: &str =
     "meeting_id, integration_id, node_id, internal_meeting_id, name, created_at, client_ip, placement_reason, info_xml";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<MeetingRecord> {
+fn from_row(row: &Row<'_>) -> Result<MeetingRecord, StoreError> {
     Ok(MeetingRecord {
         meeting_id: row.get(0)?,
         integration_id: IntegrationId(row.get(1)?),
@@ -47,26 +47,25 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<MeetingRecord> {
     })
 }
 
-pub(crate) fn list(conn: &Connection) -> Result<Vec<MeetingRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM meetings ORDER BY created_at"
-    ))?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<MeetingRecord>, StoreError> {
+    let rows = conn.query(
+        &format!("SELECT {COLUMNS} FROM meetings ORDER BY created_at"),
+        params![],
+        from_row,
+    )?;
     Ok(rows)
 }
 
-pub(crate) fn find(
-    conn: &Connection,
-    meeting_id: &str,
-) -> Result<Option<MeetingRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM meetings WHERE meeting_id = ?1"
-    ))?;
-    Ok(stmt.query_row([meeting_id], from_row).optional()?)
+pub(crate) fn find(conn: &Db<'_>, meeting_id: &str) -> Result<Option<MeetingRecord>, StoreError> {
+    conn.query_opt(
+        &format!("SELECT {COLUMNS} FROM meetings WHERE meeting_id = ?1"),
+        params![meeting_id],
+        from_row,
+    )
 }
 
 /// Stores a newly placed meeting (replacing a forgotten one with the same id).
-pub(crate) fn insert(conn: &Connection, m: &NewMeeting) -> Result<MeetingRecord, StoreError> {
+pub(crate) fn insert(conn: &Db<'_>, m: &NewMeeting) -> Result<MeetingRecord, StoreError> {
     conn.execute(
         "INSERT OR REPLACE INTO meetings (meeting_id, integration_id, node_id, name, created_at, client_ip, placement_reason) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -78,7 +77,7 @@ pub(crate) fn insert(conn: &Connection, m: &NewMeeting) -> Result<MeetingRecord,
 
 /// Remembers the node's view of a meeting (internal id and its `<meeting>` XML).
 pub(crate) fn set_info(
-    conn: &Connection,
+    conn: &Db<'_>,
     meeting_id: &str,
     internal_meeting_id: &str,
     info_xml: &str,
@@ -90,49 +89,50 @@ pub(crate) fn set_info(
     Ok(())
 }
 
-pub(crate) fn remove(conn: &Connection, meeting_id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM meetings WHERE meeting_id = ?1", [meeting_id])? > 0)
+pub(crate) fn remove(conn: &Db<'_>, meeting_id: &str) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM meetings WHERE meeting_id = ?1",
+        params![meeting_id],
+    )? > 0)
 }
 
 /// Forgets every meeting of a node (it went offline or was panicked); returns their ids.
-pub(crate) fn remove_on_node(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("DELETE FROM meetings WHERE node_id = ?1 RETURNING meeting_id")?;
-    let ids = stmt
-        .query_map([node.0], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+pub(crate) fn remove_on_node(conn: &Db<'_>, node: NodeId) -> Result<Vec<String>, StoreError> {
+    let ids = conn.query(
+        "DELETE FROM meetings WHERE node_id = ?1 RETURNING meeting_id",
+        params![node.0],
+        |r| r.get(0),
+    )?;
     Ok(ids)
 }
 
 /// The meetings of one integration, oldest first.
 pub(crate) fn for_integration(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
 ) -> Result<Vec<MeetingRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM meetings WHERE integration_id = ?1 ORDER BY created_at"
-    ))?;
-    let rows = stmt
-        .query_map([integration.0], from_row)?
-        .collect::<Result<_, _>>()?;
+    let rows = conn.query(
+        &format!("SELECT {COLUMNS} FROM meetings WHERE integration_id = ?1 ORDER BY created_at"),
+        params![integration.0],
+        from_row,
+    )?;
     Ok(rows)
 }
 
 /// The meetings placed on one node.
-pub(crate) fn for_node(conn: &Connection, node: NodeId) -> Result<Vec<MeetingRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM meetings WHERE node_id = ?1"
-    ))?;
-    let rows = stmt
-        .query_map([node.0], from_row)?
-        .collect::<Result<_, _>>()?;
+pub(crate) fn for_node(conn: &Db<'_>, node: NodeId) -> Result<Vec<MeetingRecord>, StoreError> {
+    let rows = conn.query(
+        &format!("SELECT {COLUMNS} FROM meetings WHERE node_id = ?1"),
+        params![node.0],
+        from_row,
+    )?;
     Ok(rows)
 }
 
 impl Store {
     /// Every meeting placed.
     pub async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
-        self.run(|c| list(c)).await
+        self.run(list).await
     }
 
     pub async fn meeting(&self, meeting_id: &str) -> Result<Option<MeetingRecord>, StoreError> {

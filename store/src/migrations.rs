@@ -4,6 +4,7 @@
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::sql::Db;
 
 /// Every migration, oldest first. Never edit a released one: add the next.
 const MIGRATIONS: &[&str] = &[
@@ -32,8 +33,8 @@ pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
         .enumerate()
         .skip(usize::try_from(current).unwrap_or(0))
     {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Db::sqlite(&tx).batch(sql)?;
         tx.pragma_update(
             None,
             "user_version",

@@ -6,8 +6,8 @@
 //! 5-minute rows after 31 days and hourly rows after 5 years, which bounds the file:
 //! about 8,640 + 8,928 + 43,800 rows per node at a 10 s report interval.
 
+use crate::sql::{params, Db, Row};
 use conflux_shared::status::{CheckName, Status};
-use rusqlite::{params, Connection};
 
 use super::{NodeId, Store, StoreError};
 
@@ -53,26 +53,25 @@ pub enum Write {
     },
 }
 
-/// Applies a batch in one transaction.
-pub(crate) fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+/// Applies a batch (the caller holds a transaction).
+pub(crate) fn apply(tx: &Db<'_>, batch: &[Write]) -> Result<(), StoreError> {
     for write in batch {
         match write {
             Write::Check(c) => {
-                tx.prepare_cached(
+                tx.execute(
                     "INSERT INTO node_checks (node_id, name, state, output, since, checked_at)
                      SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
                      ON CONFLICT (node_id, name) DO UPDATE SET state = excluded.state,
                        output = excluded.output, since = excluded.since, checked_at = excluded.checked_at",
-                )?
-                .execute(params![
+                    params![
                     c.node.0,
                     c.name.as_str(),
                     c.state.as_str(),
                     c.output,
                     c.since,
                     c.checked_at
-                ])?;
+                    ],
+                )?;
             }
             Write::Report {
                 node,
@@ -81,27 +80,25 @@ pub(crate) fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), StoreE
                 json,
                 sample,
             } => {
-                let exists = tx
-                    .prepare_cached(
-                        "INSERT INTO node_reports (node_id, received_at, signed_at, report)
-                         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
-                         ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
-                           signed_at = excluded.signed_at, report = excluded.report",
-                    )?
-                    .execute(params![node.0, received_at, signed_at, json])?;
+                let exists = tx.execute(
+                    "INSERT INTO node_reports (node_id, received_at, signed_at, report)
+                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+                     ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
+                       signed_at = excluded.signed_at, report = excluded.report",
+                    params![node.0, received_at, signed_at, json],
+                )?;
                 if exists == 1 {
-                    add_sample(&tx, *node, received_at / 1000, sample)?;
+                    add_sample(tx, *node, received_at / 1000, sample)?;
                 }
             }
         }
     }
-    tx.commit()?;
     Ok(())
 }
 
 /// Folds a sample into each resolution's bucket as a running mean.
-fn add_sample(conn: &Connection, node: NodeId, at: i64, s: &Sample) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
+fn add_sample(conn: &Db<'_>, node: NodeId, at: i64, s: &Sample) -> Result<(), StoreError> {
+    const ADD: &str =
         "INSERT INTO history (node_id, resolution, ts, n, cpu, memory, disk, net_in, net_out,
                               meetings, users, voice, video)
          VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -115,24 +112,26 @@ fn add_sample(conn: &Connection, node: NodeId, at: i64, s: &Sample) -> Result<()
            meetings = meetings + (excluded.meetings - meetings) / (n + 1),
            users = users + (excluded.users - users) / (n + 1),
            voice = voice + (excluded.voice - voice) / (n + 1),
-           video = video + (excluded.video - video) / (n + 1)",
-    )?;
+           video = video + (excluded.video - video) / (n + 1)";
     for (resolution, _) in RESOLUTIONS {
         let ts = if resolution == 0 {
             at
         } else {
             at - at.rem_euclid(resolution)
         };
-        stmt.execute(params![
-            node.0, resolution, ts, s.cpu, s.memory, s.disk, s.net_in, s.net_out, s.meetings,
-            s.users, s.voice, s.video
-        ])?;
+        conn.execute(
+            ADD,
+            params![
+                node.0, resolution, ts, s.cpu, s.memory, s.disk, s.net_in, s.net_out, s.meetings,
+                s.users, s.voice, s.video
+            ],
+        )?;
     }
     Ok(())
 }
 
 /// Drops history past each resolution's retention; returns the rows removed.
-pub(crate) fn prune(conn: &Connection, now_secs: i64) -> Result<usize, StoreError> {
+pub(crate) fn prune(conn: &Db<'_>, now_secs: i64) -> Result<usize, StoreError> {
     let mut removed = 0;
     for (resolution, keep) in RESOLUTIONS {
         removed += conn.execute(
@@ -145,41 +144,39 @@ pub(crate) fn prune(conn: &Connection, now_secs: i64) -> Result<usize, StoreErro
 
 /// A node's history at `resolution` from `since` (s since epoch), oldest first.
 pub(crate) fn history(
-    conn: &Connection,
+    conn: &Db<'_>,
     node: NodeId,
     resolution: i64,
     since: i64,
 ) -> Result<Vec<(i64, Sample)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query(
         "SELECT ts, cpu, memory, disk, net_in, net_out, meetings, users, voice, video
          FROM history WHERE node_id = ?1 AND resolution = ?2 AND ts >= ?3 ORDER BY ts",
+        params![node.0, resolution, since],
+        sample_row,
     )?;
-    let rows = stmt
-        .query_map(params![node.0, resolution, since], sample_row)?
-        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
 /// The whole network's history at `resolution` (> 0) from `since`: CPU, memory and disk are
 /// the nodes' mean, the rest their sum.
 pub(crate) fn network_history(
-    conn: &Connection,
+    conn: &Db<'_>,
     resolution: i64,
     since: i64,
 ) -> Result<Vec<(i64, Sample)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query(
         "SELECT ts, avg(cpu), avg(memory), avg(disk), sum(net_in), sum(net_out), sum(meetings),
                 sum(users), sum(voice), sum(video)
          FROM history WHERE resolution = ?1 AND ts >= ?2 GROUP BY ts ORDER BY ts",
+        params![resolution, since],
+        sample_row,
     )?;
-    let rows = stmt
-        .query_map(params![resolution, since], sample_row)?
-        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
 /// `(ts, Sample)` from a row of `ts` and the nine metrics, in `Sample`'s order.
-fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Sample)> {
+fn sample_row(r: &Row<'_>) -> Result<(i64, Sample), StoreError> {
     Ok((
         r.get(0)?,
         Sample {
@@ -198,15 +195,12 @@ fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Sample)> {
 
 /// Every stored check. A row this version does not know (a check a newer balancer wrote,
 /// after a downgrade) is left out and logged: monitoring writes it again.
-pub(crate) fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT node_id, name, state, output, since, checked_at FROM node_checks ORDER BY node_id, name",
-    )?;
-    let rows = stmt.query_map([], |r| {
+pub(crate) fn checks(conn: &Db<'_>) -> Result<Vec<CheckRow>, StoreError> {
+    let rows = conn.query("SELECT node_id, name, state, output, since, checked_at FROM node_checks ORDER BY node_id, name", params![], |r| {
         Ok((
             NodeId(r.get(0)?),
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
             r.get(3)?,
             r.get(4)?,
             r.get(5)?,
@@ -214,7 +208,7 @@ pub(crate) fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
     })?;
     let mut checks = Vec::new();
     for row in rows {
-        let (node, name, state, output, since, checked_at) = row?;
+        let (node, name, state, output, since, checked_at) = row;
         match (name.parse(), state.parse()) {
             (Ok(name), Ok(state)) => checks.push(CheckRow {
                 node,
@@ -233,21 +227,19 @@ pub(crate) fn checks(conn: &Connection) -> Result<Vec<CheckRow>, StoreError> {
 }
 
 /// Each node's latest report: (node, received_at, signed_at, JSON).
-pub(crate) fn reports(conn: &Connection) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT node_id, received_at, signed_at, report FROM node_reports")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((NodeId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
+pub(crate) fn reports(conn: &Db<'_>) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
+    let rows = conn.query(
+        "SELECT node_id, received_at, signed_at, report FROM node_reports",
+        params![],
+        |r| Ok((NodeId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     Ok(rows)
 }
 
 impl Store {
     /// Writes a batch of check states and reports in one transaction.
     pub async fn write_health(&self, batch: Vec<Write>) -> Result<(), StoreError> {
-        self.run(move |c| apply(c, &batch)).await
+        self.write(move |c| apply(c, &batch)).await
     }
 
     /// Drops history past each resolution's retention; returns the rows removed.
@@ -362,7 +354,7 @@ mod tests {
         store
             .blocking(|c| apply(c, &[check, report(node, 1_000, 5.0)]))
             .unwrap();
-        assert!(store.blocking(|c| checks(c)).unwrap().is_empty());
-        assert!(store.blocking(|c| reports(c)).unwrap().is_empty());
+        assert!(store.blocking(checks).unwrap().is_empty());
+        assert!(store.blocking(reports).unwrap().is_empty());
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::sql::{params, Db, Row};
 
 use super::{meetings, now_ms, Audit, Store, StoreError};
 use conflux_shared::Secret;
@@ -150,7 +150,7 @@ const COLUMNS: &str = "id, name, url, secret, state, online, healthy_streak, unh
     load_multiplier, tags, meetings, users, largest_meeting, videos, voice, polled_at, \
     latitude, longitude, forced, ports, agent_key";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
+fn from_row(row: &Row<'_>) -> Result<Node, StoreError> {
     let state: String = row.get(4)?;
     let tags: String = row.get(9)?;
     Ok(Node {
@@ -176,59 +176,70 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
         polled_at: row.get(15)?,
         latitude: row.get(16)?,
         longitude: row.get(17)?,
-        forced: match row.get::<_, Option<String>>(18)?.as_deref() {
+        forced: match row.get::<Option<String>>(18)?.as_deref() {
             Some("enabled") => Some(Forced::Enabled),
             Some("disabled") => Some(Forced::Disabled),
             _ => None,
         },
         ports: row
-            .get::<_, String>(19)?
+            .get::<String>(19)?
             .split(',')
             .filter_map(|p| p.trim().parse().ok())
             .collect(),
-        agent_key: row.get::<_, Option<String>>(20)?.map(Secret),
+        agent_key: row.get::<Option<String>>(20)?.map(Secret),
     })
 }
 
-pub(crate) fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name"))?;
-    let nodes = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<Node>, StoreError> {
+    let nodes = conn.query(
+        &format!("SELECT {COLUMNS} FROM nodes ORDER BY name"),
+        params![],
+        from_row,
+    )?;
     Ok(nodes)
 }
 
 /// A node by id (digits) or name.
-pub(crate) fn find(conn: &Connection, key: &str) -> Result<Node, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM nodes WHERE name = ?1 OR CAST(id AS TEXT) = ?1"
-    ))?;
-    stmt.query_row([key], from_row)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("server {key:?}")))
+pub(crate) fn find(conn: &Db<'_>, key: &str) -> Result<Node, StoreError> {
+    conn.query_opt(
+        &format!("SELECT {COLUMNS} FROM nodes WHERE name = ?1 OR CAST(id AS TEXT) = ?1"),
+        params![key],
+        from_row,
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("server {key:?}")))
 }
 
-pub(crate) fn insert(conn: &Connection, node: &NewNode) -> Result<Node, StoreError> {
-    let taken: Option<String> = conn
-        .query_row(
-            "SELECT name FROM nodes WHERE name = ?1 OR url = ?2",
-            params![node.name, node.url],
-            |r| r.get(0),
-        )
-        .optional()?;
+pub(crate) fn insert(conn: &Db<'_>, node: &NewNode) -> Result<Node, StoreError> {
+    let taken: Option<String> = conn.query_opt(
+        "SELECT name FROM nodes WHERE name = ?1 OR url = ?2",
+        params![node.name, node.url],
+        |r| r.get(0),
+    )?;
     if let Some(name) = taken {
         return Err(StoreError::Conflict(format!(
             "a server with this name or URL exists already ({name})"
         )));
     }
-    conn.execute(
-        "INSERT INTO nodes (name, url, secret, load_multiplier, tags, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![node.name, node.url, node.secret.0, node.load_multiplier, node.tags.join(","), node.state.as_str(), now_ms()],
+    let id: i64 = conn.query_one(
+        "INSERT INTO nodes (name, url, secret, load_multiplier, tags, state, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        params![
+            node.name,
+            node.url,
+            node.secret.0,
+            node.load_multiplier,
+            node.tags.join(","),
+            node.state.as_str(),
+            now_ms()
+        ],
+        |r| r.get(0),
     )?;
-    find(conn, &conn.last_insert_rowid().to_string())
+    find(conn, &id.to_string())
 }
 
 /// Sets or clears an admin's override of monitoring.
 pub(crate) fn set_forced(
-    conn: &Connection,
+    conn: &Db<'_>,
     id: NodeId,
     forced: Option<Forced>,
 ) -> Result<(), StoreError> {
@@ -240,7 +251,7 @@ pub(crate) fn set_forced(
 }
 
 /// Gives the node a new agent key (enrolment or re-enrolment).
-pub(crate) fn set_agent_key(conn: &Connection, id: NodeId, key: &Secret) -> Result<(), StoreError> {
+pub(crate) fn set_agent_key(conn: &Db<'_>, id: NodeId, key: &Secret) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET agent_key = ?2 WHERE id = ?1",
         params![id.0, key.0],
@@ -248,12 +259,12 @@ pub(crate) fn set_agent_key(conn: &Connection, id: NodeId, key: &Secret) -> Resu
     Ok(())
 }
 
-pub(crate) fn remove(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM nodes WHERE id = ?1", [id.0])?;
+pub(crate) fn remove(conn: &Db<'_>, id: NodeId) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM nodes WHERE id = ?1", params![id.0])?;
     Ok(())
 }
 
-pub(crate) fn set_state(conn: &Connection, id: NodeId, state: NodeState) -> Result<(), StoreError> {
+pub(crate) fn set_state(conn: &Db<'_>, id: NodeId, state: NodeState) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET state = ?2 WHERE id = ?1",
         params![id.0, state.as_str()],
@@ -261,11 +272,7 @@ pub(crate) fn set_state(conn: &Connection, id: NodeId, state: NodeState) -> Resu
     Ok(())
 }
 
-pub(crate) fn update(
-    conn: &Connection,
-    id: NodeId,
-    change: &NodeUpdate,
-) -> Result<Node, StoreError> {
+pub(crate) fn update(conn: &Db<'_>, id: NodeId, change: &NodeUpdate) -> Result<Node, StoreError> {
     if let Some(url) = &change.url {
         conn.execute(
             "UPDATE nodes SET url = ?2 WHERE id = ?1",
@@ -309,7 +316,7 @@ pub(crate) fn update(
 /// Stores a poll's counters and health streaks. Returns the node's new online flag when it
 /// changed (after `healthy`/`unhealthy` consecutive results, as Scalelite counts).
 pub(crate) fn record_poll(
-    conn: &Connection,
+    conn: &Db<'_>,
     id: NodeId,
     result: &PollResult,
     healthy: u32,
@@ -344,10 +351,10 @@ pub(crate) fn record_poll(
 }
 
 /// Marks a node offline at once (panic, or an operator's disable).
-pub(crate) fn set_offline(conn: &Connection, id: NodeId) -> Result<(), StoreError> {
+pub(crate) fn set_offline(conn: &Db<'_>, id: NodeId) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE nodes SET online = 0, healthy_streak = 0, meetings = 0, users = 0, largest_meeting = 0, videos = 0, voice = 0 WHERE id = ?1",
-        [id.0],
+        params![id.0],
     )?;
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! by the poller or handed over as an encrypted archive for the integration's recording server;
 //! the feed of changes each recording server applies; the filtered, paginated listing.
 
+use crate::sql::{params, Db, Param, Row};
 use conflux_shared::response::RecordingQuery;
 use conflux_shared::transfer::{Change, Feed, FeedEntry};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params};
 
 use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
 
@@ -32,24 +32,23 @@ pub struct RecordingRecord {
 /// The integration that created `meeting_id` most recently (from the event log), on `node`
 /// or, without one, on any node.
 pub(crate) fn owner_of(
-    conn: &Connection,
+    conn: &Db<'_>,
     meeting_id: &str,
     node: Option<NodeId>,
 ) -> Result<Option<IntegrationId>, StoreError> {
     let owner = conn
-        .query_row(
+        .query_opt(
             "SELECT integration_id FROM events WHERE kind = 'meeting_created' AND meeting_id = ?1 \
              AND (?2 IS NULL OR node_id = ?2) AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
             params![meeting_id, node.map(|n| n.0)],
             |r| r.get(0),
-        )
-        .optional()?;
+        )?;
     Ok(owner.map(IntegrationId))
 }
 
 /// Inserts or refreshes a recording found on a node (archived recordings are left alone).
 pub(crate) fn upsert(
-    conn: &Connection,
+    conn: &Db<'_>,
     r: &RecordingRecord,
     start_time: u64,
     end_time: u64,
@@ -77,33 +76,40 @@ pub(crate) fn upsert(
 const COLUMNS: &str =
     "record_id, integration_id, node_id, meeting_id, state, xml, archive, protected";
 
+/// The recordings `filter` (a `WHERE` clause) selects, newest first, then `page` (a
+/// `LIMIT .. OFFSET ..` or nothing).
 fn select(
-    conn: &Connection,
+    conn: &Db<'_>,
     filter: &str,
-    params: impl Params,
+    page: &str,
+    params: &[&dyn Param],
 ) -> Result<Vec<RecordingRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM recordings {filter} ORDER BY start_time DESC, record_id"
-    ))?;
-    let rows = stmt
-        .query_map(params, row_to_record)?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+    conn.query(
+        &format!(
+            "SELECT {COLUMNS} FROM recordings {filter} ORDER BY start_time DESC, record_id{page}"
+        ),
+        params,
+        row_to_record,
+    )
 }
 
 /// The recordings of `integration` among `ids` (exact ids).
 pub(crate) fn by_ids(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     ids: &[String],
 ) -> Result<Vec<RecordingRecord>, StoreError> {
-    let marks = vec!["?"; ids.len()].join(",");
-    let mut values: Vec<rusqlite::types::Value> = vec![integration.0.into()];
-    values.extend(ids.iter().map(|i| i.clone().into()));
+    let marks: Vec<String> = (2..ids.len() + 2).map(|n| format!("?{n}")).collect();
+    let mut values: Vec<Box<dyn Param>> = vec![Box::new(integration.0)];
+    values.extend(ids.iter().map(|i| Box::new(i.as_str()) as Box<dyn Param>));
     select(
         conn,
-        &format!("WHERE integration_id = ?1 AND record_id IN ({marks})"),
-        params_from_iter(values),
+        &format!(
+            "WHERE integration_id = ?1 AND record_id IN ({})",
+            marks.join(",")
+        ),
+        "",
+        &refs(&values),
     )
 }
 
@@ -111,7 +117,7 @@ pub(crate) fn by_ids(
 /// first. Pagination is applied here too unless `q` filters on metadata; then the rows are
 /// only narrowed by a text search of their XML and the caller checks the parsed metadata.
 pub(crate) fn query(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     q: &RecordingQuery,
 ) -> Result<Vec<RecordingRecord>, StoreError> {
@@ -119,70 +125,50 @@ pub(crate) fn query(
     // from walking the integration's whole index instead).
     let selective = !q.record_ids.is_empty() || !q.meeting_ids.is_empty();
     let mut filter = String::from(if selective {
-        "WHERE +integration_id = ?"
+        "WHERE +integration_id = ?1"
     } else {
-        "WHERE integration_id = ?"
+        "WHERE integration_id = ?1"
     });
-    let mut values: Vec<rusqlite::types::Value> = vec![integration.0.into()];
-    let mut any_of = |column: &str, op: &str, items: Vec<String>| {
+    let mut values: Vec<Box<dyn Param>> = vec![Box::new(integration.0)];
+    let mut any_of = |clause: &dyn Fn(&str) -> String, items: Vec<String>| {
         if items.is_empty() {
             return;
         }
         let clauses: Vec<String> = items
             .into_iter()
             .map(|item| {
-                values.push(item.into());
-                format!("{column} {op} ?")
+                values.push(Box::new(item));
+                clause(&format!("?{}", values.len()))
             })
             .collect();
         filter.push_str(&format!(" AND ({})", clauses.join(" OR ")));
     };
-    // Case-sensitive literal prefixes, as BBB matches them (GLOB uses the primary key).
+    // Case-sensitive literal prefixes, as BBB matches them (on the primary key's index).
     any_of(
-        "record_id",
-        "GLOB",
+        &|p| conn.starts_with("record_id", p),
         q.record_ids
             .iter()
-            .map(|id| format!("{}*", glob_escape(id)))
+            .map(|id| conn.prefix_pattern(id))
             .collect(),
     );
-    any_of("meeting_id", "=", q.meeting_ids.clone());
-    any_of("state", "=", q.states.clone());
-    for (key, value) in &q.meta {
-        if value.is_empty() {
-            continue;
-        }
+    any_of(&|p| format!("meeting_id = {p}"), q.meeting_ids.clone());
+    any_of(&|p| format!("state = {p}"), q.states.clone());
+    // Every metadata filter must hold (each its own AND).
+    for (key, value) in q.meta.iter().filter(|(_, value)| !value.is_empty()) {
         let needle =
             conflux_shared::Element::text(key.to_ascii_lowercase(), value.clone()).to_xml();
-        filter.push_str(" AND instr(lower(xml), ?) > 0");
-        values.push(needle.to_lowercase().into());
+        any_of(&|p| conn.contains("xml", p), vec![needle]);
     }
-    if q.meta.is_empty() {
-        filter.push_str(&format!(
-            " ORDER BY start_time DESC, record_id LIMIT {} OFFSET {}",
-            q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(-1)),
-            q.offset
-        ));
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM recordings {filter}"))?;
-        let rows = stmt
-            .query_map(params_from_iter(values), row_to_record)?
-            .collect::<Result<_, _>>()?;
-        return Ok(rows);
-    }
-    select(conn, &filter, params_from_iter(values))
+    let page = if q.meta.is_empty() {
+        conn.page(q.limit, q.offset)
+    } else {
+        String::new()
+    };
+    select(conn, &filter, &page, &refs(&values))
 }
 
-/// `text` with GLOB's special characters taken literally.
-fn glob_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '*' => "[*]".to_owned(),
-            '?' => "[?]".to_owned(),
-            '[' => "[[]".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
+fn refs<'a>(values: &'a [Box<dyn Param + 'a>]) -> Vec<&'a dyn Param> {
+    values.iter().map(|v| &**v as &dyn Param).collect()
 }
 
 impl RecordingRecord {
@@ -239,22 +225,19 @@ impl ArchiveState {
     }
 }
 
-fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
+fn row_to_record(row: &Row<'_>) -> Result<RecordingRecord, StoreError> {
     Ok(RecordingRecord {
         record_id: row.get(0)?,
         integration_id: IntegrationId(row.get(1)?),
-        node_id: row.get::<_, Option<i64>>(2)?.map(NodeId),
+        node_id: row.get::<Option<i64>>(2)?.map(NodeId),
         meeting_id: row.get(3)?,
         state: row.get(4)?,
         xml: row.get(5)?,
         archive: row
-            .get::<_, Option<String>>(6)?
+            .get::<Option<String>>(6)?
             .map(|a| {
-                ArchiveState::parse(&a).ok_or(rusqlite::Error::InvalidColumnType(
-                    6,
-                    a,
-                    rusqlite::types::Type::Text,
-                ))
+                ArchiveState::parse(&a)
+                    .ok_or_else(|| StoreError::Damaged(format!("recording archive state {a:?}")))
             })
             .transpose()?,
         protected: row.get(7)?,
@@ -262,15 +245,11 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRecord> {
 }
 
 /// Recordings of a node seen before `before` (ms): gone from the node since.
-pub(crate) fn remove_unseen(
-    conn: &Connection,
-    node: NodeId,
-    before: i64,
-) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+pub(crate) fn remove_unseen(conn: &Db<'_>, node: NodeId, before: i64) -> Result<usize, StoreError> {
+    conn.execute(
         "DELETE FROM recordings WHERE node_id = ?1 AND seen_at < ?2 AND archive IS NULL",
         params![node.0, before],
-    )?)
+    )
 }
 
 fn clamp(n: u64) -> i64 {
@@ -279,7 +258,7 @@ fn clamp(n: u64) -> i64 {
 
 /// Appends a change to the feed of `integration`'s recorder.
 pub(crate) fn push_change(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     record_id: &str,
     change: &Change,
@@ -294,20 +273,15 @@ pub(crate) fn push_change(
 
 /// Up to `limit` feed entries of `integration` after position `since`.
 pub(crate) fn feed(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     since: i64,
     limit: usize,
 ) -> Result<Feed, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, record_id, change FROM recorder_feed WHERE integration_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let rows: Vec<(i64, String, String)> = stmt
-        .query_map(
+    let rows: Vec<(i64, String, String)> = conn.query("SELECT seq, record_id, change FROM recorder_feed WHERE integration_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", 
             params![integration.0, since, i64::try_from(limit).unwrap_or(500)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?
-        .collect::<Result<_, _>>()?;
+        )?;
     // An entry that cannot be read is never skipped (the recorder would lose it): the feed
     // stops before it, and fails when it is the first one, until an operator repairs it.
     let mut entries = Vec::new();
@@ -332,24 +306,18 @@ pub(crate) fn feed(
 
 /// Whether `integration` owns an archive of `record_id` that waits for its recorder.
 pub(crate) fn archive_waiting(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     record_id: &str,
 ) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM recordings WHERE record_id = ?1 AND integration_id = ?2 AND archive = 'stored'",
-            params![record_id, integration.0],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    conn
+        .exists("SELECT 1 FROM recordings WHERE record_id = ?1 AND integration_id = ?2 AND archive = 'stored'", params![record_id, integration.0])
 }
 
 /// The recorder processed `record_id`: `xml` is its `<recording>` with playback on the recorder.
 /// Returns false when the recording is unknown, not the integration's, or deleted meanwhile.
 pub(crate) fn processed(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     record_id: &str,
     state: &str,
@@ -364,7 +332,7 @@ pub(crate) fn processed(
 
 /// The recorder refused the archive of `record_id` (kept for inspection).
 pub(crate) fn failed(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     record_id: &str,
     reason: &str,
@@ -378,41 +346,35 @@ pub(crate) fn failed(
 
 /// Per integration, how many archives its recorder refused and the latest reason.
 pub(crate) fn refused_archives(
-    conn: &Connection,
+    conn: &Db<'_>,
 ) -> Result<std::collections::HashMap<IntegrationId, (u64, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query(
         "SELECT integration_id, COUNT(*), \
          (SELECT failure FROM recordings l WHERE l.integration_id = r.integration_id \
           AND l.archive = 'failed' ORDER BY seen_at DESC LIMIT 1) \
          FROM recordings r WHERE archive = 'failed' GROUP BY integration_id",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
+        params![],
+        |r| {
             Ok((
                 IntegrationId(r.get(0)?),
                 (
-                    r.get::<_, i64>(1)?.unsigned_abs(),
-                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    r.get::<i64>(1)?.unsigned_abs(),
+                    r.get::<Option<String>>(2)?.unwrap_or_default(),
                 ),
             ))
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+        },
+    )?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Record ids whose copy `node` may drop: the recorder has them, or they were deleted.
-pub(crate) fn settled_on(conn: &Connection, node: NodeId) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT record_id FROM recordings WHERE archive_node = ?1 AND archive IN ('done', 'deleted')",
-    )?;
-    let ids = stmt
-        .query_map([node.0], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+pub(crate) fn settled_on(conn: &Db<'_>, node: NodeId) -> Result<Vec<String>, StoreError> {
+    let ids = conn.query("SELECT record_id FROM recordings WHERE archive_node = ?1 AND archive IN ('done', 'deleted')", params![node.0], |r| r.get(0))?;
     Ok(ids)
 }
 
 /// `node` dropped its copy of `record_id`.
-pub(crate) fn dropped(conn: &Connection, node: NodeId, record_id: &str) -> Result<(), StoreError> {
+pub(crate) fn dropped(conn: &Db<'_>, node: NodeId, record_id: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE recordings SET archive_node = NULL WHERE record_id = ?1 AND archive_node = ?2",
         params![record_id, node.0],
@@ -423,18 +385,16 @@ pub(crate) fn dropped(conn: &Connection, node: NodeId, record_id: &str) -> Resul
 /// Marks `record_id` deleted (listed only with state=deleted/any, without metadata or
 /// playback, as Scalelite does) and queues the deletion for the recorder when it has a copy.
 pub(crate) fn delete(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     record_id: &str,
     xml: &str,
 ) -> Result<(), StoreError> {
-    let archived: Option<Option<String>> = conn
-        .query_row(
-            "SELECT archive FROM recordings WHERE record_id = ?1 AND integration_id = ?2",
-            params![record_id, integration.0],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let archived: Option<Option<String>> = conn.query_opt(
+        "SELECT archive FROM recordings WHERE record_id = ?1 AND integration_id = ?2",
+        params![record_id, integration.0],
+        |r| r.get(0),
+    )?;
     conn.execute(
         "UPDATE recordings SET state = 'deleted', xml = ?3, \
          archive = CASE WHEN archive IS NULL THEN NULL ELSE 'deleted' END \
@@ -449,7 +409,7 @@ pub(crate) fn delete(
 
 /// Sets the stored `<recording>` (and state) of a recording after publish/update.
 pub(crate) fn set_xml(
-    conn: &Connection,
+    conn: &Db<'_>,
     record_id: &str,
     state: &str,
     xml: &str,
@@ -464,13 +424,14 @@ pub(crate) fn set_xml(
 
 /// Recordings of `integration` that ended before `before_ms` and are not deleted yet.
 pub(crate) fn expired(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     before_ms: i64,
 ) -> Result<Vec<RecordingRecord>, StoreError> {
     select(
         conn,
         "WHERE integration_id = ?1 AND state != 'deleted' AND end_time > 0 AND end_time < ?2",
+        "",
         params![integration.0, before_ms],
     )
 }
@@ -482,7 +443,7 @@ mod tests {
     use conflux_shared::response::Recording;
     use conflux_shared::Query;
 
-    fn ids(conn: &Connection, integration: IntegrationId, query: &str) -> Vec<String> {
+    fn ids(conn: &Db<'_>, integration: IntegrationId, query: &str) -> Vec<String> {
         let q = RecordingQuery::from_query(&Query::parse(query).unwrap()).unwrap();
         let rows = super::query(conn, integration, &q).unwrap();
         rows.into_iter()

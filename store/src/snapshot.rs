@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rusqlite::Connection;
+use crate::sql::Db;
 
 use crate::monitor::CheckRow;
 use crate::{data_version, integrations, meetings, monitor, nodes, Store, StoreError};
@@ -36,18 +36,16 @@ pub struct Changes {
     seen: i64,
 }
 
-fn read_snapshot(c: &mut Connection) -> Result<Snapshot, StoreError> {
-    let tx = c.transaction()?;
-    let snapshot = Snapshot {
-        nodes: nodes::list(&tx)?,
-        integrations: integrations::list(&tx)?,
-        meetings: meetings::list(&tx)?,
-    };
-    tx.commit()?;
-    Ok(snapshot)
+/// The three tables as of one moment (the caller holds a transaction).
+fn read_snapshot(c: &Db<'_>) -> Result<Snapshot, StoreError> {
+    Ok(Snapshot {
+        nodes: nodes::list(c)?,
+        integrations: integrations::list(c)?,
+        meetings: meetings::list(c)?,
+    })
 }
 
-fn read_health(c: &mut Connection) -> Result<Health, StoreError> {
+fn read_health(c: &Db<'_>) -> Result<Health, StoreError> {
     Ok(Health {
         checks: monitor::checks(c)?,
         reports: monitor::reports(c)?,
@@ -57,12 +55,12 @@ fn read_health(c: &mut Connection) -> Result<Health, StoreError> {
 impl Store {
     /// The tables a process mirrors, read now.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        self.run(read_snapshot).await
+        self.consistent(read_snapshot).await
     }
 
     /// [`Store::snapshot`] for start-up, outside a runtime.
     pub fn snapshot_blocking(&self) -> Result<Snapshot, StoreError> {
-        self.blocking(read_snapshot)
+        self.blocking_consistent(read_snapshot)
     }
 
     /// The stored monitoring state: each check and each node's last report.
@@ -77,7 +75,7 @@ impl Store {
 
     /// Wake-ups for other writers' commits from now on.
     pub fn changes(&self) -> Result<Changes, StoreError> {
-        let seen = self.blocking(|c| data_version(c))?;
+        let seen = self.blocking(data_version)?;
         Ok(Changes {
             store: self.clone(),
             seen,
@@ -91,7 +89,7 @@ impl Changes {
     pub async fn next(&mut self) -> Result<(), StoreError> {
         loop {
             tokio::time::sleep(POLL).await;
-            let version = self.store.run(|c| data_version(c)).await?;
+            let version = self.store.run(data_version).await?;
             if version != self.seen {
                 self.seen = version;
                 return Ok(());

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{params, Connection};
+use crate::sql::{params, Db};
 use serde::Serialize;
 
 use super::{IntegrationId, Store, StoreError};
@@ -22,29 +22,28 @@ pub struct DayUsage {
 
 /// Adds one poll's users per integration to `day`: `seconds` is the time the poll stands for.
 pub(crate) fn record(
-    conn: &mut Connection,
+    conn: &Db<'_>,
     day: &str,
     users: &HashMap<IntegrationId, u32>,
     seconds: f64,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
     for (integration, n) in users {
-        tx.prepare_cached(
+        conn.execute(
             "INSERT INTO usage_daily (integration_id, day, participant_seconds, peak_users)
              SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?1)
              ON CONFLICT (integration_id, day) DO UPDATE SET
-               participant_seconds = participant_seconds + excluded.participant_seconds,
-               peak_users = max(peak_users, excluded.peak_users)",
-        )?
-        .execute(params![integration.0, day, f64::from(*n) * seconds, n])?;
+               participant_seconds = usage_daily.participant_seconds + excluded.participant_seconds,
+               peak_users = CASE WHEN excluded.peak_users > usage_daily.peak_users
+                            THEN excluded.peak_users ELSE usage_daily.peak_users END",
+            params![integration.0, day, f64::from(*n) * seconds, n],
+        )?;
     }
-    tx.commit()?;
     Ok(())
 }
 
 /// The integration's usage for the days `from..=to` (YYYY-MM-DD), every day listed.
 pub(crate) fn report(
-    conn: &Connection,
+    conn: &Db<'_>,
     integration: IntegrationId,
     days: &[String],
 ) -> Result<Vec<DayUsage>, StoreError> {
@@ -63,53 +62,48 @@ pub(crate) fn report(
             )
         })
         .collect();
-    let mut stmt = conn.prepare_cached(
-        "SELECT date(at / 1000, 'unixepoch') AS d, count(*), count(DISTINCT meeting_id)
+    let created_day = conn.day_of("at");
+    let rows = conn.query(
+        &format!(
+            "SELECT {created_day} AS d, count(*), count(DISTINCT meeting_id)
          FROM events WHERE kind = 'meeting_created' AND integration_id = ?1
-           AND date(at / 1000, 'unixepoch') BETWEEN ?2 AND ?3 GROUP BY d",
+           AND {created_day} BETWEEN ?2 AND ?3 GROUP BY d"
+        ),
+        params![integration.0, from, to],
+        |r| Ok((r.get::<String>(0)?, r.get::<u32>(1)?, r.get::<u32>(2)?)),
     )?;
-    let rows = stmt.query_map(params![integration.0, from, to], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, u32>(1)?,
-            r.get::<_, u32>(2)?,
-        ))
-    })?;
     for row in rows {
-        let (day, meetings, unique) = row?;
+        let (day, meetings, unique) = row;
         if let Some(u) = out.get_mut(&day) {
             u.meetings = meetings;
             u.unique_meetings = unique;
         }
     }
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query(
         "SELECT day, participant_seconds, peak_users FROM usage_daily
          WHERE integration_id = ?1 AND day BETWEEN ?2 AND ?3",
+        params![integration.0, from, to],
+        |r| Ok((r.get::<String>(0)?, r.get::<f64>(1)?, r.get::<u32>(2)?)),
     )?;
-    let rows = stmt.query_map(params![integration.0, from, to], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, f64>(1)?,
-            r.get::<_, u32>(2)?,
-        ))
-    })?;
     for row in rows {
-        let (day, seconds, peak) = row?;
+        let (day, seconds, peak) = row;
         if let Some(u) = out.get_mut(&day) {
             u.participant_minutes = seconds / 60.0;
             u.peak_users = peak;
         }
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT date(start_time / 1000, 'unixepoch'), xml FROM recordings
+    let started_day = conn.day_of("start_time");
+    let rows = conn.query(
+        &format!(
+            "SELECT {started_day}, xml FROM recordings
          WHERE integration_id = ?1 AND state != 'deleted'
-           AND date(start_time / 1000, 'unixepoch') BETWEEN ?2 AND ?3",
+           AND {started_day} BETWEEN ?2 AND ?3"
+        ),
+        params![integration.0, from, to],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
-    let rows = stmt.query_map(params![integration.0, from, to], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
     for row in rows {
-        let (day, xml) = row?;
+        let (day, xml) = row;
         if let Some(u) = out.get_mut(&day) {
             u.recordings += 1;
             u.recording_hours += recording_hours(&xml);

@@ -1,7 +1,7 @@
 //! Web accounts, their sessions and the audit log in the store. Passwords arrive here already
 //! hashed (argon2, in `dashboard/auth.rs`); session tokens only as their sha256.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{params, Db, Row};
 
 use super::{now_ms, Audit, Store, StoreError};
 
@@ -49,7 +49,7 @@ pub struct Session {
     pub csrf: String,
 }
 
-fn user_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn user_from(row: &Row<'_>) -> Result<User, StoreError> {
     let role: String = row.get(3)?;
     Ok(User {
         id: row.get(0)?,
@@ -60,14 +60,14 @@ fn user_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 }
 
 pub(crate) fn add(
-    conn: &Connection,
+    conn: &Db<'_>,
     username: &str,
     hash: &str,
     role: Role,
 ) -> Result<User, StoreError> {
-    let taken: bool = conn.query_row(
+    let taken: bool = conn.query_one(
         "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
-        [username],
+        params![username],
         |r| r.get(0),
     )?;
     if taken {
@@ -82,35 +82,32 @@ pub(crate) fn add(
     find(conn, username)
 }
 
-pub(crate) fn find(conn: &Connection, username: &str) -> Result<User, StoreError> {
-    conn.query_row(
+pub(crate) fn find(conn: &Db<'_>, username: &str) -> Result<User, StoreError> {
+    conn.query_opt(
         "SELECT id, username, password_hash, role FROM users WHERE username = ?1",
-        [username],
+        params![username],
         user_from,
-    )
-    .optional()?
+    )?
     .ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))
 }
 
-pub(crate) fn list(conn: &Connection) -> Result<Vec<User>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, username, password_hash, role FROM users ORDER BY username")?;
-    let users = stmt.query_map([], user_from)?.collect::<Result<_, _>>()?;
+pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<User>, StoreError> {
+    let users = conn.query(
+        "SELECT id, username, password_hash, role FROM users ORDER BY username",
+        params![],
+        user_from,
+    )?;
     Ok(users)
 }
 
-pub(crate) fn remove(conn: &Connection, username: &str) -> Result<(), StoreError> {
-    if conn.execute("DELETE FROM users WHERE username = ?1", [username])? == 0 {
+pub(crate) fn remove(conn: &Db<'_>, username: &str) -> Result<(), StoreError> {
+    if conn.execute("DELETE FROM users WHERE username = ?1", params![username])? == 0 {
         return Err(StoreError::NotFound(format!("user {username:?}")));
     }
     Ok(())
 }
 
-pub(crate) fn set_password(
-    conn: &Connection,
-    username: &str,
-    hash: &str,
-) -> Result<(), StoreError> {
+pub(crate) fn set_password(conn: &Db<'_>, username: &str, hash: &str) -> Result<(), StoreError> {
     if conn.execute(
         "UPDATE users SET password_hash = ?2 WHERE username = ?1",
         params![username, hash],
@@ -121,19 +118,22 @@ pub(crate) fn set_password(
     // A new password ends every session of the account.
     conn.execute(
         "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
-        [username],
+        params![username],
     )?;
     Ok(())
 }
 
 pub(crate) fn create_session(
-    conn: &Connection,
+    conn: &Db<'_>,
     token_hash: &str,
     user: i64,
     csrf: &str,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_ms()])?;
+    conn.execute(
+        "DELETE FROM sessions WHERE expires_at < ?1",
+        params![now_ms()],
+    )?;
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![token_hash, user, csrf, expires_at],
@@ -142,30 +142,31 @@ pub(crate) fn create_session(
 }
 
 /// The live session with this token hash, if any.
-pub(crate) fn session(conn: &Connection, token_hash: &str) -> Result<Option<Session>, StoreError> {
-    let found = conn
-        .prepare_cached(
-            "SELECT u.id, u.username, u.password_hash, u.role, s.csrf FROM sessions s
-             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-        )?
-        .query_row(params![token_hash, now_ms()], |r| {
+pub(crate) fn session(conn: &Db<'_>, token_hash: &str) -> Result<Option<Session>, StoreError> {
+    conn.query_opt(
+        "SELECT u.id, u.username, u.password_hash, u.role, s.csrf FROM sessions s
+         JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+        params![token_hash, now_ms()],
+        |r| {
             Ok(Session {
                 user: user_from(r)?,
                 csrf: r.get(4)?,
             })
-        })
-        .optional()?;
-    Ok(found)
+        },
+    )
 }
 
-pub(crate) fn end_session(conn: &Connection, token_hash: &str) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+pub(crate) fn end_session(conn: &Db<'_>, token_hash: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        params![token_hash],
+    )?;
     Ok(())
 }
 
 /// Records who did what.
 pub(crate) fn audit(
-    conn: &Connection,
+    conn: &Db<'_>,
     actor: &str,
     action: &str,
     detail: &str,
@@ -179,16 +180,14 @@ pub(crate) fn audit(
 
 /// The latest audit entries, newest first: (at, actor, action, detail).
 pub(crate) fn audit_log(
-    conn: &Connection,
+    conn: &Db<'_>,
     limit: u32,
 ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
-    let rows = stmt
-        .query_map([limit], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let rows = conn.query(
+        "SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1",
+        params![limit],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     Ok(rows)
 }
 
@@ -200,14 +199,14 @@ pub struct Token {
 }
 
 pub(crate) fn add_token(
-    conn: &Connection,
+    conn: &Db<'_>,
     name: &str,
     token_hash: &str,
     role: Role,
 ) -> Result<(), StoreError> {
-    let taken: bool = conn.query_row(
+    let taken: bool = conn.query_one(
         "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE name = ?1)",
-        [name],
+        params![name],
         |r| r.get(0),
     )?;
     if taken {
@@ -223,36 +222,37 @@ pub(crate) fn add_token(
 }
 
 /// The token with this hash, if any.
-pub(crate) fn token(conn: &Connection, token_hash: &str) -> Result<Option<Token>, StoreError> {
-    let found = conn
-        .prepare_cached("SELECT name, role FROM api_tokens WHERE token_hash = ?1")?
-        .query_row([token_hash], |r| {
+pub(crate) fn token(conn: &Db<'_>, token_hash: &str) -> Result<Option<Token>, StoreError> {
+    conn.query_opt(
+        "SELECT name, role FROM api_tokens WHERE token_hash = ?1",
+        params![token_hash],
+        |r| {
             let role: String = r.get(1)?;
             Ok(Token {
                 name: r.get(0)?,
                 role: role.parse().unwrap_or(Role::Viewer),
             })
-        })
-        .optional()?;
-    Ok(found)
+        },
+    )
 }
 
-pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT name, role FROM api_tokens ORDER BY name")?;
-    let rows = stmt
-        .query_map([], |r| {
+pub(crate) fn tokens(conn: &Db<'_>) -> Result<Vec<Token>, StoreError> {
+    let rows = conn.query(
+        "SELECT name, role FROM api_tokens ORDER BY name",
+        params![],
+        |r| {
             let role: String = r.get(1)?;
             Ok(Token {
                 name: r.get(0)?,
                 role: role.parse().unwrap_or(Role::Viewer),
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     Ok(rows)
 }
 
-pub(crate) fn remove_token(conn: &Connection, name: &str) -> Result<(), StoreError> {
-    if conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? == 0 {
+pub(crate) fn remove_token(conn: &Db<'_>, name: &str) -> Result<(), StoreError> {
+    if conn.execute("DELETE FROM api_tokens WHERE name = ?1", params![name])? == 0 {
         return Err(StoreError::NotFound(format!("token {name:?}")));
     }
     Ok(())
@@ -306,12 +306,12 @@ impl Store {
 
     /// Every account, by name.
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.run(|c| list(c)).await
+        self.run(list).await
     }
 
     /// Every API token (names and roles), by name.
     pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
-        self.run(|c| tokens(c)).await
+        self.run(tokens).await
     }
 
     /// The API token with this hash, if any.

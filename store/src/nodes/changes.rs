@@ -43,7 +43,7 @@ pub struct Enrolment {
     pub state: NodeState,
 }
 
-fn apply(c: &Connection, change: NodeChange) -> Result<NodeChanged, StoreError> {
+fn apply(c: &Db<'_>, change: NodeChange) -> Result<NodeChanged, StoreError> {
     let now = |id: NodeId| find(c, &id.0.to_string()).map(Some);
     let (node, forgotten) = match change {
         NodeChange::Add(new) => (Some(insert(c, &new)?), Vec::new()),
@@ -89,7 +89,7 @@ fn apply(c: &Connection, change: NodeChange) -> Result<NodeChanged, StoreError> 
 impl Store {
     /// Every node, by name.
     pub async fn nodes(&self) -> Result<Vec<Node>, StoreError> {
-        self.run(|c| list(c)).await
+        self.run(list).await
     }
 
     /// A node by id (digits) or name.
@@ -196,7 +196,7 @@ pub struct Polled {
     pub forgotten: Vec<String>,
 }
 
-fn store_poll(c: &Connection, p: &Poll) -> Result<Polled, StoreError> {
+fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
     use crate::events::log;
     use crate::EventKind;
     use serde_json::json;

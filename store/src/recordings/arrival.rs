@@ -34,9 +34,9 @@ pub enum Arrived {
     Conflict,
 }
 
-/// Stores an arrival and queues it in the feed of its integration's recorder.
-pub(crate) fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, StoreError> {
-    let tx = conn.transaction()?;
+/// Stores an arrival and queues it in the feed of its integration's recorder (the caller
+/// holds a transaction).
+pub(crate) fn arrive(tx: &Db<'_>, a: &Arrival) -> Result<Arrived, StoreError> {
     type Existing = (
         Option<String>,
         Option<String>,
@@ -44,14 +44,12 @@ pub(crate) fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, Stor
         Option<i64>,
         Option<i64>,
     );
-    let existing: Option<Existing> = tx
-        .query_row(
-            "SELECT archive, archive_sha256, integration_id, archive_node, node_id FROM recordings \
+    let existing: Option<Existing> = tx.query_opt(
+        "SELECT archive, archive_sha256, integration_id, archive_node, node_id FROM recordings \
              WHERE record_id = ?1",
-            [&a.record_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
+        params![&a.record_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
     let uploader = a.node_id.map(|n| n.0);
     let outcome = match &existing {
         Some((_, _, owner, archive_node, node))
@@ -89,7 +87,7 @@ pub(crate) fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, Stor
             ],
         )?;
         push_change(
-            &tx,
+            tx,
             a.integration_id,
             &a.record_id,
             &Change::Archive {
@@ -101,6 +99,5 @@ pub(crate) fn arrive(conn: &mut Connection, a: &Arrival) -> Result<Arrived, Stor
             },
         )?;
     }
-    tx.commit()?;
     Ok(outcome)
 }

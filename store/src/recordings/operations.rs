@@ -180,7 +180,7 @@ impl Store {
     pub async fn refused_archives(
         &self,
     ) -> Result<std::collections::HashMap<IntegrationId, (u64, String)>, StoreError> {
-        self.run(|c| refused_archives(c)).await
+        self.run(refused_archives).await
     }
 
     /// The record ids whose archives from `node` reached their recorder (the node may delete).
