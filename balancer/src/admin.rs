@@ -11,8 +11,6 @@ mod users;
 
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use crate::cli::Command;
 use crate::config::Config;
 use crate::ops::OpError;
@@ -31,9 +29,18 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(4)
         .build()?;
-    let data_dir = config.data_dir.clone();
-    let state = AppState::open(config)
-        .with_context(|| format!("while starting with data dir {}", data_dir.display()))?;
+    let store = match config.store_url {
+        Some(_) => "the PostgreSQL store (store.url)".to_owned(),
+        None => format!("data dir {}", config.data_dir.display()),
+    };
+    let state = match AppState::open(config) {
+        Ok(state) => state,
+        // A database that does not answer is the operator's to fix, like bad configuration.
+        Err(crate::state::OpenError::Store(conflux_store::StoreError::Unreachable(e))) => {
+            return Err(UsageError(format!("while starting with {store}: {e}")).into())
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("while starting with {store}"))),
+    };
     runtime.block_on(async move {
         match command {
             Command::Serve { listen } => serve(state.clone(), listen).await,
@@ -63,7 +70,7 @@ async fn serve(state: Arc<AppState>, listen: Option<String>) -> anyhow::Result<(
     {
         println!("listening on http://{}", listener.local_addr()?);
     }
-    tracing::info!(addr = %listener.local_addr()?, store = %state.store.path().display(), "Balancer serving.");
+    tracing::info!(addr = %listener.local_addr()?, store = %state.store.location(), "Balancer serving.");
     crate::serve(listener, state, conflux_shared::process::shutdown_signal()).await
 }
 

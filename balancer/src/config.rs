@@ -20,6 +20,7 @@ mod placement;
 mod poller;
 mod recordings;
 mod server;
+mod store;
 mod web;
 
 pub use api::{ApiConfig, RawApi};
@@ -28,6 +29,7 @@ pub use placement::{PlacementConfig, RawPlacement};
 pub use poller::{PollerConfig, RawPoller};
 pub use recordings::{RawRecordings, RecordingsConfig};
 pub use server::{ConnectionLimits, IpNet, RawServer};
+pub use store::RawStore;
 pub use web::{RawWeb, WebConfig};
 
 /// A configuration problem, always naming the key.
@@ -44,6 +46,7 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     pub server: RawServer,
+    pub store: RawStore,
     pub api: RawApi,
     pub poller: RawPoller,
     pub placement: RawPlacement,
@@ -83,6 +86,8 @@ pub struct RawDefaultIntegration {
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database shared with other balancers; `None`: SQLite in `data_dir`.
+    pub store_url: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub connections: ConnectionLimits,
     pub api: ApiConfig,
@@ -221,6 +226,7 @@ const ALIASES: &[Alias] = &[
         Kind::Bool,
     ),
     alias("BUILD_NUMBER", "api", "build_number", Kind::Text),
+    alias("DATABASE_URL", "store", "url", Kind::Text),
     alias("RECORDING_SPOOL_DIR", "recordings", "spool_dir", Kind::Text),
     alias(
         "RECORDING_IMPORT_POLL_INTERVAL",
@@ -279,6 +285,7 @@ impl Config {
         Ok(Config {
             listen: server.listen,
             data_dir: server.data_dir,
+            store_url: raw.store.validate()?,
             trusted_proxies: server.trusted_proxies,
             connections: server.connections,
             api: raw.api.validate()?,

@@ -142,7 +142,10 @@ impl std::ops::Deref for IntegrationTable {
 impl AppState {
     /// Opens the store, applies the configured default integration and loads the snapshots.
     pub fn open(config: Config) -> Result<Arc<AppState>, OpenError> {
-        let store = Store::open(&config.data_dir)?;
+        let store = match &config.store_url {
+            Some(url) => Store::open_postgres(url)?,
+            None => Store::open(&config.data_dir)?,
+        };
         let geoip = conflux_geoip::GeoIp::open(&geoip_files(&config))?;
         if let Some(default) = &config.default_integration {
             store.ensure_integration_blocking(&default.name, &default.secrets)?;
@@ -315,6 +318,35 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .get(meeting_id)
             .copied()
+    }
+
+    /// Where `meeting_id` lives: from memory, or, when other balancers share the store and
+    /// memory does not know it, from the store (a meeting another balancer created an instant
+    /// ago, before its change notification arrived).
+    pub async fn find_route(&self, meeting_id: &str) -> Option<Route> {
+        if let Some(route) = self.route(meeting_id) {
+            return Some(route);
+        }
+        if !self.store.is_shared() {
+            return None;
+        }
+        let stored = match self.store.meeting(meeting_id).await {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::warn!(error = %e, meeting_id, "Route read-through failed.");
+                return None;
+            }
+        };
+        let route = Route {
+            integration: stored.integration_id,
+            node: stored.node_id,
+        };
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stored.meeting_id, route);
+        self.meetings_changed();
+        Some(route)
     }
 
     /// How many meetings `integration` has.

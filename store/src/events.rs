@@ -338,109 +338,111 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+
     use serde_json::json;
 
     #[test]
     fn a_run_ends_at_the_next_create_and_keeps_to_its_integration() {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .blocking(|c| {
-                let (uni, school) = (Some(IntegrationId(1)), Some(IntegrationId(2)));
-                let log = |kind, who, meeting: &str| {
-                    super::log(c, kind, who, Some(meeting), None, &json!({}))
-                };
-                for _ in 0..3 {
-                    log(EventKind::MeetingCreated, uni, "room")?;
-                    log(EventKind::UserJoined, uni, "room")?;
-                    log(EventKind::UserJoined, school, "room")?;
-                    log(EventKind::UserJoined, uni, "other")?;
-                    log(EventKind::UserJoined, uni, "room")?;
-                    log(EventKind::MeetingEnded, uni, "room")?;
-                }
-                let created = for_integration(
-                    c,
-                    IntegrationId(1),
-                    EventKind::MeetingCreated,
-                    (0, i64::MAX),
-                    0,
-                    10,
-                )?;
-                assert_eq!(created.len(), 3);
-                assert!(created[0].id > created[1].id, "newest first");
-                for create in &created {
-                    let run = run_of(c, create, 100)?;
-                    let kinds: Vec<&str> = run.iter().map(|e| e.kind.as_str()).collect();
-                    assert_eq!(kinds, ["user_joined", "user_joined", "meeting_ended"]);
-                    assert!(run.iter().all(|e| e.id > create.id));
-                }
-                assert_eq!(run_of(c, &created[2], 2)?.len(), 2, "bounded");
-                assert_eq!(users_in_run(c, &created[1], 100)?, 2);
-                let second = for_integration(
-                    c,
-                    IntegrationId(1),
-                    EventKind::MeetingCreated,
-                    (0, i64::MAX),
-                    1,
-                    1,
-                )?;
-                assert_eq!(second[0].id, created[1].id, "offset");
-                let latest = latest_created(c, "room", IntegrationId(1))?.unwrap();
-                assert_eq!(latest.id, created[0].id);
-                Ok(())
-            })
-            .unwrap();
+        for store in crate::testing::stores() {
+            store
+                .blocking(|c| {
+                    let (uni, school) = (Some(IntegrationId(1)), Some(IntegrationId(2)));
+                    let log = |kind, who, meeting: &str| {
+                        super::log(c, kind, who, Some(meeting), None, &json!({}))
+                    };
+                    for _ in 0..3 {
+                        log(EventKind::MeetingCreated, uni, "room")?;
+                        log(EventKind::UserJoined, uni, "room")?;
+                        log(EventKind::UserJoined, school, "room")?;
+                        log(EventKind::UserJoined, uni, "other")?;
+                        log(EventKind::UserJoined, uni, "room")?;
+                        log(EventKind::MeetingEnded, uni, "room")?;
+                    }
+                    let created = for_integration(
+                        c,
+                        IntegrationId(1),
+                        EventKind::MeetingCreated,
+                        (0, i64::MAX),
+                        0,
+                        10,
+                    )?;
+                    assert_eq!(created.len(), 3);
+                    assert!(created[0].id > created[1].id, "newest first");
+                    for create in &created {
+                        let run = run_of(c, create, 100)?;
+                        let kinds: Vec<&str> = run.iter().map(|e| e.kind.as_str()).collect();
+                        assert_eq!(kinds, ["user_joined", "user_joined", "meeting_ended"]);
+                        assert!(run.iter().all(|e| e.id > create.id));
+                    }
+                    assert_eq!(run_of(c, &created[2], 2)?.len(), 2, "bounded");
+                    assert_eq!(users_in_run(c, &created[1], 100)?, 2);
+                    let second = for_integration(
+                        c,
+                        IntegrationId(1),
+                        EventKind::MeetingCreated,
+                        (0, i64::MAX),
+                        1,
+                        1,
+                    )?;
+                    assert_eq!(second[0].id, created[1].id, "offset");
+                    let latest = latest_created(c, "room", IntegrationId(1))?.unwrap();
+                    assert_eq!(latest.id, created[0].id);
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 
     #[tokio::test]
     async fn meeting_runs_page_and_filter_through_the_store() {
-        let store = Store::open_in_memory().unwrap();
-        let (integration, node) = (IntegrationId(1), NodeId(1));
-        let event = |kind, meeting: &str| {
-            NewEvent::meeting(kind, integration, meeting, node, serde_json::json!({}))
-        };
-        // Three runs of one room (the newest with two joins), one run of another with none.
-        let mut events = Vec::new();
-        for joins in [0, 1, 2] {
-            events.push(event(EventKind::MeetingCreated, "room"));
-            for _ in 0..joins {
-                events.push(event(EventKind::UserJoined, "room"));
+        for store in crate::testing::stores() {
+            let (integration, node) = (IntegrationId(1), NodeId(1));
+            let event = |kind, meeting: &str| {
+                NewEvent::meeting(kind, integration, meeting, node, serde_json::json!({}))
+            };
+            // Three runs of one room (the newest with two joins), one run of another with none.
+            let mut events = Vec::new();
+            for joins in [0, 1, 2] {
+                events.push(event(EventKind::MeetingCreated, "room"));
+                for _ in 0..joins {
+                    events.push(event(EventKind::UserJoined, "room"));
+                }
+                events.push(event(EventKind::MeetingEnded, "room"));
             }
-            events.push(event(EventKind::MeetingEnded, "room"));
+            events.push(event(EventKind::MeetingCreated, "other"));
+            store.log_events(events).await.unwrap();
+            let q = RunQuery {
+                integration,
+                from: 0,
+                to: i64::MAX,
+                min_users: 1,
+                offset: 0,
+                limit: 10,
+            };
+            let runs = store.meeting_runs(q).await.unwrap();
+            let joins: Vec<usize> = runs
+                .iter()
+                .map(|(_, run)| run.iter().filter(|e| e.kind == "user_joined").count())
+                .collect();
+            assert_eq!(joins, [2, 1], "newest first, runs without joins skipped");
+            let page = store
+                .meeting_runs(RunQuery {
+                    offset: 1,
+                    limit: 1,
+                    ..q
+                })
+                .await
+                .unwrap();
+            assert_eq!(page.len(), 1);
+            assert_eq!(
+                page[0].1.iter().filter(|e| e.kind == "user_joined").count(),
+                1
+            );
+            let all = store
+                .meeting_runs(RunQuery { min_users: 0, ..q })
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 4);
         }
-        events.push(event(EventKind::MeetingCreated, "other"));
-        store.log_events(events).await.unwrap();
-        let q = RunQuery {
-            integration,
-            from: 0,
-            to: i64::MAX,
-            min_users: 1,
-            offset: 0,
-            limit: 10,
-        };
-        let runs = store.meeting_runs(q).await.unwrap();
-        let joins: Vec<usize> = runs
-            .iter()
-            .map(|(_, run)| run.iter().filter(|e| e.kind == "user_joined").count())
-            .collect();
-        assert_eq!(joins, [2, 1], "newest first, runs without joins skipped");
-        let page = store
-            .meeting_runs(RunQuery {
-                offset: 1,
-                limit: 1,
-                ..q
-            })
-            .await
-            .unwrap();
-        assert_eq!(page.len(), 1);
-        assert_eq!(
-            page[0].1.iter().filter(|e| e.kind == "user_joined").count(),
-            1
-        );
-        let all = store
-            .meeting_runs(RunQuery { min_users: 0, ..q })
-            .await
-            .unwrap();
-        assert_eq!(all.len(), 4);
     }
 }

@@ -389,7 +389,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    //! Through the store's interface, on an in-memory database.
+    //! Through the store's interface, on each backend.
     use super::*;
 
     fn add(name: &str, secret: &str) -> IntegrationChange {
@@ -405,94 +405,96 @@ mod tests {
 
     #[tokio::test]
     async fn integrations_are_added_changed_and_removed_with_their_audit_rows() {
-        let store = Store::open_in_memory().unwrap();
-        let uni = store
-            .change_integration(vec![add("uni", "secret-uni")], audit())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(store.integration("uni").await.unwrap().id, uni.id);
-        for clash in [add("uni", "other-secret"), add("other", "secret-uni")] {
-            assert!(matches!(
-                store.change_integration(vec![clash], audit()).await,
-                Err(StoreError::Conflict(_))
-            ));
-        }
-        let rotated = store
-            .change_integration(
-                vec![IntegrationChange::Rotate(
-                    uni.id,
-                    Secret("new-secret".into()),
-                )],
-                audit(),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(rotated.secrets, vec![Secret("new-secret".into())]);
-        let updated = store
-            .change_integration(
-                vec![
-                    IntegrationChange::Update(
-                        uni.id,
-                        IntegrationUpdate {
-                            name: Some("university".into()),
-                            max_users: Some(Some(10)),
-                            ..IntegrationUpdate::default()
-                        },
-                    ),
-                    IntegrationChange::SetSecrets(
-                        uni.id,
-                        vec![Secret("s1-0123456".into()), Secret("s2-0123456".into())],
-                    ),
-                ],
-                audit(),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(updated.name, "university");
-        assert_eq!(updated.max_users, Some(10));
-        assert_eq!(updated.secrets.len(), 2);
-        assert!(matches!(
-            store
+        for store in crate::testing::stores() {
+            let uni = store
+                .change_integration(vec![add("uni", "secret-uni")], audit())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(store.integration("uni").await.unwrap().id, uni.id);
+            for clash in [add("uni", "other-secret"), add("other", "secret-uni")] {
+                assert!(matches!(
+                    store.change_integration(vec![clash], audit()).await,
+                    Err(StoreError::Conflict(_))
+                ));
+            }
+            let rotated = store
                 .change_integration(
-                    vec![IntegrationChange::AddWithSecrets {
-                        name: "university".into(),
-                        secrets: vec![Secret("x-0123456".into())],
-                    }],
+                    vec![IntegrationChange::Rotate(
+                        uni.id,
+                        Secret("new-secret".into()),
+                    )],
                     audit(),
                 )
-                .await,
-            Err(StoreError::Conflict(_))
-        ));
-        let removed = store
-            .change_integration(vec![IntegrationChange::Remove(uni.id)], audit())
-            .await
-            .unwrap();
-        assert!(removed.is_none());
-        assert!(store.integrations().await.unwrap().is_empty());
-        assert!(matches!(
-            store
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(rotated.secrets, vec![Secret("new-secret".into())]);
+            let updated = store
+                .change_integration(
+                    vec![
+                        IntegrationChange::Update(
+                            uni.id,
+                            IntegrationUpdate {
+                                name: Some("university".into()),
+                                max_users: Some(Some(10)),
+                                ..IntegrationUpdate::default()
+                            },
+                        ),
+                        IntegrationChange::SetSecrets(
+                            uni.id,
+                            vec![Secret("s1-0123456".into()), Secret("s2-0123456".into())],
+                        ),
+                    ],
+                    audit(),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(updated.name, "university");
+            assert_eq!(updated.max_users, Some(10));
+            assert_eq!(updated.secrets.len(), 2);
+            assert!(matches!(
+                store
+                    .change_integration(
+                        vec![IntegrationChange::AddWithSecrets {
+                            name: "university".into(),
+                            secrets: vec![Secret("x-0123456".into())],
+                        }],
+                        audit(),
+                    )
+                    .await,
+                Err(StoreError::Conflict(_))
+            ));
+            let removed = store
                 .change_integration(vec![IntegrationChange::Remove(uni.id)], audit())
-                .await,
-            Err(StoreError::NotFound(_))
-        ));
-        // Two refusals and a not-found wrote no audit row; three changes did.
-        assert_eq!(store.audit_log(10).await.unwrap().len(), 4);
+                .await
+                .unwrap();
+            assert!(removed.is_none());
+            assert!(store.integrations().await.unwrap().is_empty());
+            assert!(matches!(
+                store
+                    .change_integration(vec![IntegrationChange::Remove(uni.id)], audit())
+                    .await,
+                Err(StoreError::NotFound(_))
+            ));
+            // Two refusals and a not-found wrote no audit row; three changes did.
+            assert_eq!(store.audit_log(10).await.unwrap().len(), 4);
+        }
     }
 
     #[tokio::test]
     async fn the_configured_integration_gets_exactly_its_secrets() {
-        let store = Store::open_in_memory().unwrap();
-        let secrets = [Secret("lb-secret-1".into()), Secret("lb-secret-2".into())];
-        let first = store
-            .ensure_integration_blocking("default", &secrets)
-            .unwrap();
-        let again = store
-            .ensure_integration_blocking("default", &secrets[1..])
-            .unwrap();
-        assert_eq!(first.id, again.id);
-        assert_eq!(again.secrets, secrets[1..].to_vec());
+        for store in crate::testing::stores() {
+            let secrets = [Secret("lb-secret-1".into()), Secret("lb-secret-2".into())];
+            let first = store
+                .ensure_integration_blocking("default", &secrets)
+                .unwrap();
+            let again = store
+                .ensure_integration_blocking("default", &secrets[1..])
+                .unwrap();
+            assert_eq!(first.id, again.id);
+            assert_eq!(again.secrets, secrets[1..].to_vec());
+        }
     }
 }

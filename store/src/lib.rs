@@ -1,11 +1,13 @@
-//! The balancer's SQLite store: the source of truth for nodes, integrations, meetings and
-//! events. The only crate of the balancer with SQL or a `rusqlite` type.
+//! The balancer's store: the source of truth for nodes, integrations, meetings and events, on
+//! SQLite (embedded, the default) or PostgreSQL (shared by several balancers). The only crate
+//! of the balancer with SQL or a database client's type.
 //!
 //! Functions are plain and synchronous (`fn(&Db, ..)`, SQL written once against [`sql::Db`]);
 //! async callers go through [`Store::run`], [`Store::read`] and [`Store::write`], which run
-//! them on the blocking pool. The database runs in WAL mode so the admin CLI can read and write
-//! while `serve` runs, and survives `kill -9`.
+//! them on the blocking pool. SQLite runs in WAL mode so the admin CLI can read and write while
+//! `serve` runs, and survives `kill -9`.
 
+mod engine;
 pub mod events;
 pub mod integrations;
 pub mod meetings;
@@ -15,15 +17,15 @@ pub mod nodes;
 pub mod recordings;
 mod snapshot;
 mod sql;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod usage;
 pub mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
-use rusqlite::Connection;
-
+use engine::Mode;
 use sql::Db;
 
 pub use events::{Event, EventKind, NewEvent, RunQuery};
@@ -42,6 +44,9 @@ pub use snapshot::{Changes, Health, Snapshot};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
+    /// The database server does not answer, or `store.url` cannot be used (at open).
+    #[error("{0}")]
+    Unreachable(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -68,19 +73,19 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A handle on the database, cheap to clone: one connection for writes (and reads that must
-/// see them), and a few read-only connections so slow API reads (deep getRecordings pages,
-/// metadata filters) neither wait for nor hold up each other and the writer (WAL).
+/// A handle on the database, cheap to clone. On SQLite: one connection for writes (and reads
+/// that must see them), and a few read-only connections so slow API reads (deep getRecordings
+/// pages, metadata filters) neither wait for nor hold up each other and the writer (WAL). On
+/// PostgreSQL: a pool.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    /// Idle read-only connections; `None` for an in-memory store (reads use `conn`).
-    readers: Option<Arc<Mutex<Vec<Connection>>>>,
-    path: PathBuf,
+    engine: Arc<Engine>,
 }
 
-/// The most read-only connections kept; more concurrent reads open (and close) their own.
-const IDLE_READERS: usize = 4;
+enum Engine {
+    Sqlite(engine::Sqlite),
+    Postgres(engine::Postgres),
+}
 
 impl Store {
     /// Opens (creating if needed) `conflux.sqlite3` in `data_dir` and migrates it.
@@ -89,131 +94,150 @@ impl Store {
             path: data_dir.to_owned(),
             source,
         })?;
-        let path = data_dir.join("conflux.sqlite3");
-        let conn = Connection::open(&path)?;
-        let mut store = Store::prepare(conn, path)?;
-        store.readers = Some(Arc::default());
-        Ok(store)
+        let sqlite = engine::Sqlite::open(data_dir.join("conflux.sqlite3"))?;
+        Ok(Store::with_engine(Engine::Sqlite(sqlite)))
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user@host:port/db`) and
+    /// migrates it; fails at once when the server does not answer.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let url = url.to_owned();
+        let pg = engine::off_runtime(move || engine::Postgres::open(&url))?;
+        Ok(Store::with_engine(Engine::Postgres(pg)))
     }
 
     /// An in-memory store, for tests.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::prepare(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+        Ok(Store::with_engine(Engine::Sqlite(
+            engine::Sqlite::in_memory()?,
+        )))
     }
 
-    fn prepare(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrations::run(&mut conn)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            readers: None,
-            path,
-        })
+    fn with_engine(engine: Engine) -> Store {
+        Store {
+            engine: Arc::new(engine),
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the data is: the SQLite file, or the PostgreSQL URL without its password.
+    pub fn location(&self) -> String {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.path().display().to_string(),
+            Engine::Postgres(p) => p.location.clone(),
+        }
     }
 
-    /// Runs `f` with the writer connection, on the calling thread (CLI and start-up).
-    pub(crate) fn blocking<T>(
+    /// Whether other processes may write this store as peers (PostgreSQL: several balancers),
+    /// not just the admin CLI now and then.
+    pub fn is_shared(&self) -> bool {
+        self.postgres().is_some()
+    }
+
+    fn postgres(&self) -> Option<&engine::Postgres> {
+        match &*self.engine {
+            Engine::Postgres(p) => Some(p),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
+    /// Runs `f` in `mode` on the calling thread, which may block.
+    fn with<T>(
         &self,
+        mode: Mode,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        f(&Db::sqlite(&self.lock()))
+        match &*self.engine {
+            Engine::Sqlite(s) => s.with(mode, f),
+            Engine::Postgres(p) => p.with(mode, f),
+        }
     }
 
-    /// Runs `f` in one write transaction, on the calling thread. The transaction takes the
-    /// write lock when it begins (waiting up to the busy timeout for another writer, such as
-    /// the CLI beside `serve`), so a read followed by a write inside it never fails with
-    /// "database is locked".
-    pub(crate) fn blocking_write<T>(
+    /// [`Store::with`] from synchronous code (the CLI, start-up, tests), also from inside a
+    /// runtime.
+    fn blocking_in<T: Send>(
         &self,
-        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+        mode: Mode,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let value = f(&Db::sqlite(&tx))?;
-        tx.commit()?;
-        Ok(value)
+        match &*self.engine {
+            Engine::Sqlite(s) => s.with(mode, f),
+            Engine::Postgres(p) => engine::off_runtime(|| p.with(mode, f)),
+        }
     }
 
-    /// Runs the read-only `f` in one transaction (one consistent view), on the calling thread.
-    pub(crate) fn blocking_consistent<T>(
+    /// [`Store::with`] on tokio's blocking pool.
+    async fn pooled<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let value = f(&Db::sqlite(&tx))?;
-        tx.commit()?;
-        Ok(value)
-    }
-
-    /// [`Store::blocking_consistent`] on tokio's blocking pool.
-    pub(crate) async fn consistent<T: Send + 'static>(
-        &self,
+        mode: Mode,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.blocking_consistent(f))
+        tokio::task::spawn_blocking(move || store.with(mode, f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f` with the writer connection on tokio's blocking pool (each statement commits
-    /// by itself).
+    /// Runs `f` with a connection, on the calling thread; each statement commits by itself.
+    pub(crate) fn blocking<T: Send>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        self.blocking_in(Mode::Auto, f)
+    }
+
+    /// Runs `f` in one write transaction, on the calling thread.
+    pub(crate) fn blocking_write<T: Send>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        self.blocking_in(Mode::Write, f)
+    }
+
+    /// Runs the read-only `f` in one transaction (one consistent view), on the calling thread.
+    pub(crate) fn blocking_consistent<T: Send>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        self.blocking_in(Mode::Consistent, f)
+    }
+
+    /// Runs `f` with a connection on tokio's blocking pool; each statement commits by itself.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.blocking(f))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        self.pooled(Mode::Auto, f).await
     }
 
-    /// Runs the read-only `f` on a read-only connection on tokio's blocking pool, concurrently
-    /// with other reads and with the writer. It sees what was committed when it started.
+    /// Runs `f` in one write transaction on the blocking pool.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.pooled(Mode::Write, f).await
+    }
+
+    /// [`Store::blocking_consistent`] on the blocking pool.
+    pub(crate) async fn consistent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.pooled(Mode::Consistent, f).await
+    }
+
+    /// Runs the read-only `f` on the blocking pool, concurrently with other reads and with the
+    /// writer. It sees what was committed when it started.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let Some(readers) = self.readers.clone() else {
-            return self.run(f).await;
-        };
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match idle {
-                Some(conn) => conn,
-                None => {
-                    let conn = Connection::open_with_flags(
-                        &path,
-                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )?;
-                    conn.busy_timeout(Duration::from_secs(10))?;
-                    conn
-                }
-            };
-            let result = f(&Db::sqlite(&conn));
-            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < IDLE_READERS {
-                idle.push(conn);
-            }
-            result
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || match &*store.engine {
+            Engine::Sqlite(s) => s.read(f),
+            Engine::Postgres(p) => p.with(Mode::Consistent, f),
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -241,17 +265,6 @@ impl Audit {
 }
 
 impl Store {
-    /// Runs `f` in one write transaction on the blocking pool.
-    pub(crate) async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.blocking_write(f))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
     /// Runs `f` and writes `audit`, in one transaction.
     pub(crate) async fn audited<T: Send + 'static>(
         &self,
@@ -272,15 +285,10 @@ pub fn now_ms() -> i64 {
     i64::try_from(conflux_shared::date::now_ms()).unwrap_or(i64::MAX)
 }
 
-/// SQLite's `data_version`: it changes when another connection commits, not on this
-/// connection's own writes.
-pub(crate) fn data_version(conn: &Db<'_>) -> Result<i64, StoreError> {
-    conn.query_one("PRAGMA data_version", sql::params![], |r| r.get(0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn count(conn: &Db<'_>) -> Result<i64, StoreError> {
         conn.query_one("SELECT count(*) FROM scratch", sql::params![], |r| r.get(0))
@@ -299,10 +307,11 @@ mod tests {
         let (started, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
         let writer = store.clone();
         let busy = std::thread::spawn(move || {
+            let (started, release) = (started.0, std::sync::Mutex::new(release.1));
             writer.blocking_write(|c| {
                 c.execute("INSERT INTO scratch VALUES (2)", sql::params![])?;
-                started.0.send(()).unwrap();
-                release.1.recv().unwrap();
+                started.send(()).unwrap();
+                release.lock().unwrap().recv().unwrap();
                 Ok(())
             })
         });

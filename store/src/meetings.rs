@@ -67,8 +67,12 @@ pub(crate) fn find(conn: &Db<'_>, meeting_id: &str) -> Result<Option<MeetingReco
 /// Stores a newly placed meeting (replacing a forgotten one with the same id).
 pub(crate) fn insert(conn: &Db<'_>, m: &NewMeeting) -> Result<MeetingRecord, StoreError> {
     conn.execute(
-        "INSERT OR REPLACE INTO meetings (meeting_id, integration_id, node_id, name, created_at, client_ip, placement_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO meetings (meeting_id, integration_id, node_id, name, created_at, client_ip, placement_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (meeting_id) DO UPDATE SET integration_id = excluded.integration_id, \
+         node_id = excluded.node_id, name = excluded.name, created_at = excluded.created_at, \
+         client_ip = excluded.client_ip, placement_reason = excluded.placement_reason, \
+         internal_meeting_id = '', info_xml = NULL",
         params![m.meeting_id, m.integration_id.0, m.node_id.0, m.name, now_ms(), m.client_ip, m.placement_reason],
     )?;
     find(conn, &m.meeting_id)?
@@ -201,46 +205,47 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    //! Through the store's interface, on an in-memory database.
+    //! Through the store's interface, on each backend.
     use super::*;
     use crate::{
         Audit, EventKind, IntegrationChange, NewIntegration, NewNode, NodeChange, NodeState,
     };
     use conflux_shared::Secret;
 
-    /// A store with one integration and two nodes.
-    async fn store() -> (Store, IntegrationId, NodeId, NodeId) {
-        let store = Store::open_in_memory().unwrap();
-        let audit = || Audit::new("test", "add", "");
-        let integration = store
-            .change_integration(
-                vec![IntegrationChange::Add(NewIntegration {
-                    name: "uni".into(),
-                    secret: Secret("secret-uni".into()),
-                })],
-                audit(),
-            )
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
-        let mut nodes = Vec::new();
-        for name in ["n1", "n2"] {
-            let new = NewNode {
-                name: name.into(),
-                url: format!("http://{name}/bigbluebutton/api"),
-                secret: Secret("s".into()),
-                load_multiplier: 1.0,
-                tags: Vec::new(),
-                state: NodeState::Enabled,
-            };
-            let node = store
-                .change_node(NodeChange::Add(new), audit())
+    /// `store` with one integration and two nodes.
+    async fn filled(store: Store) -> (Store, IntegrationId, NodeId, NodeId) {
+        {
+            let audit = || Audit::new("test", "add", "");
+            let integration = store
+                .change_integration(
+                    vec![IntegrationChange::Add(NewIntegration {
+                        name: "uni".into(),
+                        secret: Secret("secret-uni".into()),
+                    })],
+                    audit(),
+                )
                 .await
-                .unwrap();
-            nodes.push(node.node.unwrap().id);
+                .unwrap()
+                .unwrap()
+                .id;
+            let mut nodes = Vec::new();
+            for name in ["n1", "n2"] {
+                let new = NewNode {
+                    name: name.into(),
+                    url: format!("http://{name}/bigbluebutton/api"),
+                    secret: Secret("s".into()),
+                    load_multiplier: 1.0,
+                    tags: Vec::new(),
+                    state: NodeState::Enabled,
+                };
+                let node = store
+                    .change_node(NodeChange::Add(new), audit())
+                    .await
+                    .unwrap();
+                nodes.push(node.node.unwrap().id);
+            }
+            (store, integration, nodes[0], nodes[1])
         }
-        (store, integration, nodes[0], nodes[1])
     }
 
     fn meeting(id: &str, integration: IntegrationId, node: NodeId) -> NewMeeting {
@@ -256,35 +261,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_meetings_life_create_info_end() {
-        let (store, uni, n1, n2) = store().await;
-        store.add_meeting(meeting("a", uni, n1)).await.unwrap();
-        store.add_meeting(meeting("b", uni, n2)).await.unwrap();
-        // Placing a known meeting again replaces its placement (a re-create after it ended).
-        store.add_meeting(meeting("a", uni, n2)).await.unwrap();
-        assert_eq!(store.meeting("a").await.unwrap().unwrap().node_id, n2);
-        store.add_meeting(meeting("a", uni, n1)).await.unwrap();
-        let created = NewEvent::meeting(
-            EventKind::MeetingCreated,
-            uni,
-            "a",
-            n1,
-            serde_json::json!({}),
-        );
-        store
-            .meeting_created("internal-a".into(), "<meeting/>".into(), created)
-            .await
-            .unwrap();
-        let a = store.meeting("a").await.unwrap().unwrap();
-        assert_eq!(a.internal_meeting_id, "internal-a");
-        assert_eq!(a.info_xml.as_deref(), Some("<meeting/>"));
-        assert_eq!(store.meetings_of(uni).await.unwrap().len(), 2);
-        assert_eq!(store.meetings_on(n2).await.unwrap()[0].meeting_id, "b");
-        let ended = NewEvent::meeting(EventKind::MeetingEnded, uni, "a", n1, serde_json::json!({}));
-        assert!(store.remove_meeting("a", Some(ended)).await.unwrap());
-        assert!(!store.remove_meeting("a", None).await.unwrap());
-        assert!(store.meeting("a").await.unwrap().is_none());
-        let run = store.current_run("a", uni, 10).await.unwrap();
-        let kinds: Vec<&str> = run.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["meeting_created", "meeting_ended"]);
+        for store in crate::testing::stores() {
+            let (store, uni, n1, n2) = filled(store).await;
+            store.add_meeting(meeting("a", uni, n1)).await.unwrap();
+            store.add_meeting(meeting("b", uni, n2)).await.unwrap();
+            // Placing a known meeting again replaces its placement (a re-create after it ended).
+            store.add_meeting(meeting("a", uni, n2)).await.unwrap();
+            assert_eq!(store.meeting("a").await.unwrap().unwrap().node_id, n2);
+            store.add_meeting(meeting("a", uni, n1)).await.unwrap();
+            let created = NewEvent::meeting(
+                EventKind::MeetingCreated,
+                uni,
+                "a",
+                n1,
+                serde_json::json!({}),
+            );
+            store
+                .meeting_created("internal-a".into(), "<meeting/>".into(), created)
+                .await
+                .unwrap();
+            let a = store.meeting("a").await.unwrap().unwrap();
+            assert_eq!(a.internal_meeting_id, "internal-a");
+            assert_eq!(a.info_xml.as_deref(), Some("<meeting/>"));
+            assert_eq!(store.meetings_of(uni).await.unwrap().len(), 2);
+            assert_eq!(store.meetings_on(n2).await.unwrap()[0].meeting_id, "b");
+            let ended =
+                NewEvent::meeting(EventKind::MeetingEnded, uni, "a", n1, serde_json::json!({}));
+            assert!(store.remove_meeting("a", Some(ended)).await.unwrap());
+            assert!(!store.remove_meeting("a", None).await.unwrap());
+            assert!(store.meeting("a").await.unwrap().is_none());
+            let run = store.current_run("a", uni, 10).await.unwrap();
+            let kinds: Vec<&str> = run.iter().map(|e| e.kind.as_str()).collect();
+            assert_eq!(kinds, ["meeting_created", "meeting_ended"]);
+        }
     }
 }

@@ -1,10 +1,17 @@
-//! Versioned schema migrations, applied in order inside one transaction each and recorded in
-//! SQLite's `user_version`.
+//! Versioned schema migrations, written once for SQLite and translated for PostgreSQL
+//! (`sql::postgres::migration`). On SQLite each is applied in its own transaction and recorded
+//! in `user_version`; on PostgreSQL all pending ones are applied in one transaction under an
+//! advisory lock (the first of several balancers starting together migrates, the others wait
+//! and find the schema current) and recorded in `conflux_schema`.
 
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::sql::postgres::{migration, PgConn};
 use crate::sql::Db;
+
+/// The advisory lock key migrations hold on PostgreSQL ("cflx").
+const LOCK: i64 = 0x6366_6c78;
 
 /// Every migration, oldest first. Never edit a released one: add the next.
 const MIGRATIONS: &[&str] = &[
@@ -19,7 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_archives.sql"),
 ];
 
-pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
+pub(super) fn run_sqlite(conn: &mut Connection) -> Result<(), StoreError> {
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > known {
@@ -46,6 +53,47 @@ pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+pub(super) fn run_postgres(conn: &mut PgConn) -> Result<(), StoreError> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    conn.client.batch_execute(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({LOCK}); \
+         CREATE TABLE IF NOT EXISTS conflux_schema (version BIGINT NOT NULL)"
+    ))?;
+    let migrated = (|| {
+        let row = conn
+            .client
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM conflux_schema", &[])?;
+        let current: i64 = row.try_get(0)?;
+        if current > known {
+            return Err(StoreError::TooNew {
+                found: current,
+                known,
+            });
+        }
+        for (version, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(current).unwrap_or(0))
+        {
+            let version = i64::try_from(version + 1).unwrap_or(i64::MAX);
+            conn.client.batch_execute(&migration(sql))?;
+            conn.client.execute(
+                "INSERT INTO conflux_schema (version) VALUES ($1)",
+                &[&version],
+            )?;
+            tracing::info!(version, "Store migrated.");
+        }
+        Ok(())
+    })();
+    match migrated {
+        Ok(()) => Ok(conn.client.batch_execute("COMMIT")?),
+        Err(e) => {
+            let _ = conn.client.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,15 +101,15 @@ mod tests {
     #[test]
     fn migrates_once_and_refuses_newer_schemas() {
         let mut conn = Connection::open_in_memory().unwrap();
-        run(&mut conn).unwrap();
-        run(&mut conn).unwrap();
+        run_sqlite(&mut conn).unwrap();
+        run_sqlite(&mut conn).unwrap();
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
         conn.pragma_update(None, "user_version", 99).unwrap();
         assert!(matches!(
-            run(&mut conn),
+            run_sqlite(&mut conn),
             Err(StoreError::TooNew { found: 99, .. })
         ));
     }

@@ -60,7 +60,8 @@ pub(crate) fn apply(tx: &Db<'_>, batch: &[Write]) -> Result<(), StoreError> {
             Write::Check(c) => {
                 tx.execute(
                     "INSERT INTO node_checks (node_id, name, state, output, since, checked_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+                     SELECT CAST(?1 AS BIGINT), ?2, ?3, ?4, CAST(?5 AS BIGINT), CAST(?6 AS BIGINT)
+                     WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
                      ON CONFLICT (node_id, name) DO UPDATE SET state = excluded.state,
                        output = excluded.output, since = excluded.since, checked_at = excluded.checked_at",
                     params![
@@ -82,7 +83,8 @@ pub(crate) fn apply(tx: &Db<'_>, batch: &[Write]) -> Result<(), StoreError> {
             } => {
                 let exists = tx.execute(
                     "INSERT INTO node_reports (node_id, received_at, signed_at, report)
-                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+                     SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), ?4
+                     WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
                      ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
                        signed_at = excluded.signed_at, report = excluded.report",
                     params![node.0, received_at, signed_at, json],
@@ -103,16 +105,16 @@ fn add_sample(conn: &Db<'_>, node: NodeId, at: i64, s: &Sample) -> Result<(), St
                               meetings, users, voice, video)
          VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (node_id, resolution, ts) DO UPDATE SET
-           n = n + 1,
-           cpu = cpu + (excluded.cpu - cpu) / (n + 1),
-           memory = memory + (excluded.memory - memory) / (n + 1),
-           disk = disk + (excluded.disk - disk) / (n + 1),
-           net_in = net_in + (excluded.net_in - net_in) / (n + 1),
-           net_out = net_out + (excluded.net_out - net_out) / (n + 1),
-           meetings = meetings + (excluded.meetings - meetings) / (n + 1),
-           users = users + (excluded.users - users) / (n + 1),
-           voice = voice + (excluded.voice - voice) / (n + 1),
-           video = video + (excluded.video - video) / (n + 1)";
+           n = history.n + 1,
+           cpu = history.cpu + (excluded.cpu - history.cpu) / (history.n + 1),
+           memory = history.memory + (excluded.memory - history.memory) / (history.n + 1),
+           disk = history.disk + (excluded.disk - history.disk) / (history.n + 1),
+           net_in = history.net_in + (excluded.net_in - history.net_in) / (history.n + 1),
+           net_out = history.net_out + (excluded.net_out - history.net_out) / (history.n + 1),
+           meetings = history.meetings + (excluded.meetings - history.meetings) / (history.n + 1),
+           users = history.users + (excluded.users - history.users) / (history.n + 1),
+           voice = history.voice + (excluded.voice - history.voice) / (history.n + 1),
+           video = history.video + (excluded.video - history.video) / (history.n + 1)";
     for (resolution, _) in RESOLUTIONS {
         let ts = if resolution == 0 {
             at
@@ -275,24 +277,29 @@ mod tests {
     use crate::{NewNode, NodeState, Store};
     use conflux_shared::Secret;
 
-    fn store_with_node() -> (Store, NodeId) {
-        let store = Store::open_in_memory().unwrap();
-        let node = store
-            .blocking(|c| {
-                crate::nodes::insert(
-                    c,
-                    &NewNode {
-                        name: "bbb1".into(),
-                        url: "http://bbb1/bigbluebutton/api".into(),
-                        secret: Secret("s".into()),
-                        load_multiplier: 1.0,
-                        tags: vec![],
-                        state: NodeState::Enabled,
-                    },
-                )
+    /// A store with one node, on each backend.
+    fn stores_with_node() -> Vec<(Store, NodeId)> {
+        crate::testing::stores()
+            .into_iter()
+            .map(|store| {
+                let node = store
+                    .blocking(|c| {
+                        crate::nodes::insert(
+                            c,
+                            &NewNode {
+                                name: "bbb1".into(),
+                                url: "http://bbb1/bigbluebutton/api".into(),
+                                secret: Secret("s".into()),
+                                load_multiplier: 1.0,
+                                tags: vec![],
+                                state: NodeState::Enabled,
+                            },
+                        )
+                    })
+                    .unwrap();
+                (store, node.id)
             })
-            .unwrap();
-        (store, node.id)
+            .collect()
     }
 
     fn report(node: NodeId, at_secs: i64, cpu: f64) -> Write {
@@ -310,51 +317,53 @@ mod tests {
 
     #[test]
     fn buckets_keep_running_means_and_pruning_bounds_them() {
-        let (store, node) = store_with_node();
-        let base = 1_700_000_000 - 1_700_000_000 % 3600;
-        let batch: Vec<Write> = (0..6)
-            .map(|i| report(node, base + i * 10, i as f64 * 10.0))
-            .collect();
-        store.blocking(|c| apply(c, &batch)).unwrap();
-        let raw = store.blocking(|c| history(c, node, 0, 0)).unwrap();
-        assert_eq!(raw.len(), 6);
-        let five = store.blocking(|c| history(c, node, 300, 0)).unwrap();
-        assert_eq!(five.len(), 1);
-        assert!(
-            (five[0].1.cpu - 25.0).abs() < 1e-9,
-            "mean of 0..50: {five:?}"
-        );
-        let hourly = store.blocking(|c| history(c, node, 3600, 0)).unwrap();
-        assert_eq!(hourly[0].0, base);
-        // A day later the raw rows go, the buckets stay.
-        let removed = store.blocking(|c| prune(c, base + 86_400 + 100)).unwrap();
-        assert_eq!(removed, 6);
-        assert!(store
-            .blocking(|c| history(c, node, 0, 0))
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            store.blocking(|c| history(c, node, 300, 0)).unwrap().len(),
-            1
-        );
+        for (store, node) in stores_with_node() {
+            let base = 1_700_000_000 - 1_700_000_000 % 3600;
+            let batch: Vec<Write> = (0..6)
+                .map(|i| report(node, base + i * 10, i as f64 * 10.0))
+                .collect();
+            store.blocking(|c| apply(c, &batch)).unwrap();
+            let raw = store.blocking(|c| history(c, node, 0, 0)).unwrap();
+            assert_eq!(raw.len(), 6);
+            let five = store.blocking(|c| history(c, node, 300, 0)).unwrap();
+            assert_eq!(five.len(), 1);
+            assert!(
+                (five[0].1.cpu - 25.0).abs() < 1e-9,
+                "mean of 0..50: {five:?}"
+            );
+            let hourly = store.blocking(|c| history(c, node, 3600, 0)).unwrap();
+            assert_eq!(hourly[0].0, base);
+            // A day later the raw rows go, the buckets stay.
+            let removed = store.blocking(|c| prune(c, base + 86_400 + 100)).unwrap();
+            assert_eq!(removed, 6);
+            assert!(store
+                .blocking(|c| history(c, node, 0, 0))
+                .unwrap()
+                .is_empty());
+            assert_eq!(
+                store.blocking(|c| history(c, node, 300, 0)).unwrap().len(),
+                1
+            );
+        }
     }
 
     #[test]
     fn writes_for_a_removed_node_are_dropped() {
-        let (store, node) = store_with_node();
-        store.blocking(|c| crate::nodes::remove(c, node)).unwrap();
-        let check = Write::Check(CheckRow {
-            node,
-            name: CheckName::Cpu,
-            state: Status::Ok,
-            output: String::new(),
-            since: 1,
-            checked_at: 1,
-        });
-        store
-            .blocking(|c| apply(c, &[check, report(node, 1_000, 5.0)]))
-            .unwrap();
-        assert!(store.blocking(checks).unwrap().is_empty());
-        assert!(store.blocking(reports).unwrap().is_empty());
+        for (store, node) in stores_with_node() {
+            store.blocking(|c| crate::nodes::remove(c, node)).unwrap();
+            let check = Write::Check(CheckRow {
+                node,
+                name: CheckName::Cpu,
+                state: Status::Ok,
+                output: String::new(),
+                since: 1,
+                checked_at: 1,
+            });
+            store
+                .blocking(|c| apply(c, &[check, report(node, 1_000, 5.0)]))
+                .unwrap();
+            assert!(store.blocking(checks).unwrap().is_empty());
+            assert!(store.blocking(reports).unwrap().is_empty());
+        }
     }
 }

@@ -408,192 +408,196 @@ mod tests {
 
     #[tokio::test]
     async fn changes_apply_with_their_audit_row_all_or_nothing() {
-        let store = Store::open_in_memory().unwrap();
-        let added = store
-            .change_node(NodeChange::Add(new("bbb1")), audit("servers add"))
-            .await
-            .unwrap();
-        let node = added.node.unwrap();
-        assert_eq!(store.node("bbb1").await.unwrap().id, node.id);
-        assert_eq!(
-            store.node(&node.id.0.to_string()).await.unwrap().name,
-            "bbb1"
-        );
-        // A batch whose second change conflicts stores nothing, not even its audit row.
-        let refused = store
-            .change_nodes(
-                vec![NodeChange::Add(new("bbb2")), NodeChange::Add(new("bbb1"))],
-                audit("servers sync"),
-            )
-            .await;
-        assert!(matches!(refused, Err(StoreError::Conflict(_))));
-        assert_eq!(store.nodes().await.unwrap().len(), 1);
-        let log = store.audit_log(10).await.unwrap();
-        assert_eq!(log.len(), 1);
-        assert_eq!(
-            (log[0].1.as_str(), log[0].2.as_str()),
-            ("test", "servers add")
-        );
-        let changed = store
-            .change_nodes(
-                vec![
-                    NodeChange::Update(
-                        node.id,
-                        NodeUpdate {
-                            load_multiplier: Some(2.0),
-                            location: Some(Some((1.0, 2.0))),
-                            ..NodeUpdate::default()
-                        },
-                    ),
-                    NodeChange::SetState(node.id, NodeState::Cordoned),
-                    NodeChange::Force(node.id, Some(Forced::Enabled)),
-                ],
-                audit("servers update"),
-            )
-            .await
-            .unwrap();
-        let now = changed.last().unwrap().node.clone().unwrap();
-        assert_eq!(now.load_multiplier, 2.0);
-        assert_eq!((now.latitude, now.longitude), (Some(1.0), Some(2.0)));
-        assert_eq!(now.state, NodeState::Cordoned);
-        assert_eq!(now.forced, Some(Forced::Enabled));
-        assert!(matches!(
-            store.node("nope").await,
-            Err(StoreError::NotFound(_))
-        ));
+        for store in crate::testing::stores() {
+            let added = store
+                .change_node(NodeChange::Add(new("bbb1")), audit("servers add"))
+                .await
+                .unwrap();
+            let node = added.node.unwrap();
+            assert_eq!(store.node("bbb1").await.unwrap().id, node.id);
+            assert_eq!(
+                store.node(&node.id.0.to_string()).await.unwrap().name,
+                "bbb1"
+            );
+            // A batch whose second change conflicts stores nothing, not even its audit row.
+            let refused = store
+                .change_nodes(
+                    vec![NodeChange::Add(new("bbb2")), NodeChange::Add(new("bbb1"))],
+                    audit("servers sync"),
+                )
+                .await;
+            assert!(matches!(refused, Err(StoreError::Conflict(_))));
+            assert_eq!(store.nodes().await.unwrap().len(), 1);
+            let log = store.audit_log(10).await.unwrap();
+            assert_eq!(log.len(), 1);
+            assert_eq!(
+                (log[0].1.as_str(), log[0].2.as_str()),
+                ("test", "servers add")
+            );
+            let changed = store
+                .change_nodes(
+                    vec![
+                        NodeChange::Update(
+                            node.id,
+                            NodeUpdate {
+                                load_multiplier: Some(2.0),
+                                location: Some(Some((1.0, 2.0))),
+                                ..NodeUpdate::default()
+                            },
+                        ),
+                        NodeChange::SetState(node.id, NodeState::Cordoned),
+                        NodeChange::Force(node.id, Some(Forced::Enabled)),
+                    ],
+                    audit("servers update"),
+                )
+                .await
+                .unwrap();
+            let now = changed.last().unwrap().node.clone().unwrap();
+            assert_eq!(now.load_multiplier, 2.0);
+            assert_eq!((now.latitude, now.longitude), (Some(1.0), Some(2.0)));
+            assert_eq!(now.state, NodeState::Cordoned);
+            assert_eq!(now.forced, Some(Forced::Enabled));
+            assert!(matches!(
+                store.node("nope").await,
+                Err(StoreError::NotFound(_))
+            ));
+        }
     }
 
     #[tokio::test]
     async fn disable_panic_and_remove_forget_the_nodes_meetings() {
-        let store = Store::open_in_memory().unwrap();
-        let mut ids = Vec::new();
-        for name in ["a", "b", "c"] {
-            let node = store
-                .change_node(NodeChange::Add(new(name)), audit("servers add"))
+        for store in crate::testing::stores() {
+            let mut ids = Vec::new();
+            for name in ["a", "b", "c"] {
+                let node = store
+                    .change_node(NodeChange::Add(new(name)), audit("servers add"))
+                    .await
+                    .unwrap()
+                    .node
+                    .unwrap();
+                with_meeting(&store, node.id, &format!("m-{name}")).await;
+                ids.push(node.id);
+            }
+            let disabled = store
+                .change_node(NodeChange::Disable(ids[0]), audit("servers disable"))
                 .await
-                .unwrap()
-                .node
                 .unwrap();
-            with_meeting(&store, node.id, &format!("m-{name}")).await;
-            ids.push(node.id);
+            assert_eq!(disabled.forgotten, vec!["m-a".to_owned()]);
+            assert_eq!(disabled.node.unwrap().state, NodeState::Disabled);
+            let panicked = store
+                .change_node(
+                    NodeChange::Panic {
+                        id: ids[1],
+                        keep_state: true,
+                    },
+                    audit("servers panic"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(panicked.forgotten, vec!["m-b".to_owned()]);
+            let node = panicked.node.unwrap();
+            assert_eq!((node.state, node.online), (NodeState::Enabled, false));
+            let removed = store
+                .change_node(NodeChange::Remove(ids[2]), audit("servers remove"))
+                .await
+                .unwrap();
+            assert_eq!(removed.forgotten, vec!["m-c".to_owned()]);
+            assert!(removed.node.is_none());
+            assert!(store.meetings().await.unwrap().is_empty());
+            assert_eq!(store.nodes().await.unwrap().len(), 2);
         }
-        let disabled = store
-            .change_node(NodeChange::Disable(ids[0]), audit("servers disable"))
-            .await
-            .unwrap();
-        assert_eq!(disabled.forgotten, vec!["m-a".to_owned()]);
-        assert_eq!(disabled.node.unwrap().state, NodeState::Disabled);
-        let panicked = store
-            .change_node(
-                NodeChange::Panic {
-                    id: ids[1],
-                    keep_state: true,
-                },
-                audit("servers panic"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(panicked.forgotten, vec!["m-b".to_owned()]);
-        let node = panicked.node.unwrap();
-        assert_eq!((node.state, node.online), (NodeState::Enabled, false));
-        let removed = store
-            .change_node(NodeChange::Remove(ids[2]), audit("servers remove"))
-            .await
-            .unwrap();
-        assert_eq!(removed.forgotten, vec!["m-c".to_owned()]);
-        assert!(removed.node.is_none());
-        assert!(store.meetings().await.unwrap().is_empty());
-        assert_eq!(store.nodes().await.unwrap().len(), 2);
     }
 
     #[tokio::test]
     async fn an_agent_enrols_its_url_once_with_a_fresh_key_each_time() {
-        let store = Store::open_in_memory().unwrap();
-        let enrolment = |key: &str| Enrolment {
-            url: "https://bbb9.example.org/bigbluebutton/api".into(),
-            name: "bbb9".into(),
-            secret: Secret("node-secret".into()),
-            location: Some((10.0, 20.0)),
-            agent_key: Secret(key.into()),
-            state: NodeState::Disabled,
-        };
-        let first = store.enrol_node(enrolment("k1")).await.unwrap();
-        let again = store.enrol_node(enrolment("k2")).await.unwrap();
-        assert_eq!(first.id, again.id);
-        let stored = store.node("bbb9").await.unwrap();
-        assert_eq!(stored.agent_key, Some(Secret("k2".into())));
-        assert_eq!(stored.latitude, Some(10.0));
-        assert_eq!(stored.state, NodeState::Disabled);
-        assert_eq!(store.nodes().await.unwrap().len(), 1);
+        for store in crate::testing::stores() {
+            let enrolment = |key: &str| Enrolment {
+                url: "https://bbb9.example.org/bigbluebutton/api".into(),
+                name: "bbb9".into(),
+                secret: Secret("node-secret".into()),
+                location: Some((10.0, 20.0)),
+                agent_key: Secret(key.into()),
+                state: NodeState::Disabled,
+            };
+            let first = store.enrol_node(enrolment("k1")).await.unwrap();
+            let again = store.enrol_node(enrolment("k2")).await.unwrap();
+            assert_eq!(first.id, again.id);
+            let stored = store.node("bbb9").await.unwrap();
+            assert_eq!(stored.agent_key, Some(Secret("k2".into())));
+            assert_eq!(stored.latitude, Some(10.0));
+            assert_eq!(stored.state, NodeState::Disabled);
+            assert_eq!(store.nodes().await.unwrap().len(), 1);
+        }
     }
 
     #[tokio::test]
     async fn polls_flip_the_online_flag_after_the_thresholds_and_empty_cordoned_nodes_close() {
-        let store = Store::open_in_memory().unwrap();
-        let node = store
-            .change_node(NodeChange::Add(new("p")), audit("servers add"))
-            .await
-            .unwrap()
-            .node
-            .unwrap();
-        let poll = |ok: bool, meetings: Option<Vec<PolledMeeting>>| Poll {
-            node: node.id,
-            result: PollResult {
-                ok,
-                ..PollResult::default()
-            },
-            healthy: 2,
-            unhealthy: 2,
-            meetings,
-            started: now_ms(),
-            grace_ms: 0,
-        };
-        assert_eq!(
-            store
-                .record_poll_round(poll(true, Some(vec![])))
+        for store in crate::testing::stores() {
+            let node = store
+                .change_node(NodeChange::Add(new("p")), audit("servers add"))
                 .await
                 .unwrap()
-                .online,
-            None
-        );
-        assert_eq!(
+                .node
+                .unwrap();
+            let poll = |ok: bool, meetings: Option<Vec<PolledMeeting>>| Poll {
+                node: node.id,
+                result: PollResult {
+                    ok,
+                    ..PollResult::default()
+                },
+                healthy: 2,
+                unhealthy: 2,
+                meetings,
+                started: now_ms(),
+                grace_ms: 0,
+            };
+            assert_eq!(
+                store
+                    .record_poll_round(poll(true, Some(vec![])))
+                    .await
+                    .unwrap()
+                    .online,
+                None
+            );
+            assert_eq!(
+                store
+                    .record_poll_round(poll(true, Some(vec![])))
+                    .await
+                    .unwrap()
+                    .online,
+                Some(true)
+            );
+            with_meeting(&store, node.id, "m1").await;
+            assert_eq!(
+                store
+                    .record_poll_round(poll(false, None))
+                    .await
+                    .unwrap()
+                    .online,
+                None
+            );
+            let offline = store.record_poll_round(poll(false, None)).await.unwrap();
+            assert_eq!(offline.online, Some(false));
+            assert_eq!(offline.forgotten, vec!["m1".to_owned()]);
+            // A cordoned node that lists only ended meetings is disabled.
             store
-                .record_poll_round(poll(true, Some(vec![])))
+                .change_node(
+                    NodeChange::SetState(node.id, NodeState::Cordoned),
+                    audit("servers cordon"),
+                )
                 .await
-                .unwrap()
-                .online,
-            Some(true)
-        );
-        with_meeting(&store, node.id, "m1").await;
-        assert_eq!(
+                .unwrap();
+            let ended = PolledMeeting {
+                meeting_id: "old".into(),
+                internal_meeting_id: "old-1".into(),
+                info_xml: "<meeting/>".into(),
+                ended: true,
+            };
             store
-                .record_poll_round(poll(false, None))
+                .record_poll_round(poll(true, Some(vec![ended])))
                 .await
-                .unwrap()
-                .online,
-            None
-        );
-        let offline = store.record_poll_round(poll(false, None)).await.unwrap();
-        assert_eq!(offline.online, Some(false));
-        assert_eq!(offline.forgotten, vec!["m1".to_owned()]);
-        // A cordoned node that lists only ended meetings is disabled.
-        store
-            .change_node(
-                NodeChange::SetState(node.id, NodeState::Cordoned),
-                audit("servers cordon"),
-            )
-            .await
-            .unwrap();
-        let ended = PolledMeeting {
-            meeting_id: "old".into(),
-            internal_meeting_id: "old-1".into(),
-            info_xml: "<meeting/>".into(),
-            ended: true,
-        };
-        store
-            .record_poll_round(poll(true, Some(vec![ended])))
-            .await
-            .unwrap();
-        assert_eq!(store.node("p").await.unwrap().state, NodeState::Disabled);
+                .unwrap();
+            assert_eq!(store.node("p").await.unwrap().state, NodeState::Disabled);
+        }
     }
 }

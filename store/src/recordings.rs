@@ -57,7 +57,7 @@ pub(crate) fn upsert(
         "INSERT INTO recordings (record_id, integration_id, node_id, meeting_id, state, start_time, end_time, xml, seen_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
          ON CONFLICT (record_id) DO UPDATE SET node_id = ?3, state = ?5, xml = ?8, seen_at = ?9 \
-         WHERE archive IS NULL",
+         WHERE recordings.archive IS NULL",
         params![
             r.record_id,
             r.integration_id.0,
@@ -439,7 +439,7 @@ pub(crate) fn expired(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{integrations, Store};
+    use crate::integrations;
     use conflux_shared::response::Recording;
     use conflux_shared::Query;
 
@@ -455,56 +455,57 @@ mod tests {
 
     #[test]
     fn filters_prefixes_literally_and_narrows_by_metadata() {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .blocking(|c| {
-                let i = integrations::insert(
-                    c,
-                    &integrations::NewIntegration {
-                        name: "uni".into(),
-                        secret: conflux_shared::Secret("s3cret-0123456789".into()),
-                    },
-                )?
-                .id;
-                for (n, (rid, meeting, course)) in [
-                    ("abc-1", "m1", "Physics & Co"),
-                    ("abc-2", "m1", "math"),
-                    ("ABC-3", "m2", "math"),
-                    ("a*c-4", "m3", "math"),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    let r = Recording {
-                        record_id: rid.into(),
-                        meeting_id: meeting.into(),
-                        state: "published".into(),
-                        published: true,
-                        start_time: n as u64,
-                        metadata: vec![("course".into(), course.into())],
-                        ..Recording::default()
-                    };
-                    let record = RecordingRecord {
-                        record_id: rid.into(),
-                        integration_id: i,
-                        node_id: None,
-                        meeting_id: meeting.into(),
-                        state: r.state.clone(),
-                        xml: r.to_element().to_xml(),
-                        archive: None,
-                        protected: false,
-                    };
-                    upsert(c, &record, r.start_time, 0)?;
-                }
-                assert_eq!(ids(c, i, "recordID=abc"), ["abc-2", "abc-1"]);
-                assert_eq!(ids(c, i, "recordID=a*c"), ["a*c-4"]);
-                assert_eq!(ids(c, i, "recordID=ABC,a%2A"), ["a*c-4", "ABC-3"]);
-                assert_eq!(ids(c, i, "meetingID=m1&limit=1&offset=1"), ["abc-1"]);
-                assert_eq!(ids(c, i, "meta_course=math&meetingID=m2"), ["ABC-3"]);
-                assert_eq!(ids(c, i, "meta_Course=Physics%20%26%20Co"), ["abc-1"]);
-                assert_eq!(ids(c, i, "state=deleted"), Vec::<String>::new());
-                Ok(())
-            })
-            .unwrap();
+        for store in crate::testing::stores() {
+            store
+                .blocking(|c| {
+                    let i = integrations::insert(
+                        c,
+                        &integrations::NewIntegration {
+                            name: "uni".into(),
+                            secret: conflux_shared::Secret("s3cret-0123456789".into()),
+                        },
+                    )?
+                    .id;
+                    for (n, (rid, meeting, course)) in [
+                        ("abc-1", "m1", "Physics & Co"),
+                        ("abc-2", "m1", "math"),
+                        ("ABC-3", "m2", "math"),
+                        ("a*c-4", "m3", "math"),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        let r = Recording {
+                            record_id: rid.into(),
+                            meeting_id: meeting.into(),
+                            state: "published".into(),
+                            published: true,
+                            start_time: n as u64,
+                            metadata: vec![("course".into(), course.into())],
+                            ..Recording::default()
+                        };
+                        let record = RecordingRecord {
+                            record_id: rid.into(),
+                            integration_id: i,
+                            node_id: None,
+                            meeting_id: meeting.into(),
+                            state: r.state.clone(),
+                            xml: r.to_element().to_xml(),
+                            archive: None,
+                            protected: false,
+                        };
+                        upsert(c, &record, r.start_time, 0)?;
+                    }
+                    assert_eq!(ids(c, i, "recordID=abc"), ["abc-2", "abc-1"]);
+                    assert_eq!(ids(c, i, "recordID=a*c"), ["a*c-4"]);
+                    assert_eq!(ids(c, i, "recordID=ABC,a%2A"), ["a*c-4", "ABC-3"]);
+                    assert_eq!(ids(c, i, "meetingID=m1&limit=1&offset=1"), ["abc-1"]);
+                    assert_eq!(ids(c, i, "meta_course=math&meetingID=m2"), ["ABC-3"]);
+                    assert_eq!(ids(c, i, "meta_Course=Physics%20%26%20Co"), ["abc-1"]);
+                    assert_eq!(ids(c, i, "state=deleted"), Vec::<String>::new());
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 }

@@ -2,12 +2,13 @@
 //! routes; [`Health`]: the monitoring states and last reports), and [`Changes`], the signal
 //! that another writer committed, so a process knows when to read them again.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::sql::Db;
 
 use crate::monitor::CheckRow;
-use crate::{data_version, integrations, meetings, monitor, nodes, Store, StoreError};
+use crate::{engine, integrations, meetings, monitor, nodes, Store, StoreError};
 use crate::{Integration, MeetingRecord, Node, NodeId};
 
 /// The tables a process keeps in memory, read in one transaction.
@@ -26,14 +27,31 @@ pub struct Health {
     pub reports: Vec<(NodeId, i64, i64, String)>,
 }
 
-/// How often the SQLite backend looks for another writer's commits (a one-row PRAGMA).
+/// How often the SQLite backend looks for another writer's commits (a one-row PRAGMA), and
+/// how long one wait for a PostgreSQL notification lasts.
 const POLL: Duration = Duration::from_millis(250);
 
 /// Commits by other writers (the admin CLI, another process), as a stream of wake-ups:
 /// [`Changes::next`] returns once something was committed since the previous call.
 pub struct Changes {
     store: Store,
-    seen: i64,
+    watch: Watch,
+}
+
+enum Watch {
+    /// SQLite's `data_version` as last seen.
+    Sqlite(i64),
+    /// A connection listening to the write transactions' notifications; `None` after it was
+    /// lost (the next call connects again, and wakes: commits may have been missed).
+    Postgres(Arc<Mutex<Listener>>),
+}
+
+/// Shared with the blocking task waiting on it, so that neither the connection nor a
+/// notification it received is lost when [`Changes::next`] is cancelled.
+struct Listener {
+    client: Option<crate::sql::postgres::Client>,
+    /// Another store committed, and no `next` has returned for it yet.
+    woke: bool,
 }
 
 /// The three tables as of one moment (the caller holds a transaction).
@@ -65,20 +83,29 @@ impl Store {
 
     /// The stored monitoring state: each check and each node's last report.
     pub async fn health(&self) -> Result<Health, StoreError> {
-        self.run(read_health).await
+        self.consistent(read_health).await
     }
 
     /// [`Store::health`] for start-up, outside a runtime.
     pub fn health_blocking(&self) -> Result<Health, StoreError> {
-        self.blocking(read_health)
+        self.blocking_consistent(read_health)
     }
 
     /// Wake-ups for other writers' commits from now on.
     pub fn changes(&self) -> Result<Changes, StoreError> {
-        let seen = self.blocking(data_version)?;
+        let watch = match self.postgres() {
+            Some(pg) => {
+                let client = engine::off_runtime(|| pg.listen())?;
+                Watch::Postgres(Arc::new(Mutex::new(Listener {
+                    client: Some(client),
+                    woke: false,
+                })))
+            }
+            None => Watch::Sqlite(self.blocking(engine::data_version)?),
+        };
         Ok(Changes {
             store: self.clone(),
-            seen,
+            watch,
         })
     }
 }
@@ -88,11 +115,45 @@ impl Changes {
     /// [`Store::changes`]). This process's own writes do not count.
     pub async fn next(&mut self) -> Result<(), StoreError> {
         loop {
-            tokio::time::sleep(POLL).await;
-            let version = self.store.run(data_version).await?;
-            if version != self.seen {
-                self.seen = version;
-                return Ok(());
+            match &mut self.watch {
+                Watch::Sqlite(seen) => {
+                    tokio::time::sleep(POLL).await;
+                    let version = self.store.run(engine::data_version).await?;
+                    if version != *seen {
+                        *seen = version;
+                        return Ok(());
+                    }
+                }
+                Watch::Postgres(listener) => {
+                    let (store, shared) = (self.store.clone(), listener.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let pg = store
+                            .postgres()
+                            .ok_or_else(|| StoreError::Database("not a PostgreSQL store".into()))?;
+                        let mut listener = shared.lock().unwrap_or_else(|p| p.into_inner());
+                        if listener.woke {
+                            return Ok(());
+                        }
+                        let woke = match listener.client.as_mut() {
+                            Some(client) => pg.wait(client, POLL),
+                            None => pg.listen().map(|client| {
+                                listener.client = Some(client);
+                                true
+                            }),
+                        };
+                        match woke {
+                            Ok(woke) => listener.woke = woke,
+                            Err(_) => listener.client = None,
+                        }
+                        woke.map(|_| ())
+                    })
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                    let mut listener = listener.lock().unwrap_or_else(|p| p.into_inner());
+                    if std::mem::take(&mut listener.woke) {
+                        return Ok(());
+                    }
+                }
             }
         }
     }
@@ -105,26 +166,41 @@ mod tests {
 
     #[tokio::test]
     async fn changes_wake_for_other_writers_only() {
+        // Two stores on one database: this process's and another's (the CLI on the same file,
+        // a second balancer on the same PostgreSQL database).
         let dir = tempfile::tempdir().unwrap();
-        let ours = Store::open(dir.path()).unwrap();
-        let mut changes = ours.changes().unwrap();
-        // Our own write: no wake-up.
-        ours.run(|c| integrations::ensure(c, "a", &[Secret("s1".into())]))
-            .await
-            .unwrap();
-        let quiet = tokio::time::timeout(Duration::from_millis(700), changes.next()).await;
-        assert!(quiet.is_err(), "woke for its own write");
-        // Another writer (the CLI opens its own store on the same file).
-        let theirs = Store::open(dir.path()).unwrap();
-        theirs
-            .run(|c| integrations::ensure(c, "b", &[Secret("s2".into())]))
-            .await
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(5), changes.next())
-            .await
-            .expect("no wake-up for another writer's commit")
-            .unwrap();
-        let snapshot = ours.snapshot().await.unwrap();
-        assert_eq!(snapshot.integrations.len(), 2);
+        let mut pairs = vec![(
+            Store::open(dir.path()).unwrap(),
+            Store::open(dir.path()).unwrap(),
+        )];
+        if let Some(url) = crate::testing::postgres_database() {
+            pairs.push((
+                Store::open_postgres(&url).unwrap(),
+                Store::open_postgres(&url).unwrap(),
+            ));
+        }
+        for (ours, theirs) in pairs {
+            let mut changes = ours.changes().unwrap();
+            // Our own write: no wake-up.
+            ours.write(|c| integrations::ensure(c, "a", &[Secret("s1".into())]))
+                .await
+                .unwrap();
+            let quiet = tokio::time::timeout(Duration::from_millis(700), changes.next()).await;
+            assert!(quiet.is_err(), "woke for its own write");
+            theirs
+                .write(|c| integrations::ensure(c, "b", &[Secret("s2".into())]))
+                .await
+                .unwrap();
+            tokio::time::timeout(Duration::from_secs(5), changes.next())
+                .await
+                .expect("no wake-up for another writer's commit")
+                .unwrap();
+            let snapshot = ours.snapshot().await.unwrap();
+            assert_eq!(snapshot.integrations.len(), 2);
+            // A read by the other store is no change.
+            theirs.integrations().await.unwrap();
+            let quiet = tokio::time::timeout(Duration::from_millis(700), changes.next()).await;
+            assert!(quiet.is_err(), "woke for a read");
+        }
     }
 }

@@ -2,17 +2,27 @@
 //! [`Db`] (a connection inside a transaction), and bind and read values through [`Param`] and
 //! [`Row`]. SQL uses `?1`-style numbered parameters and the dialect SQLite and PostgreSQL
 //! share (`INSERT .. ON CONFLICT .. DO UPDATE`, `RETURNING`, `CASE`, `COALESCE`); the few
-//! engine-specific spellings are methods here ([`Db::contains`]).
+//! engine-specific spellings are methods here ([`Db::contains`]). `postgres.rs` holds what
+//! only PostgreSQL needs.
 
+use std::cell::RefCell;
 use std::ops::ControlFlow;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::StoreError;
 
-/// A connection with a transaction open (or the writer connection for single statements).
+pub(crate) mod postgres;
+
+/// A connection (SQLite's or a pooled PostgreSQL one), usually inside a transaction.
 pub(crate) struct Db<'a> {
-    conn: &'a rusqlite::Connection,
+    engine: Engine<'a>,
+}
+
+enum Engine<'a> {
+    Sqlite(&'a rusqlite::Connection),
+    /// Borrowed mutably per statement; a row closure may run statements of its own.
+    Postgres(RefCell<&'a mut postgres::PgConn>),
 }
 
 /// A value bound to a `?N` parameter, borrowed from the caller.
@@ -39,8 +49,9 @@ macro_rules! params {
 pub(crate) use params;
 
 /// One result row; columns by position.
-pub(crate) struct Row<'a> {
-    row: &'a rusqlite::Row<'a>,
+pub(crate) enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a ::postgres::Row),
 }
 
 /// What a column can be read as.
@@ -50,19 +61,38 @@ pub(crate) trait Column: Sized {
 
 impl<'a> Db<'a> {
     pub(crate) fn sqlite(conn: &'a rusqlite::Connection) -> Db<'a> {
-        Db { conn }
+        Db {
+            engine: Engine::Sqlite(conn),
+        }
+    }
+
+    pub(crate) fn postgres(conn: &'a mut postgres::PgConn) -> Db<'a> {
+        Db {
+            engine: Engine::Postgres(RefCell::new(conn)),
+        }
     }
 
     /// Runs one statement; the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<usize, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        bind(&mut stmt, params)?;
-        Ok(stmt.raw_execute()?)
+        match &self.engine {
+            Engine::Sqlite(conn) => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                bind(&mut stmt, params)?;
+                Ok(stmt.raw_execute()?)
+            }
+            Engine::Postgres(conn) => {
+                let changed = conn.borrow_mut().execute(sql, &values(params))?;
+                Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+            }
+        }
     }
 
     /// Runs statements without parameters, separated by `;` (migrations, test set-up).
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.conn.execute_batch(sql)?)
+        match &self.engine {
+            Engine::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Engine::Postgres(conn) => Ok(conn.borrow_mut().client.batch_execute(sql)?),
+        }
     }
 
     /// Every row of a query, each turned into a `T` by `f`.
@@ -72,13 +102,11 @@ impl<'a> Db<'a> {
         params: &[&dyn Param],
         mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        bind(&mut stmt, params)?;
-        let mut rows = stmt.raw_query();
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(f(&Row { row })?);
-        }
+        self.scan(sql, params, |row| {
+            out.push(f(row)?);
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(out)
     }
 
@@ -89,12 +117,24 @@ impl<'a> Db<'a> {
         params: &[&dyn Param],
         mut f: impl FnMut(&Row<'_>) -> Result<ControlFlow<()>, StoreError>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        bind(&mut stmt, params)?;
-        let mut rows = stmt.raw_query();
-        while let Some(row) = rows.next()? {
-            if f(&Row { row })?.is_break() {
-                break;
+        match &self.engine {
+            Engine::Sqlite(conn) => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                bind(&mut stmt, params)?;
+                let mut rows = stmt.raw_query();
+                while let Some(row) = rows.next()? {
+                    if f(&Row::Sqlite(row))?.is_break() {
+                        break;
+                    }
+                }
+            }
+            Engine::Postgres(conn) => {
+                let rows = conn.borrow_mut().query(sql, &values(params))?;
+                for row in &rows {
+                    if f(&Row::Postgres(row))?.is_break() {
+                        break;
+                    }
+                }
             }
         }
         Ok(())
@@ -107,13 +147,15 @@ impl<'a> Db<'a> {
         params: &[&dyn Param],
         f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        bind(&mut stmt, params)?;
-        let mut rows = stmt.raw_query();
-        match rows.next()? {
-            Some(row) => Ok(Some(f(&Row { row })?)),
-            None => Ok(None),
-        }
+        let mut f = Some(f);
+        let mut found = None;
+        self.scan(sql, params, |row| {
+            if let Some(f) = f.take() {
+                found = Some(f(row)?);
+            }
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(found)
     }
 
     /// The first row of a query that always answers one (`count(*)`, `RETURNING`).
@@ -132,43 +174,69 @@ impl<'a> Db<'a> {
         Ok(self.query_opt(sql, params, |_| Ok(()))?.is_some())
     }
 
+    fn is_sqlite(&self) -> bool {
+        matches!(self.engine, Engine::Sqlite(_))
+    }
+
     /// An SQL condition: `haystack` contains `needle` (both SQL expressions), ignoring case.
     pub(crate) fn contains(&self, haystack: &str, needle: &str) -> String {
-        format!("instr(lower({haystack}), lower({needle})) > 0")
+        if self.is_sqlite() {
+            format!("instr(lower({haystack}), lower({needle})) > 0")
+        } else {
+            format!("strpos(lower({haystack}), lower({needle})) > 0")
+        }
     }
 
     /// An SQL condition: `column` starts with the text of [`Db::prefix_pattern`] bound as
     /// `pattern`, case-sensitively and using the column's index.
     pub(crate) fn starts_with(&self, column: &str, pattern: &str) -> String {
-        format!("{column} GLOB {pattern}")
+        if self.is_sqlite() {
+            format!("{column} GLOB {pattern}")
+        } else {
+            format!("{column} LIKE {pattern}")
+        }
     }
 
     /// The pattern [`Db::starts_with`] matches `prefix` with: its special characters taken
     /// literally.
     pub(crate) fn prefix_pattern(&self, prefix: &str) -> String {
-        let mut pattern: String = prefix
-            .chars()
-            .map(|c| match c {
-                '*' => "[*]".to_owned(),
-                '?' => "[?]".to_owned(),
-                '[' => "[[]".to_owned(),
-                c => c.to_string(),
-            })
-            .collect();
-        pattern.push('*');
+        let (special, any): (&[(char, &str)], char) = if self.is_sqlite() {
+            (&[('*', "[*]"), ('?', "[?]"), ('[', "[[]")], '*')
+        } else {
+            (&[('%', "\\%"), ('_', "\\_"), ('\\', "\\\\")], '%')
+        };
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            match special.iter().find(|(s, _)| *s == c) {
+                Some((_, escaped)) => pattern.push_str(escaped),
+                None => pattern.push(c),
+            }
+        }
+        pattern.push(any);
         pattern
     }
 
     /// The UTC day (`YYYY-MM-DD`) of `ms`, an SQL expression of milliseconds since the epoch.
     pub(crate) fn day_of(&self, ms: &str) -> String {
-        format!("date({ms} / 1000, 'unixepoch')")
+        if self.is_sqlite() {
+            format!("date({ms} / 1000, 'unixepoch')")
+        } else {
+            format!("to_char(to_timestamp({ms} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+        }
     }
 
     /// ` LIMIT .. OFFSET ..`: at most `limit` rows (all when `None`) after skipping `offset`.
     pub(crate) fn page(&self, limit: Option<usize>, offset: usize) -> String {
-        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        format!(" LIMIT {limit} OFFSET {offset}")
+        match limit {
+            Some(l) => format!(" LIMIT {l} OFFSET {offset}"),
+            None if self.is_sqlite() => format!(" LIMIT -1 OFFSET {offset}"),
+            None => format!(" LIMIT ALL OFFSET {offset}"),
+        }
     }
+}
+
+fn values<'p>(params: &'p [&dyn Param]) -> Vec<Value<'p>> {
+    params.iter().map(|p| p.value()).collect()
 }
 
 fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[&dyn Param]) -> Result<(), StoreError> {
@@ -200,7 +268,15 @@ impl rusqlite::ToSql for Value<'_> {
 impl Row<'_> {
     /// Column `index` (0-based) as a `T`.
     pub(crate) fn get<T: Column>(&self, index: usize) -> Result<T, StoreError> {
-        let value = match self.row.get_ref(index)? {
+        let row = match self {
+            Row::Sqlite(row) => row,
+            Row::Postgres(row) => {
+                let value: Value<'_> = row.try_get(index)?;
+                return T::read(value)
+                    .map_err(|e| StoreError::Damaged(format!("column {index}: {e}")));
+            }
+        };
+        let value = match row.get_ref(index)? {
             ValueRef::Null => Value::Null,
             ValueRef::Integer(i) => Value::Int(i),
             ValueRef::Real(f) => Value::Real(f),

@@ -30,7 +30,8 @@ pub(crate) fn record(
     for (integration, n) in users {
         conn.execute(
             "INSERT INTO usage_daily (integration_id, day, participant_seconds, peak_users)
-             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?1)
+             SELECT CAST(?1 AS BIGINT), ?2, CAST(?3 AS DOUBLE PRECISION), CAST(?4 AS BIGINT)
+             WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?1)
              ON CONFLICT (integration_id, day) DO UPDATE SET
                participant_seconds = usage_daily.participant_seconds + excluded.participant_seconds,
                peak_users = CASE WHEN excluded.peak_users > usage_daily.peak_users
@@ -150,41 +151,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewIntegration, Store};
+    use crate::NewIntegration;
     use conflux_shared::Secret;
 
     #[test]
     fn polls_add_up_to_minutes_and_peaks() {
-        let store = Store::open_in_memory().unwrap();
-        let id = store
-            .blocking(|c| {
-                crate::integrations::insert(
-                    c,
-                    &NewIntegration {
-                        name: "uni".into(),
-                        secret: Secret("secret-0123".into()),
-                    },
-                )
-            })
-            .unwrap()
-            .id;
-        let day = "2026-11-23".to_string();
-        for users in [10, 30, 20] {
-            let polled = HashMap::from([(id, users), (IntegrationId(999), 5)]);
-            store.blocking(|c| record(c, &day, &polled, 60.0)).unwrap();
-        }
-        let days = vec!["2026-11-22".to_string(), day.clone()];
-        let report = store.blocking(|c| report(c, id, &days)).unwrap();
-        assert_eq!(report.len(), 2);
-        assert_eq!(
-            report[0],
-            DayUsage {
-                day: "2026-11-22".into(),
-                ..DayUsage::default()
+        for store in crate::testing::stores() {
+            let id = store
+                .blocking(|c| {
+                    crate::integrations::insert(
+                        c,
+                        &NewIntegration {
+                            name: "uni".into(),
+                            secret: Secret("secret-0123".into()),
+                        },
+                    )
+                })
+                .unwrap()
+                .id;
+            let day = "2026-11-23".to_string();
+            for users in [10, 30, 20] {
+                let polled = HashMap::from([(id, users), (IntegrationId(999), 5)]);
+                store.blocking(|c| record(c, &day, &polled, 60.0)).unwrap();
             }
-        );
-        assert_eq!(report[1].participant_minutes, 60.0);
-        assert_eq!(report[1].peak_users, 30);
+            let days = vec!["2026-11-22".to_string(), day.clone()];
+            let report = store.blocking(|c| report(c, id, &days)).unwrap();
+            assert_eq!(report.len(), 2);
+            assert_eq!(
+                report[0],
+                DayUsage {
+                    day: "2026-11-22".into(),
+                    ..DayUsage::default()
+                }
+            );
+            assert_eq!(report[1].participant_minutes, 60.0);
+            assert_eq!(report[1].peak_users, 30);
+        }
     }
 
     #[test]

@@ -364,7 +364,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    //! Through the store's interface, on an in-memory database.
+    //! Through the store's interface, on each backend.
     use super::*;
 
     fn audit(action: &str) -> Audit {
@@ -373,98 +373,99 @@ mod tests {
 
     #[tokio::test]
     async fn accounts_tokens_and_sessions() {
-        let store = Store::open_in_memory().unwrap();
-        let add = |name: &str| UserChange::Add {
-            username: name.into(),
-            password_hash: "hash".into(),
-            role: Role::Admin,
-        };
-        store
-            .change_users(add("ana"), audit("users add"))
-            .await
-            .unwrap();
-        assert!(matches!(
-            store.change_users(add("ana"), audit("users add")).await,
-            Err(StoreError::Conflict(_))
-        ));
-        store
-            .change_users(
-                UserChange::SetPassword {
-                    username: "ana".into(),
-                    password_hash: "hash2".into(),
-                },
-                audit("users passwd"),
-            )
-            .await
-            .unwrap();
-        let ana = store.user("ana").await.unwrap();
-        assert_eq!(
-            (ana.password_hash.as_str(), ana.role),
-            ("hash2", Role::Admin)
-        );
-        store
-            .create_session(
-                "t1".into(),
-                ana.id,
-                "csrf".into(),
-                now_ms() + 60_000,
-                audit("login"),
-            )
-            .await
-            .unwrap();
-        let session = store.session("t1").await.unwrap().unwrap();
-        assert_eq!(
-            (session.user.username.as_str(), session.csrf.as_str()),
-            ("ana", "csrf")
-        );
-        store.end_session("t1", audit("logout")).await.unwrap();
-        assert!(store.session("t1").await.unwrap().is_none());
-        store
-            .change_users(
-                UserChange::AddToken {
-                    name: "ci".into(),
-                    token_hash: "th".into(),
-                    role: Role::Viewer,
-                },
-                audit("tokens add"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.token("th").await.unwrap().unwrap().name, "ci");
-        assert_eq!(store.tokens().await.unwrap().len(), 1);
-        store
-            .change_users(UserChange::RemoveToken("ci".into()), audit("tokens remove"))
-            .await
-            .unwrap();
-        assert!(store.token("th").await.unwrap().is_none());
-        store
-            .change_users(UserChange::Remove("ana".into()), audit("users remove"))
-            .await
-            .unwrap();
-        assert!(matches!(
+        for store in crate::testing::stores() {
+            let add = |name: &str| UserChange::Add {
+                username: name.into(),
+                password_hash: "hash".into(),
+                role: Role::Admin,
+            };
+            store
+                .change_users(add("ana"), audit("users add"))
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.change_users(add("ana"), audit("users add")).await,
+                Err(StoreError::Conflict(_))
+            ));
+            store
+                .change_users(
+                    UserChange::SetPassword {
+                        username: "ana".into(),
+                        password_hash: "hash2".into(),
+                    },
+                    audit("users passwd"),
+                )
+                .await
+                .unwrap();
+            let ana = store.user("ana").await.unwrap();
+            assert_eq!(
+                (ana.password_hash.as_str(), ana.role),
+                ("hash2", Role::Admin)
+            );
+            store
+                .create_session(
+                    "t1".into(),
+                    ana.id,
+                    "csrf".into(),
+                    now_ms() + 60_000,
+                    audit("login"),
+                )
+                .await
+                .unwrap();
+            let session = store.session("t1").await.unwrap().unwrap();
+            assert_eq!(
+                (session.user.username.as_str(), session.csrf.as_str()),
+                ("ana", "csrf")
+            );
+            store.end_session("t1", audit("logout")).await.unwrap();
+            assert!(store.session("t1").await.unwrap().is_none());
+            store
+                .change_users(
+                    UserChange::AddToken {
+                        name: "ci".into(),
+                        token_hash: "th".into(),
+                        role: Role::Viewer,
+                    },
+                    audit("tokens add"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(store.token("th").await.unwrap().unwrap().name, "ci");
+            assert_eq!(store.tokens().await.unwrap().len(), 1);
+            store
+                .change_users(UserChange::RemoveToken("ci".into()), audit("tokens remove"))
+                .await
+                .unwrap();
+            assert!(store.token("th").await.unwrap().is_none());
             store
                 .change_users(UserChange::Remove("ana".into()), audit("users remove"))
-                .await,
-            Err(StoreError::NotFound(_))
-        ));
-        let actions: Vec<String> = store
-            .audit_log(20)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, _, action, _)| action)
-            .collect();
-        assert_eq!(
-            actions,
-            [
-                "users remove",
-                "tokens remove",
-                "tokens add",
-                "logout",
-                "login",
-                "users passwd",
-                "users add"
-            ]
-        );
+                .await
+                .unwrap();
+            assert!(matches!(
+                store
+                    .change_users(UserChange::Remove("ana".into()), audit("users remove"))
+                    .await,
+                Err(StoreError::NotFound(_))
+            ));
+            let actions: Vec<String> = store
+                .audit_log(20)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, _, action, _)| action)
+                .collect();
+            assert_eq!(
+                actions,
+                [
+                    "users remove",
+                    "tokens remove",
+                    "tokens add",
+                    "logout",
+                    "login",
+                    "users passwd",
+                    "users add"
+                ]
+            );
+        }
     }
 }

@@ -447,6 +447,9 @@ pub fn serve_balancer(config: &Path, dir: &Path) -> (Process, String) {
 
 pub struct BalancerBuilder {
     nodes: Vec<(String, String, String)>,
+    /// Nodes it waits to see online at start besides its own (another balancer's, on a shared
+    /// store).
+    expect_online: usize,
     integrations: Vec<(String, String)>,
     config: String,
     env: Vec<(String, String)>,
@@ -469,6 +472,7 @@ pub struct Balancer {
 pub fn balancer() -> BalancerBuilder {
     BalancerBuilder {
         nodes: Vec::new(),
+        expect_online: 0,
         integrations: Vec::new(),
         config: String::new(),
         env: Vec::new(),
@@ -494,6 +498,13 @@ impl BalancerBuilder {
 
     pub fn integration(mut self, name: &str, secret: &str) -> Self {
         self.integrations.push((name.into(), secret.into()));
+        self
+    }
+
+    /// Waits at start until `n` more nodes than its own are online (nodes another balancer
+    /// added to a shared store).
+    pub fn expect_online(mut self, n: usize) -> Self {
+        self.expect_online = n;
         self
     }
 
@@ -534,7 +545,7 @@ impl BalancerBuilder {
             dir,
             env: self.env,
             wrapper: self.wrapper,
-            expected_nodes: self.nodes.len(),
+            expected_nodes: self.nodes.len() + self.expect_online,
             admin_token: std::sync::OnceLock::new(),
         };
         for (name, secret) in &self.integrations {

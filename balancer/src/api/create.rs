@@ -45,7 +45,7 @@ pub async fn handle(
             "This application is not allowed to record meetings.",
         ));
     }
-    let existing = state.route(&meeting_id);
+    let existing = state.find_route(&meeting_id).await;
     let (mut node, is_new) = match existing {
         Some(route) if route.integration != integration.id => {
             return Err(ApiError::Bbb(messages::ID_NOT_UNIQUE))

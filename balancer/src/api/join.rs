@@ -30,7 +30,8 @@ pub async fn handle(
         return Err(ApiError::Bbb(messages::MISSING_FULL_NAME));
     }
     let route = state
-        .route(&meeting_id)
+        .find_route(&meeting_id)
+        .await
         .filter(|r| r.integration == integration.id)
         .ok_or(ApiError::Bbb(messages::INVALID_MEETING_ID))?;
     let node = state

@@ -21,7 +21,8 @@ pub async fn handle(
 ) -> Result<Answer, ApiError> {
     let meeting_id = req.meeting_id()?;
     let route = state
-        .route(&meeting_id)
+        .find_route(&meeting_id)
+        .await
         .filter(|r| r.integration == integration.id);
     let node = route.and_then(|r| state.nodes.load().get(r.node).cloned());
     let Some(node) = node else {

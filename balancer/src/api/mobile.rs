@@ -180,7 +180,7 @@ async fn join_meeting(
         conflux_shared::query::encode(&full_name),
         conflux_shared::query::encode(&password)
     );
-    let info = match state.route(&meeting_id) {
+    let info = match state.find_route(&meeting_id).await {
         Some(_) => {
             let query = format!("meetingID={}", conflux_shared::query::encode(&meeting_id));
             let req = internal_request("getMeetingInfo", &query, ip);

@@ -1,6 +1,7 @@
 //! All end-to-end tests, compiled into one binary (as ripgrep does) so they link once.
 //! Each test starts the real binaries on loopback through `conflux_tests::harness`.
 
+mod active_active;
 mod agent;
 mod archive_door;
 mod balancer_api;

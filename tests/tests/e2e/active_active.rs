@@ -1,0 +1,118 @@
+//! Several balancers on one PostgreSQL database (`store.url`), as behind a load balancer:
+//! what one of them did, the others see. Runs when `CONFLUX_TEST_POSTGRES` names a server
+//! (`scripts/test` starts a private one).
+
+use std::time::{Duration, Instant};
+
+use conflux_shared::Algorithm;
+use conflux_tests::harness::{balancer, eventually, host, sim, Balancer, SimNode};
+
+const UNI: &str = "uni-secret-0123456789";
+const SCHOOL: &str = "school-secret-0123456789";
+
+/// Three balancers on a new database; the first adds `nodes` and the integration `uni`.
+async fn three_balancers(nodes: &[&SimNode]) -> Option<[Balancer; 3]> {
+    let url = conflux_store::testing::postgres_database()?;
+    let first = balancer()
+        .nodes(nodes)
+        .integration("uni", UNI)
+        .env("CONFLUX_STORE__URL", &url)
+        .start()
+        .await;
+    let others = || balancer().expect_online(nodes.len());
+    let second = others().env("DATABASE_URL", &url).start().await;
+    let third = others().env("CONFLUX_STORE__URL", &url).start().await;
+    Some([first, second, third])
+}
+
+#[tokio::test]
+async fn what_one_balancer_did_the_others_see() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let Some([a, b, c]) = three_balancers(&[&n1, &n2]).await else {
+        return;
+    };
+    let (on_a, on_b, on_c) = (
+        a.client(UNI, Algorithm::Sha256),
+        b.client(UNI, Algorithm::Sha1),
+        c.client(UNI, Algorithm::Sha256),
+    );
+
+    // A meeting created through A is routed by B and C at their first call.
+    let create = [("meetingID", "lecture"), ("name", "Lecture")];
+    assert!(on_a.call("create", &create).await.is_success());
+    let info = on_b
+        .call("getMeetingInfo", &[("meetingID", "lecture")])
+        .await;
+    assert!(info.is_success(), "{info:?}");
+    let join = [
+        ("meetingID", "lecture"),
+        ("fullName", "Ada"),
+        ("role", "MODERATOR"),
+        ("redirect", "false"),
+    ];
+    assert!(on_c.call("join", &join).await.is_success());
+    // Created again through C, it stays where it is (C knows it exists).
+    let hosting = host(&[&n1, &n2], "lecture").await.url.clone();
+    assert!(on_c.call("create", &create).await.is_success());
+    let other = if hosting == n1.url { &n2 } else { &n1 };
+    assert!(!other
+        .client(Algorithm::Sha1)
+        .call("getMeetingInfo", &[("meetingID", "lecture")])
+        .await
+        .is_success());
+    // Ended through B: gone for A too.
+    assert!(on_b
+        .call("end", &[("meetingID", "lecture")])
+        .await
+        .is_success());
+    assert!(
+        eventually(|| async {
+            on_a.call("isMeetingRunning", &[("meetingID", "lecture")])
+                .await
+                .field("running")
+                == Some("false")
+        })
+        .await
+    );
+
+    // An admin change made with A's CLI is in force on C within a second.
+    a.cli_ok(&["integrations", "add", "school", "--secret", SCHOOL]);
+    let added = Instant::now();
+    let school = c.client(SCHOOL, Algorithm::Sha256);
+    while !school.call("getMeetings", &[]).await.is_success() {
+        assert!(
+            added.elapsed() < Duration::from_secs(1),
+            "C refused the new integration's secret for a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And so is a removal, made with B's CLI.
+    b.cli_ok(&["integrations", "remove", "school"]);
+    let removed = Instant::now();
+    while school.call("getMeetings", &[]).await.is_success() {
+        assert!(
+            removed.elapsed() < Duration::from_secs(1),
+            "C still accepted a removed integration's secret after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_stops_the_start_with_one_clear_line() {
+    let out = std::process::Command::new(conflux_tests::harness::binary("conflux-balancer"))
+        .args(["--data-dir", "/nonexistent-conflux", "servers", "list"])
+        .env(
+            "CONFLUX_STORE__URL",
+            "postgres://conflux@127.0.0.1:1/conflux",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("postgres://conflux@127.0.0.1:1/conflux"),
+        "{stderr}"
+    );
+}
