@@ -91,8 +91,12 @@ pub async fn run(state: Arc<AppState>, mut shutdown: tokio::sync::broadcast::Rec
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = import.tick() => spool::import_all(&state).await,
-            _ = sweep.tick() => retention::sweep(&state).await,
+            _ = import.tick() => if state.singletons.held().await {
+                spool::import_all(&state).await;
+            },
+            _ = sweep.tick() => if state.singletons.held().await {
+                retention::sweep(&state).await;
+            },
             _ = shutdown.recv() => break,
         }
     }

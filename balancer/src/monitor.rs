@@ -32,7 +32,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
         state.monitor.evaluate_ages(&nodes.nodes, &state.config);
         state.monitor.flush(&state.store).await;
         state.monitor.locate_hosts(&nodes.nodes).await;
-        if last_prune.elapsed() >= PRUNE_EVERY {
+        if last_prune.elapsed() >= PRUNE_EVERY && state.singletons.held().await {
             last_prune = tokio::time::Instant::now();
             let now = store::now_ms() / 1000;
             match state.store.prune_history(now).await {

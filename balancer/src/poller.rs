@@ -29,6 +29,9 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                if !state.singletons.held().await {
+                    continue;
+                }
                 poll_all(&state, round % state.config.poller.recordings_every == 0).await;
                 round = round.wrapping_add(1);
             }

@@ -53,6 +53,9 @@ pub fn geoip_files(config: &Config) -> Vec<std::path::PathBuf> {
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// Held by the one balancer (of those sharing the store) that runs the singleton work:
+    /// polling, active checks, history pruning, spool import, retention.
+    pub singletons: conflux_store::Lease,
     pub node_client: NodeClient,
     pub monitor: Monitor,
     pub metrics: crate::metrics::Metrics,
@@ -169,6 +172,7 @@ impl AppState {
             templates: conflux_templates::Templates::new()?,
             login_limiter: crate::auth::login_limiter(),
             last_round: Mutex::new(None),
+            singletons: store.lease("singletons"),
             store,
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(IntegrationTable::default()),

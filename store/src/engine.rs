@@ -2,9 +2,11 @@
 //! store function: SQLite (the embedded default: one writer connection plus read-only ones,
 //! WAL) and PostgreSQL (`store.url`: a pool of connections shared by several balancers).
 //!
-//! Each engine runs a function in one of three [`Mode`]s. A PostgreSQL write transaction that
-//! changed something also sends `NOTIFY conflux_changes` with the store's instance id, which
-//! is how other processes learn of it ([`crate::Changes`]).
+//! Each engine runs a function in one of three [`Mode`]s. On PostgreSQL, a statement that
+//! changes a table the balancers mirror (nodes, integrations and their secrets, meetings) fires
+//! a trigger that sends `NOTIFY conflux_changes` with the writer's `application_name`, the
+//! store's instance id: that is how other processes learn of it ([`crate::Changes`]), and
+//! writes of other tables (events, history, checks) wake no one.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -19,8 +21,7 @@ use crate::{migrations, StoreError};
 /// How a function runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Each statement commits by itself (on PostgreSQL: one transaction, notified like
-    /// [`Mode::Write`]).
+    /// Each statement commits by itself.
     Auto,
     /// One transaction holding the write lock from its start.
     Write,
@@ -150,7 +151,8 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        config.application_name("conflux");
+        let instance = instance();
+        config.application_name(&instance);
         let location = location(&config);
         let mut first = PgConn::connect(&config)
             .map_err(|e| StoreError::Unreachable(format!("cannot connect to {location}: {e}")))?;
@@ -164,7 +166,7 @@ impl Postgres {
         Ok(Postgres {
             pool,
             config,
-            instance: instance(),
+            instance,
             location,
         })
     }
@@ -178,26 +180,14 @@ impl Postgres {
             .pool
             .get()
             .map_err(|e| StoreError::Database(format!("{}: {e}", self.location)))?;
-        // Auto runs as a write transaction too: what it writes must be notified.
-        let writes = mode != Mode::Consistent;
-        let begin = if writes {
-            "BEGIN"
-        } else {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        let begin = match mode {
+            Mode::Auto => return f(&Db::postgres(&mut conn)),
+            Mode::Write => "BEGIN",
+            Mode::Consistent => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
         conn.client.batch_execute(begin)?;
         let result = f(&Db::postgres(&mut conn));
         let done = result.and_then(|value| {
-            if writes {
-                // Only a transaction that changed something has a transaction id.
-                conn.execute(
-                    "SELECT pg_notify(?1, ?2) WHERE txid_current_if_assigned() IS NOT NULL",
-                    &[
-                        crate::sql::Value::Text(CHANNEL),
-                        crate::sql::Value::Text(&self.instance),
-                    ],
-                )?;
-            }
             conn.client.batch_execute("COMMIT")?;
             Ok(value)
         });

@@ -10,6 +10,7 @@
 mod engine;
 pub mod events;
 pub mod integrations;
+mod lease;
 pub mod meetings;
 mod migrations;
 pub mod monitor;
@@ -32,6 +33,7 @@ pub use events::{Event, EventKind, NewEvent, RunQuery};
 pub use integrations::{
     Integration, IntegrationChange, IntegrationId, IntegrationUpdate, NewIntegration,
 };
+pub use lease::Lease;
 pub use meetings::{MeetingRecord, NewMeeting};
 pub use nodes::{
     Enrolment, Forced, NewNode, Node, NodeChange, NodeChanged, NodeId, NodeState, NodeUpdate, Poll,
@@ -133,7 +135,7 @@ impl Store {
         self.postgres().is_some()
     }
 
-    fn postgres(&self) -> Option<&engine::Postgres> {
+    pub(crate) fn postgres(&self) -> Option<&engine::Postgres> {
         match &*self.engine {
             Engine::Postgres(p) => Some(p),
             Engine::Sqlite(_) => None,

@@ -83,7 +83,7 @@ pub(super) fn run_postgres(conn: &mut PgConn) -> Result<(), StoreError> {
             )?;
             tracing::info!(version, "Store migrated.");
         }
-        Ok(())
+        Ok(conn.client.batch_execute(&change_triggers())?)
     })();
     match migrated {
         Ok(()) => Ok(conn.client.batch_execute("COMMIT")?),
@@ -92,6 +92,27 @@ pub(super) fn run_postgres(conn: &mut PgConn) -> Result<(), StoreError> {
             Err(e)
         }
     }
+}
+
+/// The tables every balancer mirrors in memory (`crate::Snapshot`).
+const MIRRORED: &[&str] = &["nodes", "integrations", "integration_secrets", "meetings"];
+
+/// PostgreSQL: a statement changing a mirrored table notifies `CHANNEL` with the writer's
+/// `application_name` (its store's instance id). Made again at every start, so it follows the
+/// tables the schema has.
+fn change_triggers() -> String {
+    let mut sql = format!(
+        "CREATE OR REPLACE FUNCTION conflux_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_notify('{}', current_setting('application_name')); RETURN NULL; END $$;",
+        crate::engine::CHANNEL
+    );
+    for table in MIRRORED {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE TRIGGER conflux_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
+             ON {table} FOR EACH STATEMENT EXECUTE FUNCTION conflux_changed();"
+        ));
+    }
+    sql
 }
 
 #[cfg(test)]

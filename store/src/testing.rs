@@ -29,13 +29,19 @@ pub fn postgres_database() -> Option<String> {
         eprintln!("{POSTGRES_VAR} is not set: this test runs on SQLite only");
         return None;
     };
+    Some(new_database(&admin))
+}
+
+/// The URL of a new, empty database on the server of `admin` (a URL the caller may create
+/// databases with).
+pub fn new_database(admin: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "conflux_unit_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let admin_url = admin.clone();
+    let admin_url = admin.to_owned();
     let create = format!("CREATE DATABASE {name}");
     engine::off_runtime(move || {
         let mut client = postgres::Client::connect(&admin_url, postgres::NoTls)
@@ -43,5 +49,5 @@ pub fn postgres_database() -> Option<String> {
         client.batch_execute(&create).expect("CREATE DATABASE");
     });
     let (server, _) = admin.rsplit_once('/').expect("a URL ending in /DATABASE");
-    Some(format!("{server}/{name}"))
+    format!("{server}/{name}")
 }

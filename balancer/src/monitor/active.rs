@@ -60,6 +60,9 @@ where
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if !state.singletons.held().await {
+                continue;
+            }
             let nodes = state.nodes.load_full();
             let monitored = nodes
                 .nodes

@@ -36,6 +36,13 @@ struct Args {
     /// The balancer's poll interval (seconds): short intervals measure answers while polling.
     #[arg(long, default_value_t = 10.0)]
     poll_secs: f64,
+    /// Keep the store in a new database on this PostgreSQL server (a URL that may create
+    /// databases, e.g. what `scripts/postgres start` prints) instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Balancers serving the same PostgreSQL store (with --postgres); calls rotate among them.
+    #[arg(long, default_value_t = 1)]
+    balancers: usize,
 }
 
 const SECRET: &str = "bench-integration-secret";
@@ -81,11 +88,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.poll_secs
         ),
     )?;
+    anyhow::ensure!(
+        args.balancers >= 1 && (args.balancers == 1 || args.postgres.is_some()),
+        "several balancers need a shared store (--postgres)"
+    );
+    let env: Vec<(String, String)> = match &args.postgres {
+        Some(server) => vec![(
+            "CONFLUX_STORE__URL".into(),
+            conflux_store::testing::new_database(server),
+        )],
+        None => Vec::new(),
+    };
     let cli = |args: &[&str]| {
         std::process::Command::new(binary("conflux-balancer"))
             .arg("--config")
             .arg(&config)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
     };
     for (i, url) in nodes.iter().enumerate() {
@@ -117,13 +136,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "--listen".into(),
         "127.0.0.1:0".into(),
     ];
-    let (lb, addr) = Process::start("conflux-balancer", &serve, dir.path());
-    let bbb = Arc::new(BbbClient::new(
-        &format!("http://{addr}"),
-        SECRET,
-        Algorithm::Sha256,
-    ));
-    wait_for_nodes(&bbb).await;
+    let mut balancers = Vec::new();
+    let (mut clients, mut small_clients) = (Vec::new(), Vec::new());
+    for i in 0..args.balancers {
+        let lb_dir = dir.path().join(format!("balancer{i}"));
+        std::fs::create_dir_all(&lb_dir)?;
+        let (lb, addr) = Process::start_with_env("conflux-balancer", &serve, &lb_dir, &env);
+        balancers.push(lb);
+        let base = format!("http://{addr}");
+        clients.push(Arc::new(BbbClient::new(&base, SECRET, Algorithm::Sha256)));
+        small_clients.push(Arc::new(BbbClient::new(
+            &base,
+            SMALL_SECRET,
+            Algorithm::Sha256,
+        )));
+    }
+    let store = match &args.postgres {
+        Some(_) => "PostgreSQL",
+        None => "SQLite",
+    };
+    println!("{} balancer(s) on {store}", args.balancers);
+    for bbb in &clients {
+        wait_for_nodes(bbb).await;
+    }
 
     let created = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
@@ -131,7 +166,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stats = drive(
         args.concurrency,
         Duration::from_secs(3600),
-        bbb.clone(),
+        &clients,
         move |bbb| {
             let counter = counter.clone();
             async move {
@@ -157,11 +192,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         stats.rate(),
         stats.failed
     );
-    let small = Arc::new(BbbClient::new(
-        &format!("http://{addr}"),
-        SMALL_SECRET,
-        Algorithm::Sha256,
-    ));
+    let small = small_clients[0].clone();
     for i in 0..50 {
         small
             .call(
@@ -175,7 +206,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "call", "req/s", "p50 ms", "p99 ms", "errors"
     );
     let window = Duration::from_secs_f64(args.seconds);
-    let getmeetings = drive(args.concurrency, window, small.clone(), |bbb| async move {
+    let getmeetings = drive(args.concurrency, window, &small_clients, |bbb| async move {
         Some(bbb.call("getMeetings", &[]).await.is_success())
     })
     .await;
@@ -190,7 +221,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let seq = Arc::new(AtomicUsize::new(0));
         let meetings = args.meetings.max(1);
         let name = call.clone();
-        let stats = drive(args.concurrency, window, bbb.clone(), move |bbb| {
+        let stats = drive(args.concurrency, window, &clients, move |bbb| {
             let (seq, call) = (seq.clone(), name.clone());
             async move {
                 let id = format!("bench-{}", seq.fetch_add(1, Ordering::Relaxed) % meetings);
@@ -212,7 +243,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await;
         stats.print(&call);
     }
-    println!("balancer peak RSS: {:.1} MB", memory_mb(lb.pid(), "VmHWM:"));
+    for lb in &balancers {
+        println!("balancer peak RSS: {:.1} MB", memory_mb(lb.pid(), "VmHWM:"));
+    }
     Ok(())
 }
 
@@ -261,16 +294,22 @@ impl Stats {
     }
 }
 
-/// Runs `op` from `concurrency` tasks until `window` passes or `op` returns `None`.
-async fn drive<F, Fut>(concurrency: usize, window: Duration, bbb: Arc<BbbClient>, op: F) -> Stats
+/// Runs `op` from `concurrency` tasks until `window` passes or `op` returns `None`; the tasks
+/// are spread over `clients` (one per balancer) in turn.
+async fn drive<F, Fut>(
+    concurrency: usize,
+    window: Duration,
+    clients: &[Arc<BbbClient>],
+    op: F,
+) -> Stats
 where
     F: Fn(Arc<BbbClient>) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Option<bool>> + Send,
 {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (bbb, op) = (bbb.clone(), op.clone());
+    for task in 0..concurrency {
+        let (bbb, op) = (clients[task % clients.len()].clone(), op.clone());
         tasks.spawn(async move {
             let (mut ok, mut failed, mut latencies) = (0, 0, Vec::new());
             while start.elapsed() < window {

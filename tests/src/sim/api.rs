@@ -157,6 +157,7 @@ fn content_type_allowed(call: &str, mime: Option<&str>) -> bool {
 }
 
 fn dispatch(sim: &Sim, req: ApiRequest) -> Answer {
+    *sim.lock().calls.entry(req.call.clone()).or_default() += 1;
     match req.call.as_str() {
         "" => Answer::Xml(Response::fields(&[
             ("version", "2.0"),

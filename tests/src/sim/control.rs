@@ -190,6 +190,7 @@ fn status(sim: &Sim) -> serde_json::Value {
         "meetings": meetings,
         "users": users,
         "recordings": inner.recordings.len(),
+        "calls": inner.calls,
         "fault": *sim.fault.borrow(),
     })
 }

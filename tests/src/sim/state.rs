@@ -22,6 +22,8 @@ pub struct Inner {
     pub ended: VecDeque<Meeting>,
     /// Recordings by record id.
     pub recordings: BTreeMap<String, Recording>,
+    /// API calls answered, by call name (`/sim/status` shows them: how often a node is polled).
+    pub calls: BTreeMap<String, u64>,
 }
 
 /// A meeting as the simulator keeps it.

@@ -116,3 +116,51 @@ async fn an_unreachable_database_stops_the_start_with_one_clear_line() {
         "{stderr}"
     );
 }
+
+/// How many times `node` answered getMeetings (the poller's call).
+async fn polls(node: &SimNode) -> u64 {
+    let (_, status) = node
+        .control(reqwest::Method::GET, "status", serde_json::Value::Null)
+        .await;
+    status["calls"]["getMeetings"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_balancer_polls_and_another_takes_over_when_it_dies() {
+    let node = sim().start().await;
+    let Some(mut balancers) = three_balancers(&[&node]).await else {
+        return;
+    };
+    // The harness polls every 0.2 s: three balancers polling would make ~30 polls in 2 s.
+    let before = polls(&node).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let in_two_seconds = polls(&node).await - before;
+    assert!(
+        (5..=15).contains(&in_two_seconds),
+        "{in_two_seconds} polls in 2 s at a 0.2 s interval"
+    );
+    let holder = balancers
+        .iter()
+        .position(|b| b.process.log_text().contains("Lease taken"))
+        .expect("one balancer holds the lease");
+    balancers[holder].process.kill();
+    let (killed, at_kill) = (Instant::now(), polls(&node).await);
+    // Another balancer takes the lease and polls (a poll in flight at the kill may still
+    // land: wait for two more).
+    while polls(&node).await < at_kill + 2 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "no balancer polled for 3 s after the lease holder died"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("polling resumed {:?} after kill -9", killed.elapsed());
+    let survivors: Vec<&Balancer> = balancers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| (i != holder).then_some(b))
+        .collect();
+    assert!(survivors
+        .iter()
+        .any(|b| b.process.log_text().contains("Lease taken")));
+}
