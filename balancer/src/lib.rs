@@ -58,7 +58,9 @@ pub async fn serve(
 }
 
 /// Everything the balancer serves besides the APIs (see [`server`]): the agents' and recorders'
-/// doors, `/metrics` and the web pages; anything else is not found.
+/// doors, `/metrics`, the health endpoints and the web pages; anything else is not found.
+/// `/healthz` (liveness) answers while the process serves; `/readyz` (readiness) only while
+/// the store answers (the snapshots are loaded before `serve` listens).
 fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     use warp::{Filter, Reply};
     let metrics = {
@@ -85,10 +87,33 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
                 .into_response()
             })
     };
+    let live = warp::get()
+        .and(warp::path!("healthz"))
+        .map(|| "ok\n".into_response());
+    let ready = {
+        let state = state.clone();
+        warp::get().and(warp::path!("readyz")).then(move || {
+            let state = state.clone();
+            async move {
+                match state.store.ping().await {
+                    Ok(()) => "ready\n".into_response(),
+                    Err(e) => warp::reply::with_status(
+                        format!("the store does not answer: {e}\n"),
+                        warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                    )
+                    .into_response(),
+                }
+            }
+        })
+    };
     agents::routes(state.clone())
         .or(archives::routes(state.clone()))
         .unify()
         .or(metrics)
+        .unify()
+        .or(live)
+        .unify()
+        .or(ready)
         .unify()
         .or(dashboard::routes(state.clone()))
         .unify()

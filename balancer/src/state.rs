@@ -20,6 +20,10 @@ use crate::health::Monitor;
 use crate::node_client::NodeClient;
 use conflux_store::{self as store, Integration, IntegrationId, Node, NodeId, Store, StoreError};
 
+/// How long a local route change is kept for replay over snapshots (far longer than a
+/// snapshot read takes).
+const ROUTE_CHANGES_KEPT: Duration = Duration::from_secs(60);
+
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -70,6 +74,10 @@ pub struct AppState {
     pub integrations: ArcSwap<IntegrationTable>,
     /// Meeting routes; the lock is held only to read or write one entry (or swap the map).
     routes: RwLock<HashMap<String, Route>>,
+    /// This process's recent route changes (when, meeting, route), replayed over a snapshot
+    /// read while they happened: a snapshot that began before a create committed must not
+    /// drop the route the create has just set.
+    route_changes: Mutex<Vec<(Instant, String, Option<Route>)>>,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub shutdown: broadcast::Sender<()>,
@@ -177,6 +185,7 @@ impl AppState {
             nodes: ArcSwap::from_pointee(NodeTable::default()),
             integrations: ArcSwap::from_pointee(IntegrationTable::default()),
             routes: RwLock::new(HashMap::new()),
+            route_changes: Mutex::new(Vec::new()),
             recent: Mutex::new(HashMap::new()),
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),
@@ -184,7 +193,7 @@ impl AppState {
             meetings_rebuild: tokio::sync::Mutex::new(()),
             integration_users: ArcSwap::from_pointee(HashMap::new()),
         });
-        state.load(state.store.snapshot_blocking()?);
+        state.load(state.store.snapshot_blocking()?, Instant::now());
         state.monitor.load(state.store.health_blocking()?);
         Ok(state)
     }
@@ -192,11 +201,13 @@ impl AppState {
     /// Reloads every snapshot from the store (when another writer committed: see
     /// [`conflux_store::Changes`]; this process's own writes keep the snapshots current).
     pub async fn refresh(&self) -> Result<(), StoreError> {
-        self.load(self.store.snapshot().await?);
+        let started = Instant::now();
+        self.load(self.store.snapshot().await?, started);
         Ok(())
     }
 
-    fn load(&self, snapshot: store::Snapshot) {
+    /// Takes in `snapshot`, read from `started` on, with this process's route changes since.
+    fn load(&self, snapshot: store::Snapshot, started: Instant) {
         self.nodes.store(Arc::new(NodeTable::new(snapshot.nodes)));
         self.integrations
             .store(Arc::new(IntegrationTable::new(snapshot.integrations)));
@@ -211,6 +222,17 @@ impl AppState {
                 (m.meeting_id, route)
             })
             .collect::<HashMap<_, _>>();
+        let mut routes = routes;
+        {
+            let mut changes = self.route_changes.lock().unwrap_or_else(|p| p.into_inner());
+            changes.retain(|(at, ..)| at.elapsed() < ROUTE_CHANGES_KEPT);
+            for (_, meeting_id, route) in changes.iter().filter(|(at, ..)| *at >= started) {
+                match route {
+                    Some(r) => routes.insert(meeting_id.clone(), *r),
+                    None => routes.remove(meeting_id),
+                };
+            }
+        }
         let mut current = self.routes.write().unwrap_or_else(|p| p.into_inner());
         if *current != routes {
             *current = routes;
@@ -281,6 +303,10 @@ impl AppState {
     pub fn set_route(&self, meeting_id: &str, route: Option<Route>) {
         self.meetings_changed();
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        self.route_changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((Instant::now(), meeting_id.to_owned(), route));
         match route {
             Some(r) => routes.insert(meeting_id.to_owned(), r),
             None => routes.remove(meeting_id),
@@ -345,11 +371,7 @@ impl AppState {
             integration: stored.integration_id,
             node: stored.node_id,
         };
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(stored.meeting_id, route);
-        self.meetings_changed();
+        self.set_route(&stored.meeting_id, Some(route));
         Some(route)
     }
 

@@ -161,7 +161,8 @@ impl Postgres {
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(5))
+            // A database that does not answer fails calls in a second rather than holding them.
+            .connection_timeout(Duration::from_secs(1))
             .build_unchecked(Manager(config.clone()));
         Ok(Postgres {
             pool,

@@ -142,6 +142,13 @@ impl Store {
         }
     }
 
+    /// Whether the database answers now (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| c.query_one("SELECT 1", sql::params![], |r| r.get::<i64>(0)))
+            .await
+            .map(|_| ())
+    }
+
     /// Runs `f` in `mode` on the calling thread, which may block.
     fn with<T>(
         &self,

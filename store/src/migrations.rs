@@ -26,35 +26,35 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_archives.sql"),
 ];
 
-pub(super) fn run_sqlite(conn: &mut Connection) -> Result<(), StoreError> {
+/// The migrations a database at schema `current` still needs, as (version, SQL); refused
+/// when a newer Conflux wrote it.
+fn pending(current: i64) -> Result<Vec<(i64, &'static str)>, StoreError> {
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > known {
         return Err(StoreError::TooNew {
             found: current,
             known,
         });
     }
-    for (version, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
+    Ok((1..)
+        .zip(MIGRATIONS.iter().copied())
         .skip(usize::try_from(current).unwrap_or(0))
-    {
+        .collect())
+}
+
+pub(super) fn run_sqlite(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (version, sql) in pending(current)? {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Db::sqlite(&tx).batch(sql)?;
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(version + 1).unwrap_or(i64::MAX),
-        )?;
+        tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
-        tracing::info!(version = version + 1, "Store migrated.");
+        tracing::info!(version, "Store migrated.");
     }
     Ok(())
 }
 
 pub(super) fn run_postgres(conn: &mut PgConn) -> Result<(), StoreError> {
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     conn.client.batch_execute(&format!(
         "BEGIN; SELECT pg_advisory_xact_lock({LOCK}); \
          CREATE TABLE IF NOT EXISTS conflux_schema (version BIGINT NOT NULL)"
@@ -63,19 +63,7 @@ pub(super) fn run_postgres(conn: &mut PgConn) -> Result<(), StoreError> {
         let row = conn
             .client
             .query_one("SELECT COALESCE(MAX(version), 0) FROM conflux_schema", &[])?;
-        let current: i64 = row.try_get(0)?;
-        if current > known {
-            return Err(StoreError::TooNew {
-                found: current,
-                known,
-            });
-        }
-        for (version, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(current).unwrap_or(0))
-        {
-            let version = i64::try_from(version + 1).unwrap_or(i64::MAX);
+        for (version, sql) in pending(row.try_get(0)?)? {
             conn.client.batch_execute(&migration(sql))?;
             conn.client.execute(
                 "INSERT INTO conflux_schema (version) VALUES ($1)",

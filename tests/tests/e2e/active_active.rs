@@ -164,3 +164,135 @@ async fn one_balancer_polls_and_another_takes_over_when_it_dies() {
         .iter()
         .any(|b| b.process.log_text().contains("Lease taken")));
 }
+
+/// A PostgreSQL cluster of the test's own (so it can be stopped), through `scripts/postgres`.
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Cluster {
+    fn script(args: &[&str]) -> String {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres");
+        let out = std::process::Command::new(script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/postgres {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Cluster::script(&["start", dir.path().to_str().unwrap()]);
+        Cluster { dir, url }
+    }
+
+    fn stop(&self) {
+        Cluster::script(&["stop", self.dir.path().to_str().unwrap()]);
+    }
+
+    /// Starts it again on the same port.
+    fn restart(&self) {
+        let port = self
+            .url
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .split('/')
+            .next()
+            .unwrap();
+        Cluster::script(&["start", self.dir.path().to_str().unwrap(), port]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres"),
+        )
+        .args(["stop", self.dir.path().to_str().unwrap()])
+        .output();
+    }
+}
+
+async fn status(lb: &Balancer, path: &str) -> u16 {
+    conflux_tests::harness::http()
+        .get(format!("{}{path}", lb.url))
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn the_database_restarts_under_the_balancers() {
+    if std::env::var(conflux_store::testing::POSTGRES_VAR).is_err() {
+        return; // PostgreSQL is not installed here (scripts/test installs it).
+    }
+    let cluster = Cluster::start();
+    let url = conflux_store::testing::new_database(&cluster.url);
+    let node = sim().start().await;
+    let a = balancer()
+        .nodes(&[&node])
+        .integration("uni", UNI)
+        .env("CONFLUX_STORE__URL", &url)
+        .start()
+        .await;
+    let b = balancer()
+        .expect_online(1)
+        .env("CONFLUX_STORE__URL", &url)
+        .start()
+        .await;
+    let (on_a, on_b) = (
+        a.client(UNI, Algorithm::Sha256),
+        b.client(UNI, Algorithm::Sha256),
+    );
+    assert_eq!(status(&a, "/healthz").await, 200);
+    assert_eq!(status(&b, "/readyz").await, 200);
+    let info = [("meetingID", "before")];
+    assert!(on_a
+        .call("create", &[("meetingID", "before"), ("name", "Before")])
+        .await
+        .is_success());
+    assert!(on_b.call("getMeetingInfo", &info).await.is_success());
+
+    cluster.stop();
+    // Known meetings are still proxied from memory; what must write is refused, BBB-style.
+    assert!(on_a.call("getMeetingInfo", &info).await.is_success());
+    assert!(on_b.call("getMeetingInfo", &info).await.is_success());
+    let refused = on_a
+        .call("create", &[("meetingID", "during"), ("name", "During")])
+        .await;
+    assert!(!refused.is_success(), "{refused:?}");
+    assert_eq!(refused.key(), Some("internalError"), "{refused:?}");
+    assert_eq!(status(&a, "/readyz").await, 503);
+    assert_eq!(status(&a, "/healthz").await, 200);
+
+    cluster.restart();
+    // Both recover by themselves.
+    assert!(
+        eventually(|| async {
+            on_a.call("create", &[("meetingID", "after"), ("name", "After")])
+                .await
+                .is_success()
+        })
+        .await,
+        "A did not recover; log:\n{}",
+        a.process.log_text()
+    );
+    assert!(eventually(|| async { status(&b, "/readyz").await == 200 }).await);
+    assert!(on_b
+        .call("getMeetingInfo", &[("meetingID", "after")])
+        .await
+        .is_success());
+    // Nothing acknowledged was lost.
+    assert!(on_b.call("getMeetingInfo", &info).await.is_success());
+    assert!(!on_b
+        .call("getMeetingInfo", &[("meetingID", "during")])
+        .await
+        .is_success());
+}
