@@ -296,3 +296,41 @@ async fn the_database_restarts_under_the_balancers() {
         .await
         .is_success());
 }
+
+#[tokio::test]
+async fn a_burst_sent_round_robin_to_three_balancers_spreads_over_the_nodes() {
+    let nodes = [
+        sim().start().await,
+        sim().start().await,
+        sim().start().await,
+    ];
+    let refs: Vec<&SimNode> = nodes.iter().collect();
+    let Some(balancers) = three_balancers(&refs).await else {
+        return;
+    };
+    let clients: Vec<_> = balancers
+        .iter()
+        .map(|b| b.client(UNI, Algorithm::Sha256))
+        .collect();
+    let creates = (0..30).map(|i| {
+        let client = &clients[i % 3];
+        async move {
+            let id = format!("burst-{i}");
+            client
+                .call("create", &[("meetingID", &id), ("name", "Burst")])
+                .await
+                .is_success()
+        }
+    });
+    let created = futures_util::future::join_all(creates).await;
+    assert!(created.iter().all(|ok| *ok));
+    let mut per_node = Vec::new();
+    for node in &nodes {
+        let (_, status) = node
+            .control(reqwest::Method::GET, "status", serde_json::Value::Null)
+            .await;
+        per_node.push(status["meetings"].as_u64().unwrap_or(0));
+    }
+    assert_eq!(per_node.iter().sum::<u64>(), 30, "{per_node:?}");
+    assert!(per_node.iter().all(|n| *n <= 12), "{per_node:?}");
+}
