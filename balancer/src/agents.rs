@@ -117,10 +117,18 @@ async fn report(
     };
     let header = crate::health::header_reader(&headers);
     let nodes = state.nodes.load();
-    match state
-        .monitor
-        .accept_report(&nodes.nodes, &state.config, &header, &body)
-    {
+    let signed = crate::health::signed_report(&nodes.nodes, &header, &body);
+    drop(nodes);
+    let accepted = match signed {
+        Ok(signed) => {
+            state
+                .monitor
+                .accept_report(&state.store, &state.config, signed)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match accepted {
         Ok(_) => match state.monitor.persist(&state.store).await {
             Ok(()) => warp::reply::json(&json!({ "ok": true })).into_response(),
             Err(e) => {
@@ -136,6 +144,7 @@ async fn report(
             let status = match e {
                 ReportError::Body(_) | ReportError::Header(_) => StatusCode::BAD_REQUEST,
                 ReportError::Replay => StatusCode::CONFLICT,
+                ReportError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNAUTHORIZED,
             };
             refuse(status, peer, &format!("report refused: {e}"))

@@ -65,6 +65,36 @@ pub enum ReportError {
     Replay,
     #[error("malformed report: {0}")]
     Body(String),
+    #[error("the report could not be stored: {0}")]
+    Store(String),
+}
+
+/// A report whose signature and freshness were checked ([`signed_report`]).
+pub struct SignedReport {
+    node: NodeId,
+    timestamp: i64,
+    report: Report,
+    json: String,
+}
+
+/// Checks a report's signature, freshness and form.
+pub fn signed_report(
+    nodes: &[Arc<Node>],
+    headers: &dyn Fn(&'static str) -> Option<String>,
+    body: &[u8],
+) -> Result<SignedReport, ReportError> {
+    let (node, timestamp) = authenticate_agent(nodes, headers, body)?;
+    let report: Report =
+        serde_json::from_slice(body).map_err(|e| ReportError::Body(e.to_string()))?;
+    if !(report.interval_secs.is_finite() && report.interval_secs > 0.0) {
+        return Err(ReportError::Body("interval_secs must be positive".into()));
+    }
+    Ok(SignedReport {
+        node: node.id,
+        timestamp,
+        report,
+        json: String::from_utf8_lossy(body).into_owned(),
+    })
 }
 
 pub struct Monitor {
@@ -88,29 +118,6 @@ impl Monitor {
             flushing: tokio::sync::Mutex::new(()),
             geoip,
             located: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// Loads the stored checks and latest reports (at start-up).
-    pub fn load(&self, stored: store::Health) {
-        let mut health = self.health.write().unwrap_or_else(|p| p.into_inner());
-        for row in stored.checks {
-            health.entry(row.node).or_default().checks.insert(
-                row.name,
-                Check {
-                    status: row.state,
-                    output: row.output,
-                    since: row.since,
-                    checked_at: row.checked_at,
-                    stored_at: row.checked_at,
-                },
-            );
-        }
-        for (node, received_at, signed_at, json) in stored.reports {
-            let entry = health.entry(node).or_default();
-            entry.report = serde_json::from_str(&json).ok().map(Arc::new);
-            entry.received_at = received_at;
-            entry.last_signed = signed_at;
         }
     }
 
@@ -189,24 +196,32 @@ impl Monitor {
         );
     }
 
-    /// Checks a report's signature and freshness, then takes it in.
-    pub fn accept_report(
+    /// Takes in a report whose signature and freshness were checked: refused when it is not
+    /// newer than the last accepted, here or (with a shared store) on any balancer.
+    pub async fn accept_report(
         &self,
-        nodes: &[Arc<Node>],
+        store: &Store,
         config: &Config,
-        headers: &dyn Fn(&'static str) -> Option<String>,
-        body: &[u8],
+        signed: SignedReport,
     ) -> Result<NodeId, ReportError> {
-        let (node, timestamp) = authenticate_agent(nodes, headers, body)?;
+        let SignedReport {
+            node,
+            timestamp,
+            report,
+            json,
+        } = signed;
         let now = store::now_ms();
-        let report: Report =
-            serde_json::from_slice(body).map_err(|e| ReportError::Body(e.to_string()))?;
-        if !(report.interval_secs.is_finite() && report.interval_secs > 0.0) {
-            return Err(ReportError::Body("interval_secs must be positive".into()));
+        if store.is_shared()
+            && !store
+                .claim_report(node, now, timestamp, json.clone())
+                .await
+                .map_err(|e| ReportError::Store(e.to_string()))?
+        {
+            return Err(ReportError::Replay);
         }
         {
             let mut health = self.health.write().unwrap_or_else(|p| p.into_inner());
-            let h = health.entry(node.id).or_default();
+            let h = health.entry(node).or_default();
             if timestamp <= h.last_signed {
                 return Err(ReportError::Replay);
             }
@@ -215,22 +230,57 @@ impl Monitor {
             h.report = Some(Arc::new(report.clone()));
         }
         self.queue(Write::Report {
-            node: node.id,
+            node,
             received_at: now,
             signed_at: timestamp,
-            json: String::from_utf8_lossy(body).into_owned(),
+            json,
             sample: sample(&report),
         });
         for (name, status, output) in passive_checks(&report, config) {
-            self.set(node.id, name, status, output);
+            self.set(node, name, status, output);
         }
         self.set(
-            node.id,
+            node,
             CheckName::Report,
             Status::Ok,
             "report received".into(),
         );
-        Ok(node.id)
+        Ok(node)
+    }
+
+    /// Takes in what other balancers on the same store concluded (checks and reports stored
+    /// since `since`): a stored check newer than this process's state replaces it, and so
+    /// does a stored report signed later than the last one seen here.
+    pub fn merge(&self, stored: store::Health) {
+        let mut health = self.health.write().unwrap_or_else(|p| p.into_inner());
+        for row in stored.checks {
+            let checks = &mut health.entry(row.node).or_default().checks;
+            if checks
+                .get(&row.name)
+                .is_some_and(|c| c.checked_at >= row.checked_at)
+            {
+                continue;
+            }
+            checks.insert(
+                row.name,
+                Check {
+                    status: row.state,
+                    output: row.output,
+                    since: row.since,
+                    checked_at: row.checked_at,
+                    stored_at: row.checked_at,
+                },
+            );
+        }
+        for (node, received_at, signed_at, json) in stored.reports {
+            let entry = health.entry(node).or_default();
+            if entry.last_signed >= signed_at {
+                continue;
+            }
+            entry.report = serde_json::from_str(&json).ok().map(Arc::new);
+            entry.received_at = received_at;
+            entry.last_signed = signed_at;
+        }
     }
 
     /// Turns the `report` check UNKNOWN, then CRITICAL, for nodes whose reports stopped, and
@@ -451,7 +501,7 @@ fn sample(r: &Report) -> Sample {
     }
 }
 
-/// Reads a request's headers as [`authenticate_agent`] and [`Monitor::accept_report`] take them.
+/// Reads a request's headers as [`authenticate_agent`] and [`signed_report`] take them.
 pub fn header_reader(
     headers: &warp::http::HeaderMap,
 ) -> impl Fn(&'static str) -> Option<String> + '_ {

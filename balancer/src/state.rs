@@ -194,7 +194,7 @@ impl AppState {
             integration_users: ArcSwap::from_pointee(HashMap::new()),
         });
         state.load(state.store.snapshot_blocking()?, Instant::now());
-        state.monitor.load(state.store.health_blocking()?);
+        state.monitor.merge(state.store.health_blocking()?);
         Ok(state)
     }
 

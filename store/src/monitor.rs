@@ -86,7 +86,8 @@ pub(crate) fn apply(tx: &Db<'_>, batch: &[Write]) -> Result<(), StoreError> {
                      SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), ?4
                      WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
                      ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
-                       signed_at = excluded.signed_at, report = excluded.report",
+                       signed_at = excluded.signed_at, report = excluded.report
+                     WHERE node_reports.signed_at <= excluded.signed_at",
                     params![node.0, received_at, signed_at, json],
                 )?;
                 if exists == 1 {
@@ -198,7 +199,12 @@ fn sample_row(r: &Row<'_>) -> Result<(i64, Sample), StoreError> {
 /// Every stored check. A row this version does not know (a check a newer balancer wrote,
 /// after a downgrade) is left out and logged: monitoring writes it again.
 pub(crate) fn checks(conn: &Db<'_>) -> Result<Vec<CheckRow>, StoreError> {
-    let rows = conn.query("SELECT node_id, name, state, output, since, checked_at FROM node_checks ORDER BY node_id, name", params![], |r| {
+    checks_since(conn, i64::MIN)
+}
+
+/// The stored checks written at or after `since` (ms), as [`checks`].
+pub(crate) fn checks_since(conn: &Db<'_>, since: i64) -> Result<Vec<CheckRow>, StoreError> {
+    let rows = conn.query("SELECT node_id, name, state, output, since, checked_at FROM node_checks WHERE checked_at >= ?1 ORDER BY node_id, name", params![since], |r| {
         Ok((
             NodeId(r.get(0)?),
             r.get::<String>(1)?,
@@ -230,15 +236,70 @@ pub(crate) fn checks(conn: &Db<'_>) -> Result<Vec<CheckRow>, StoreError> {
 
 /// Each node's latest report: (node, received_at, signed_at, JSON).
 pub(crate) fn reports(conn: &Db<'_>) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
+    reports_since(conn, i64::MIN)
+}
+
+/// The latest reports received at or after `since` (ms), as [`reports`].
+pub(crate) fn reports_since(
+    conn: &Db<'_>,
+    since: i64,
+) -> Result<Vec<(NodeId, i64, i64, String)>, StoreError> {
     let rows = conn.query(
-        "SELECT node_id, received_at, signed_at, report FROM node_reports",
-        params![],
+        "SELECT node_id, received_at, signed_at, report FROM node_reports WHERE received_at >= ?1",
+        params![since],
         |r| Ok((NodeId(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     Ok(rows)
 }
 
+/// Stores `json` as the node's latest report if its signed timestamp is newer than the stored
+/// one's; whether it was.
+pub(crate) fn claim_report(
+    conn: &Db<'_>,
+    node: NodeId,
+    received_at: i64,
+    signed_at: i64,
+    json: &str,
+) -> Result<bool, StoreError> {
+    let claimed = conn.execute(
+        "INSERT INTO node_reports (node_id, received_at, signed_at, report)
+         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), ?4
+         WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+         ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
+           signed_at = excluded.signed_at, report = excluded.report
+         WHERE node_reports.signed_at < excluded.signed_at",
+        params![node.0, received_at, signed_at, json],
+    )?;
+    Ok(claimed == 1)
+}
+
 impl Store {
+    /// Takes a report's signed timestamp as the node's latest, in one statement, so that a
+    /// report replayed to another balancer on the same database is refused there too: false
+    /// when a report signed at the same time or later is stored (or the node is gone).
+    pub async fn claim_report(
+        &self,
+        node: NodeId,
+        received_at: i64,
+        signed_at: i64,
+        json: String,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| claim_report(c, node, received_at, signed_at, &json))
+            .await
+    }
+
+    /// The checks and reports written at or after `since` (ms): what other balancers on the
+    /// same database concluded lately.
+    pub async fn health_since(&self, since: i64) -> Result<crate::Health, StoreError> {
+        self.run(move |c| {
+            Ok(crate::Health {
+                checks: checks_since(c, since)?,
+                reports: reports_since(c, since)?,
+            })
+        })
+        .await
+    }
+
     /// Writes a batch of check states and reports in one transaction.
     pub async fn write_health(&self, batch: Vec<Write>) -> Result<(), StoreError> {
         self.write(move |c| apply(c, &batch)).await
@@ -344,6 +405,23 @@ mod tests {
                 store.blocking(|c| history(c, node, 300, 0)).unwrap().len(),
                 1
             );
+        }
+    }
+
+    #[test]
+    fn a_report_is_claimed_once_and_only_when_newer() {
+        for (store, node) in stores_with_node() {
+            let claim = |signed| store.blocking(|c| claim_report(c, node, 5, signed, "{}"));
+            assert!(claim(100).unwrap(), "the first");
+            assert!(!claim(100).unwrap(), "a replay");
+            assert!(!claim(99).unwrap(), "an older one");
+            assert!(claim(101).unwrap(), "the next");
+            let since = store.blocking(|c| reports_since(c, 5)).unwrap();
+            assert_eq!(since, vec![(node, 5, 101, "{}".to_owned())]);
+            assert!(store.blocking(|c| reports_since(c, 6)).unwrap().is_empty());
+            assert!(!store
+                .blocking(|c| claim_report(c, NodeId(node.0 + 1), 5, 200, "{}"))
+                .unwrap());
         }
     }
 

@@ -753,6 +753,53 @@ where
     false
 }
 
+/// Milliseconds since the epoch, as reports are signed.
+pub fn now_ms() -> i64 {
+    i64::try_from(conflux_shared::date::now_ms()).expect("a time before 2262")
+}
+
+/// A plausible agent report: `cpu` percent, sent every `interval_secs`.
+pub fn a_report(cpu: f64, interval_secs: f64) -> report::Report {
+    report::Report {
+        cpu_percent: cpu,
+        load: [0.5, 0.5, 0.5],
+        memory_used: 2 << 30,
+        memory_total: 8 << 30,
+        disks: vec![report::Disk {
+            mount: "/".into(),
+            used: 40,
+            total: 100,
+        }],
+        net_in: 1e5,
+        net_out: 2e5,
+        bbb: Ok(report::BbbCounts {
+            version: "2.0".into(),
+            ..report::BbbCounts::default()
+        }),
+        interval_secs,
+    }
+}
+
+/// Sends `body` to the balancer at `lb_url` as `node`'s report signed at `at` (ms) with
+/// `key`, as the agent does; the HTTP status.
+pub async fn post_report(lb_url: &str, node: i64, key: &str, at: i64, body: &[u8]) -> u16 {
+    http()
+        .post(format!("{lb_url}{}", report::REPORT_PATH))
+        .header(report::NODE_HEADER, node.to_string())
+        .header(report::TIMESTAMP_HEADER, at.to_string())
+        .header(
+            report::SIGNATURE_HEADER,
+            report::sign(key.as_bytes(), node, at, body),
+        )
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("report answer")
+        .status()
+        .as_u16()
+}
+
 /// Builder for a `conflux-agent run` reporting `node` to `balancer_url`.
 pub fn agent(balancer_url: &str, node: &SimNode, token: &str) -> AgentBuilder {
     AgentBuilder {

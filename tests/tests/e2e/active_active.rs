@@ -5,10 +5,13 @@
 use std::time::{Duration, Instant};
 
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{balancer, eventually, host, sim, Balancer, SimNode};
+use conflux_tests::harness::{
+    a_report, balancer, eventually, host, now_ms, post_report, sim, Balancer, SimNode,
+};
 
 const UNI: &str = "uni-secret-0123456789";
 const SCHOOL: &str = "school-secret-0123456789";
+const TOKEN: &str = "enrol-token-0123456789";
 
 /// Three balancers on a new database; the first adds `nodes` and the integration `uni`.
 async fn three_balancers(nodes: &[&SimNode]) -> Option<[Balancer; 3]> {
@@ -333,4 +336,59 @@ async fn a_burst_sent_round_robin_to_three_balancers_spreads_over_the_nodes() {
     }
     assert_eq!(per_node.iter().sum::<u64>(), 30, "{per_node:?}");
     assert!(per_node.iter().all(|n| *n <= 12), "{per_node:?}");
+}
+
+/// Whether `lb` says (in its metrics, from its own memory) that node `bbb1` takes meetings.
+async fn accepting(lb: &Balancer) -> Option<bool> {
+    let metrics = lb.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("conflux_node_accepting{node=\"bbb1\"}"))?;
+    Some(line.ends_with(" 1.0"))
+}
+
+#[tokio::test]
+async fn a_report_taken_by_one_balancer_sets_the_verdict_on_all() {
+    let node = sim().start().await;
+    let Some(url) = conflux_store::testing::postgres_database() else {
+        return;
+    };
+    let config = format!("[monitor]\nenrolment_token = {TOKEN:?}\nenrol_enabled = true\n");
+    let start = || {
+        balancer()
+            .config(&config)
+            .env("CONFLUX_STORE__URL", &url)
+            .start()
+    };
+    let (a, b, c) = (start().await, start().await, start().await);
+    let enrolled = a.enrol(&node, "bbb1", TOKEN).await;
+    let (id, key) = (enrolled.node, enrolled.key.as_str());
+    let interval = Duration::from_secs(2);
+    let report = |cpu| serde_json::to_vec(&a_report(cpu, interval.as_secs_f64())).unwrap();
+
+    // Reported busy through A: B and C stop placing on the node within one report interval.
+    let (busy, at) = (report(99.0), now_ms());
+    assert_eq!(post_report(&a.url, id, key, at, &busy).await, 200);
+    let sent = Instant::now();
+    for lb in [&b, &c] {
+        while accepting(lb).await != Some(false) {
+            assert!(sent.elapsed() < interval, "{} missed the report", lb.url);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The same signed report replayed to B or C is refused, as is an older one.
+    assert_eq!(post_report(&b.url, id, key, at, &busy).await, 409);
+    assert_eq!(post_report(&c.url, id, key, at - 1, &busy).await, 409);
+
+    // The agent moves to B: its next report, idle, takes the node back in on A and C.
+    let idle = report(5.0);
+    assert_eq!(post_report(&b.url, id, key, at + 1, &idle).await, 200);
+    let sent = Instant::now();
+    for lb in [&a, &c] {
+        while accepting(lb).await != Some(true) {
+            assert!(sent.elapsed() < interval, "{} missed the report", lb.url);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(post_report(&a.url, id, key, at + 1, &idle).await, 409);
 }

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use conflux_shared::{report, Algorithm};
-use conflux_tests::harness::{balancer, sim, Balancer};
+use conflux_shared::Algorithm;
+use conflux_tests::harness::{a_report, balancer, now_ms, post_report, sim, Balancer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -332,42 +332,15 @@ async fn a_report_cannot_be_replayed_after_a_crash() {
         .config(&format!("[monitor]\nenrolment_token = {TOKEN:?}\n"))
         .start()
         .await;
-    let http = conflux_tests::harness::http();
     let enrolled = lb.enrol(&node, "bbb1", TOKEN).await;
-    let body = serde_json::to_vec(&report::Report {
-        cpu_percent: 10.0,
-        load: [0.1, 0.1, 0.1],
-        memory_used: 1 << 30,
-        memory_total: 8 << 30,
-        disks: Vec::new(),
-        net_in: 0.0,
-        net_out: 0.0,
-        bbb: Err("not asked".into()),
-        interval_secs: 10.0,
-    })
-    .unwrap();
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
-    let signature = report::sign(enrolled.key.as_bytes(), enrolled.node, now, &body);
-    let send = |url: String| {
-        http.post(format!("{url}{}", report::REPORT_PATH))
-            .header(report::NODE_HEADER, enrolled.node.to_string())
-            .header(report::TIMESTAMP_HEADER, now.to_string())
-            .header(report::SIGNATURE_HEADER, signature.clone())
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-    };
-    assert_eq!(send(lb.url.clone()).await.unwrap().status(), 200);
+    let body = serde_json::to_vec(&a_report(10.0, 10.0)).unwrap();
+    let now = now_ms();
+    let (node, key) = (enrolled.node, enrolled.key.as_str());
+    assert_eq!(post_report(&lb.url, node, key, now, &body).await, 200);
     // Killed right after the acknowledgement: the replay window was already on disk.
     lb.crash_and_restart().await;
     assert_eq!(
-        send(lb.url.clone()).await.unwrap().status(),
+        post_report(&lb.url, node, key, now, &body).await,
         409,
         "a captured report replayed after a crash is refused"
     );

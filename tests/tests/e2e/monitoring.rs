@@ -8,9 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conflux_shared::report::{self, BbbCounts, Disk, Enrolled, Report};
+use conflux_shared::report::{self, Enrolled};
 use conflux_shared::{Algorithm, Response};
-use conflux_tests::harness::{balancer, eventually, http, sim, Balancer, SimNode};
+use conflux_tests::harness::{
+    a_report, balancer, eventually, http, now_ms, post_report, sim, Balancer, SimNode,
+};
 use ipnet::IpNet;
 use serde::Serialize;
 use serde_json::json;
@@ -83,13 +85,6 @@ fn spawn_agents(url: String, agents: Vec<(&'static str, Enrolled)>, cpus: Cpus) 
     });
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 async fn enrol(
     lb: &Balancer,
     node: &SimNode,
@@ -107,45 +102,6 @@ async fn enrol(
         .await
         .unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
-}
-
-fn a_report(cpu: f64, interval_secs: f64) -> Report {
-    Report {
-        cpu_percent: cpu,
-        load: [0.5, 0.5, 0.5],
-        memory_used: 2 << 30,
-        memory_total: 8 << 30,
-        disks: vec![Disk {
-            mount: "/".into(),
-            used: 40,
-            total: 100,
-        }],
-        net_in: 1e5,
-        net_out: 2e5,
-        bbb: Ok(BbbCounts {
-            version: "2.0".into(),
-            ..BbbCounts::default()
-        }),
-        interval_secs,
-    }
-}
-
-/// Sends a report signed at `at` (ms) with `key`; returns the HTTP status.
-async fn post_report(lb_url: &str, node: i64, key: &str, at: i64, body: &[u8]) -> u16 {
-    http()
-        .post(format!("{lb_url}{}", report::REPORT_PATH))
-        .header(report::NODE_HEADER, node.to_string())
-        .header(report::TIMESTAMP_HEADER, at.to_string())
-        .header(
-            report::SIGNATURE_HEADER,
-            report::sign(key.as_bytes(), node, at, body),
-        )
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// Creates `id` as a client at `client_ip` and returns the name of the node it landed on.
