@@ -8,9 +8,9 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::failures::{Budget, FailureLimiter, FailureLimits};
+use crate::failures::{Budget, FailureLimits};
 
-/// Failed logins allowed per address at once (see [`login_limiter`]).
+/// Failed logins allowed per address at once (see [`login_limits`]).
 const MAX_FAILURES: usize = 5;
 
 /// An argon2id hash (PHC string) of `password`.
@@ -63,8 +63,8 @@ pub fn random_secret() -> String {
 
 /// Failed logins: five per address at once, then one a minute; and once a hundred failed from
 /// everywhere, addresses that failed wait for the refill too (a password guessed from many).
-pub fn login_limiter() -> FailureLimiter {
-    FailureLimiter::new(FailureLimits {
+pub fn login_limits() -> FailureLimits {
+    FailureLimits {
         client: Budget {
             burst: MAX_FAILURES as f64,
             per_hour: 60.0,
@@ -73,13 +73,13 @@ pub fn login_limiter() -> FailureLimiter {
             burst: 100.0,
             per_hour: 120.0,
         },
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failures::Verdict;
+    use crate::failures::{FailureLimiter, Verdict};
     use std::net::IpAddr;
 
     #[test]
@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_limiter_counts_failures_per_address() {
-        let limiter = login_limiter();
+        let limiter = FailureLimiter::new(login_limits());
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let allows = |ip| limiter.verdict(Some(ip), || None) == Verdict::Check;
         for _ in 0..MAX_FAILURES {

@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::RwLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use conflux_store::IntegrationId;
+use conflux_store::{IntegrationId, Store};
 
 /// Buckets tracked at most; beyond it new failing clients share one bucket.
 const MAX_TRACKED: usize = 65_536;
@@ -106,7 +106,16 @@ impl FailureLimiter {
 
     /// Counts a failed checksum; true when it emptied the client's bucket (worth a log line).
     pub fn failed(&self, client: Option<IpAddr>, scope: Option<IntegrationId>) -> bool {
-        let now = Instant::now();
+        self.failed_at(client, scope, Instant::now())
+    }
+
+    /// Counts a failure that happened at `now` (another balancer's, taken in late).
+    fn failed_at(
+        &self,
+        client: Option<IpAddr>,
+        scope: Option<IntegrationId>,
+        now: Instant,
+    ) -> bool {
         let Ok(mut buckets) = self.buckets.write() else {
             return false;
         };
@@ -124,7 +133,7 @@ impl FailureLimiter {
             let left = self.left(key, *bucket, now) - 1.0;
             *bucket = Bucket {
                 left: left.max(0.0),
-                at: now,
+                at: now.max(bucket.at),
             };
             emptied |= key == client && (0.0..1.0).contains(&left);
         }
@@ -168,6 +177,132 @@ impl FailureLimiter {
 
 fn scope_key(scope: Option<IntegrationId>) -> Key {
     scope.map_or(Key::Everyone, Key::Integration)
+}
+
+/// Which limits a failure counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// Web logins.
+    Login,
+    /// API checksums.
+    Checksum,
+}
+
+impl Limits {
+    fn as_str(self) -> &'static str {
+        match self {
+            Limits::Login => "login",
+            Limits::Checksum => "checksum",
+        }
+    }
+}
+
+/// How far back each read of the other balancers' failures looks before the previous read
+/// began (ms), for their clocks and late commits; rows are taken in once.
+const SYNC_MARGIN_MS: i64 = 5_000;
+
+/// The balancer's failure limits. On a shared store each failure is also stored, and the
+/// failures the other balancers stored are taken in ([`Failures::sync`]), so the limits
+/// count across balancers.
+pub struct Failures {
+    pub login: FailureLimiter,
+    pub checksum: FailureLimiter,
+    /// When the previous read began (ms), and the rows taken in since (seq → when).
+    synced: tokio::sync::Mutex<(i64, HashMap<i64, i64>)>,
+}
+
+impl Failures {
+    pub fn new(login: FailureLimits, checksum: FailureLimits) -> Failures {
+        Failures {
+            login: FailureLimiter::new(login),
+            checksum: FailureLimiter::new(checksum),
+            // At start, the last hour's failures elsewhere count too.
+            synced: tokio::sync::Mutex::new((
+                conflux_store::now_ms() - conflux_store::failures::KEPT_MS,
+                HashMap::new(),
+            )),
+        }
+    }
+
+    fn limiter(&self, limits: Limits) -> &FailureLimiter {
+        match limits {
+            Limits::Login => &self.login,
+            Limits::Checksum => &self.checksum,
+        }
+    }
+
+    /// Counts a failure here and, on a shared store, stores it in the background; true when
+    /// it emptied the client's bucket.
+    pub fn failed(
+        &self,
+        store: &Store,
+        limits: Limits,
+        client: Option<IpAddr>,
+        scope: Option<IntegrationId>,
+    ) -> bool {
+        let emptied = self.limiter(limits).failed(client, scope);
+        if store.is_shared() {
+            tokio::spawn(share(store.clone(), limits, client, scope));
+        }
+        emptied
+    }
+
+    /// [`Failures::failed`], returning once the failure is stored: the next request, whichever
+    /// balancer takes it, counts it.
+    pub async fn failed_stored(
+        &self,
+        store: &Store,
+        limits: Limits,
+        client: Option<IpAddr>,
+        scope: Option<IntegrationId>,
+    ) -> bool {
+        let emptied = self.limiter(limits).failed(client, scope);
+        if store.is_shared() {
+            share(store.clone(), limits, client, scope).await;
+        }
+        emptied
+    }
+
+    /// Takes in the failures the other balancers stored since the previous call.
+    pub async fn sync(&self, store: &Store) {
+        if !store.is_shared() {
+            return;
+        }
+        let mut synced = self.synced.lock().await;
+        let began = conflux_store::now_ms();
+        let since = synced.0 - SYNC_MARGIN_MS;
+        let rows = match store.failures_since(since).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the other balancers' failures.");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for row in rows {
+            if synced.1.insert(row.seq, row.at).is_some() {
+                continue;
+            }
+            let limits = match row.limiter.as_str() {
+                "login" => Limits::Login,
+                "checksum" => Limits::Checksum,
+                _ => continue,
+            };
+            let age = Duration::from_millis(u64::try_from(began - row.at).unwrap_or(0));
+            let client = row.client.and_then(|c| c.parse().ok());
+            self.limiter(limits)
+                .failed_at(client, row.scope, now.checked_sub(age).unwrap_or(now));
+        }
+        synced.0 = began;
+        synced.1.retain(|_, at| *at >= began - SYNC_MARGIN_MS);
+    }
+}
+
+async fn share(store: Store, limits: Limits, client: Option<IpAddr>, scope: Option<IntegrationId>) {
+    let client = client.map(|c| c.to_string());
+    if let Err(e) = store.record_failure(limits.as_str(), client, scope).await {
+        tracing::warn!(error = %e, "Could not store a failure for the other balancers.");
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
         let shared = state.store.is_shared();
         if shared {
             synced = sync(&state, synced).await;
+            state.failures.sync(&state.store).await;
         }
         // With a shared store, what the other balancers received is known here only a tick
         // late: the reports' ages are judged by the lease holder alone.
@@ -67,6 +68,11 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "History pruned."),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "Could not prune history."),
+            }
+            if shared {
+                if let Err(e) = state.store.prune_failures().await {
+                    tracing::error!(error = %e, "Could not prune the stored failures.");
+                }
             }
         }
     }

@@ -64,10 +64,9 @@ pub struct AppState {
     pub monitor: Monitor,
     pub metrics: crate::metrics::Metrics,
     pub templates: conflux_templates::Templates,
-    /// Failed web logins per client address.
-    pub login_limiter: crate::failures::FailureLimiter,
-    /// Failed API checksums per client and integration (guessing secrets online).
-    pub checksum_failures: crate::failures::FailureLimiter,
+    /// Failed web logins per client address, and failed API checksums per client and
+    /// integration (guessing secrets online).
+    pub failures: crate::failures::Failures,
     /// When the poller's previous round ended (usage accounting).
     pub last_round: Mutex<Option<Instant>>,
     pub nodes: ArcSwap<NodeTable>,
@@ -170,15 +169,15 @@ impl AppState {
         node_client
             .http()
             .map_err(|e| OpenError::Http(e.to_string()))?;
-        let checksum_failures = crate::failures::FailureLimiter::new(config.api.failures);
+        let failures =
+            crate::failures::Failures::new(crate::auth::login_limits(), config.api.failures);
         let state = Arc::new(AppState {
-            checksum_failures,
+            failures,
             node_client,
             config: Arc::new(config),
             monitor: Monitor::new(geoip),
             metrics: crate::metrics::Metrics::default(),
             templates: conflux_templates::Templates::new()?,
-            login_limiter: crate::auth::login_limiter(),
             last_round: Mutex::new(None),
             singletons: store.lease("singletons"),
             store,

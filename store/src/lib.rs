@@ -9,6 +9,7 @@
 
 mod engine;
 pub mod events;
+pub mod failures;
 pub mod integrations;
 mod lease;
 pub mod meetings;

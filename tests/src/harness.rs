@@ -562,6 +562,10 @@ impl BalancerBuilder {
 impl Balancer {
     /// Runs `conflux-balancer --config ... ARGS` and returns its output.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("conflux-balancer runs")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("conflux-balancer"));
         command
             .arg("--config")
@@ -571,7 +575,28 @@ impl Balancer {
             command.env_remove(key);
         }
         command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        command.output().expect("conflux-balancer runs")
+        command
+    }
+
+    /// `users add NAME --role ROLE` with the password typed on stdin.
+    pub fn add_user(&self, name: &str, role: &str, password: &str) {
+        let mut child = self
+            .command(&["users", "add", name, "--role", role])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("conflux-balancer runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, format!("{password}\n").as_bytes())
+            .expect("password written");
+        drop(stdin);
+        let out = child.wait_with_output().expect("users add ends");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Like [`Balancer::cli`], asserting success; returns stdout.
@@ -720,6 +745,49 @@ impl Balancer {
             self.cli_ok(&["servers", "status"])
         );
     }
+}
+
+/// Logs in to the web pages at `base` over HTTP; the session cookie (`name=value`), else the
+/// status and page.
+pub async fn log_in(base: &str, user: &str, password: &str) -> Result<String, (u16, String)> {
+    let form = http()
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("the login form");
+    let login_cookie = cookie(&form, "conflux_login").expect("a login cookie");
+    let csrf = login_cookie
+        .split('=')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let answer = http()
+        .post(format!("{base}/login"))
+        .header("cookie", &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&username={user}&password={password}"))
+        .send()
+        .await
+        .expect("the login answer");
+    match cookie(&answer, "conflux_session") {
+        Some(session) if answer.status().as_u16() == 303 => Ok(session),
+        _ => Err((
+            answer.status().as_u16(),
+            answer.text().await.unwrap_or_default(),
+        )),
+    }
+}
+
+/// The cookie `name` a response sets (`name=value`).
+pub fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(String::from)
 }
 
 /// The node of `nodes` hosting `meeting_id` (asked with getMeetingInfo); panics if none does.

@@ -12,7 +12,7 @@ use warp::hyper::body::Bytes;
 
 use super::error::ApiError;
 use crate::config::IpNet;
-use crate::failures::{Api, Verdict};
+use crate::failures::{Api, Limits, Verdict};
 use crate::state::AppState;
 use conflux_store::Integration;
 
@@ -120,7 +120,7 @@ pub(crate) fn limited<T>(
     prefix: Option<&str>,
     check: impl FnOnce() -> Option<T>,
 ) -> Result<T, Refusal> {
-    let limiter = &state.checksum_failures;
+    let limiter = &state.failures.checksum;
     let scope = || prefix.and_then(|p| state.integrations.load().by_prefix(p).map(|i| i.id));
     if limiter.verdict(client, scope) == Verdict::Refuse {
         state.metrics.checksum_refused(api);
@@ -130,7 +130,8 @@ pub(crate) fn limited<T>(
         Some(found) => Ok(found),
         None => {
             state.metrics.checksum_failed(api);
-            if limiter.failed(client, scope()) {
+            let failures = &state.failures;
+            if failures.failed(&state.store, Limits::Checksum, client, scope()) {
                 tracing::warn!(
                     client = %client.map_or_else(String::new, |c| c.to_string()),
                     api = api.as_str(),

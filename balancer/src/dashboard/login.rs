@@ -14,7 +14,7 @@ use warp::Reply;
 
 use super::auth::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::{form, message, page, redirect, set_cookie};
-use crate::failures::Verdict;
+use crate::failures::{Limits, Verdict};
 use crate::state::AppState;
 use conflux_store::Audit;
 
@@ -77,7 +77,9 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     }
-    if state.login_limiter.verdict(Some(ip), || None) == Verdict::Refuse {
+    // Failures other balancers saw count here at once.
+    state.failures.sync(&state.store).await;
+    if state.failures.login.verdict(Some(ip), || None) == Verdict::Refuse {
         tracing::warn!(%ip, "Login refused: too many failures.");
         return login_form(
             &state,
@@ -102,7 +104,10 @@ pub async fn login(
     .ok()
     .flatten();
     let Some(user) = user else {
-        state.login_limiter.failed(Some(ip), None);
+        let failures = &state.failures;
+        failures
+            .failed_stored(&state.store, Limits::Login, Some(ip), None)
+            .await;
         tracing::warn!(%ip, user = %username, "Login failed.");
         return login_form(
             &state,

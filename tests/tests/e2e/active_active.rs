@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    a_report, balancer, eventually, host, now_ms, post_report, sim, Balancer, SimNode,
+    a_report, balancer, eventually, host, http, log_in, now_ms, post_report, sim, Balancer, SimNode,
 };
 
 const UNI: &str = "uni-secret-0123456789";
@@ -391,4 +391,36 @@ async fn a_report_taken_by_one_balancer_sets_the_verdict_on_all() {
         }
     }
     assert_eq!(post_report(&a.url, id, key, at + 1, &idle).await, 409);
+}
+
+#[tokio::test]
+async fn a_login_holds_on_every_balancer_and_so_does_its_limit() {
+    let node = sim().start().await;
+    let Some([a, b, c]) = three_balancers(&[&node]).await else {
+        return;
+    };
+    a.add_user("ops", "admin", "ops-password-1");
+    // Logged in through A, the session opens the dashboard on B.
+    let session = log_in(&a.url, "ops", "ops-password-1").await.unwrap();
+    let dashboard = |cookie: Option<&str>| {
+        let mut request = http().get(format!("{}/", b.url));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(dashboard(Some(&session)).await, 200);
+    assert_ne!(dashboard(None).await, 200, "the dashboard needs a login");
+
+    // Five wrong passwords spread over the three: every one of them now refuses the address,
+    // even with the right password.
+    let all = [&a, &b, &c];
+    for lb in all.iter().cycle().take(5) {
+        let (status, _) = log_in(&lb.url, "ops", "wrong-password").await.unwrap_err();
+        assert_eq!(status, 401);
+    }
+    for lb in all {
+        let (status, page) = log_in(&lb.url, "ops", "ops-password-1").await.unwrap_err();
+        assert_eq!(status, 429, "{}: {page}", lb.url);
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use conflux_shared::Algorithm;
-use conflux_tests::harness::{balancer, binary, http, sim, BbbClient, Process};
+use conflux_tests::harness::{balancer, binary, cookie, http, log_in, sim, BbbClient, Process};
 
 const UNI: &str = "uni-secret-0123456789";
 const DEMO_SECRET: &str = "conflux-demo-secret-0123456789";
@@ -116,39 +116,6 @@ async fn the_dashboard_in_a_real_browser() {
         .unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot}");
     }
-}
-
-/// Logs in over HTTP; the session cookie (`name=value`).
-async fn log_in(base: &str, user: &str, password: &str) -> Result<String, (u16, String)> {
-    let form = http().get(format!("{base}/login")).send().await.unwrap();
-    let login_cookie = cookie(&form, "conflux_login").unwrap();
-    let csrf = login_cookie.split('=').nth(1).unwrap().to_owned();
-    let answer = http()
-        .post(format!("{base}/login"))
-        .header("cookie", &login_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&username={user}&password={password}"))
-        .send()
-        .await
-        .unwrap();
-    match cookie(&answer, "conflux_session") {
-        Some(session) if answer.status().as_u16() == 303 => Ok(session),
-        _ => Err((
-            answer.status().as_u16(),
-            answer.text().await.unwrap_or_default(),
-        )),
-    }
-}
-
-fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(String::from)
 }
 
 #[tokio::test]
