@@ -3,9 +3,12 @@
 //! Scalelite-style tarballs from nodes without the agent are encrypted on arrival ([`spool`]),
 //! and expired recordings are deleted everywhere ([`retention`]).
 //!
-//! Files live in `<data_dir>/archives/<recordID>` while their recorder has not confirmed them;
-//! refused ones move to `<data_dir>/archives/.rejected/` for inspection. The balancer never
-//! holds a recording in plaintext beyond the spool file it is encrypting.
+//! Files live in `<archive_dir>/<recordID>` (`recordings.archive_dir`, by default
+//! `<data_dir>/archives`) while their recorder has not confirmed them; refused ones move to
+//! `<archive_dir>/.rejected/` for inspection. An archive is written under a temporary name in
+//! the same folder and renamed when complete, so no reader sees a partial one; balancers
+//! sharing a database share this folder (a mount), so any of them serves any archive. The
+//! balancer never holds a recording in plaintext beyond the spool file it is encrypting.
 
 pub mod agent;
 pub mod recorder;
@@ -22,7 +25,11 @@ use crate::config::Config;
 use crate::state::AppState;
 
 pub fn dir(config: &Config) -> PathBuf {
-    config.data_dir.join("archives")
+    config
+        .recordings
+        .archive_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("archives"))
 }
 
 /// Where the archive of `record_id` (a checked, path-safe id) is kept.

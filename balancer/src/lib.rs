@@ -36,6 +36,13 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if state.store.is_shared() && state.config.recordings.archive_dir.is_none() {
+        tracing::warn!(
+            dir = %archives::dir(&state.config).display(),
+            "recordings.archive_dir is not set: archives stay in this balancer's data folder, \
+             where the other balancers cannot serve them. Set it to a folder all of them mount."
+        );
+    }
     let poller = tokio::spawn(poller::run(state.clone(), state.shutdown.subscribe()));
     let refresher = tokio::spawn(refresh_loop(state.clone(), state.shutdown.subscribe()));
     let monitor = tokio::spawn(monitor::run(state.clone(), state.shutdown.subscribe()));

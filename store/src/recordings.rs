@@ -39,7 +39,7 @@ pub(crate) fn owner_of(
     let owner = conn
         .query_opt(
             "SELECT integration_id FROM events WHERE kind = 'meeting_created' AND meeting_id = ?1 \
-             AND (?2 IS NULL OR node_id = ?2) AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
+             AND (CAST(?2 AS BIGINT) IS NULL OR node_id = ?2) AND integration_id IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1",
             params![meeting_id, node.map(|n| n.0)],
             |r| r.get(0),
         )?;
@@ -451,6 +451,33 @@ mod tests {
             .filter(|r| q.meta.is_empty() || q.matches(r))
             .map(|r| r.record_id)
             .collect()
+    }
+
+    #[test]
+    fn the_owner_is_the_integration_that_created_the_meeting_on_that_node() {
+        for store in crate::testing::stores() {
+            store
+                .blocking(|c| {
+                    let created = |integration, node| {
+                        crate::events::log(
+                            c,
+                            crate::EventKind::MeetingCreated,
+                            Some(IntegrationId(integration)),
+                            Some("m1"),
+                            Some(NodeId(node)),
+                            &serde_json::Value::Null,
+                        )
+                    };
+                    created(1, 10)?;
+                    created(2, 20)?;
+                    assert_eq!(owner_of(c, "m1", Some(NodeId(10)))?, Some(IntegrationId(1)));
+                    assert_eq!(owner_of(c, "m1", None)?, Some(IntegrationId(2)));
+                    assert_eq!(owner_of(c, "m1", Some(NodeId(30)))?, None);
+                    assert_eq!(owner_of(c, "m2", None)?, None);
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 
     #[test]

@@ -631,7 +631,9 @@ impl Balancer {
     /// the store), e.g. to wait until it has picked up a CLI change.
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         let token = self.admin_token.get_or_init(|| {
-            let out = self.cli_ok(&["tokens", "add", "harness", "--role", "admin"]);
+            // Named per process: balancers sharing a database share their tokens.
+            let name = format!("harness-{}", self.process.pid());
+            let out = self.cli_ok(&["tokens", "add", &name, "--role", "admin"]);
             out.trim()
                 .strip_prefix("token: ")
                 .expect("`tokens add` prints the token")

@@ -294,12 +294,13 @@ pub(super) async fn owner(
     node: store::NodeId,
 ) -> Option<IntegrationId> {
     let meeting = recording.meeting_id.clone();
-    let logged = state
-        .store
-        .owner_of(&meeting, Some(node))
-        .await
-        .ok()
-        .flatten();
+    let logged = match state.store.owner_of(&meeting, Some(node)).await {
+        Ok(owner) => owner,
+        Err(e) => {
+            tracing::error!(error = %e, meeting_id = meeting, "Could not look up a meeting's owner.");
+            None
+        }
+    };
     logged.filter(|id| state.integrations.load().iter().any(|i| i.id == *id))
 }
 

@@ -1,4 +1,4 @@
-//! `[recordings]`: the Scalelite spool import, archive sizes, protected playback links and
+//! `[recordings]`: the Scalelite spool import, where archives wait, archive sizes, protected playback links and
 //! whether recorded meetings need a recording server.
 
 use std::path::PathBuf;
@@ -14,6 +14,9 @@ pub struct RawRecordings {
     /// Scalelite-style `*.tar` recordings dropped here by nodes without the agent are
     /// encrypted for their institution's recording server (default `<data_dir>/spool`).
     pub spool_dir: Option<PathBuf>,
+    /// Encrypted archives waiting for their recorder (default `<data_dir>/archives`). With
+    /// several balancers on one database, a folder every one of them mounts.
+    pub archive_dir: Option<PathBuf>,
     pub import_interval_secs: f64,
     /// Uploaded archives larger than this are refused.
     pub max_archive_mb: u64,
@@ -32,6 +35,7 @@ impl Default for RawRecordings {
     fn default() -> Self {
         RawRecordings {
             spool_dir: None,
+            archive_dir: None,
             import_interval_secs: 10.0,
             max_archive_mb: 20 * 1024,
             protected: false,
@@ -45,6 +49,8 @@ impl Default for RawRecordings {
 pub struct RecordingsConfig {
     /// None = `<data_dir>/spool`.
     pub spool_dir: Option<PathBuf>,
+    /// None = `<data_dir>/archives`.
+    pub archive_dir: Option<PathBuf>,
     pub import_interval: Duration,
     pub max_archive_bytes: u64,
     pub protected: bool,
@@ -56,6 +62,7 @@ impl RawRecordings {
     pub(super) fn validate(self) -> Result<RecordingsConfig, ConfigError> {
         Ok(RecordingsConfig {
             spool_dir: self.spool_dir,
+            archive_dir: self.archive_dir,
             import_interval: seconds(
                 "recordings.import_interval_secs",
                 positive("recordings.import_interval_secs", self.import_interval_secs)?,

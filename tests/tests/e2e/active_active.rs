@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    a_report, balancer, eventually, host, http, log_in, now_ms, post_report, sim, Balancer, SimNode,
+    a_report, agent, balancer, eventually, fixture_key, host, http, log_in, now_ms, post_report,
+    recorder, sim, Balancer, SimNode,
 };
 
 const UNI: &str = "uni-secret-0123456789";
@@ -423,4 +424,101 @@ async fn a_login_holds_on_every_balancer_and_so_does_its_limit() {
         let (status, page) = log_in(&lb.url, "ops", "ops-password-1").await.unwrap_err();
         assert_eq!(status, 429, "{}: {page}", lb.url);
     }
+}
+
+#[tokio::test]
+async fn a_recording_handed_to_one_balancer_is_pulled_through_another_after_it_died() {
+    let node_dir = tempfile::tempdir().unwrap();
+    let published = node_dir.path().join("published");
+    let node = sim()
+        .recordings_dir(&published.join("presentation"))
+        .start()
+        .await;
+    let Some(url) = conflux_store::testing::postgres_database() else {
+        return;
+    };
+    // The archives folder every balancer mounts.
+    let shared = tempfile::tempdir().unwrap();
+    let archives = shared.path().join("archives");
+    let config = format!(
+        "[monitor]\nenrolment_token = {TOKEN:?}\nenrol_enabled = true\n\
+         [recordings]\narchive_dir = {:?}\n",
+        archives.display().to_string()
+    );
+    let mut a = balancer()
+        .integration("uni", UNI)
+        .config(&config)
+        .env("CONFLUX_STORE__URL", &url)
+        .start()
+        .await;
+    let b = balancer()
+        .config(&config)
+        .env("CONFLUX_STORE__URL", &url)
+        .start()
+        .await;
+    let key = fixture_key("test-only-recorder-3072.pub.pem");
+    a.set_recorder("uni", "http://recorder.not-yet-up.invalid", &key)
+        .await;
+    let _agent = agent(&a.url, &node, TOKEN).recordings(&published).start();
+    a.wait_online(1).await;
+
+    // Recorded on the node, handed by its agent to A.
+    let create = [
+        ("meetingID", "lecture"),
+        ("name", "Lecture"),
+        ("record", "true"),
+    ];
+    let on_a = a.client(UNI, Algorithm::Sha256);
+    assert!(on_a.call("create", &create).await.is_success());
+    let (status, body) = node
+        .control(
+            reqwest::Method::POST,
+            "meetings/lecture/recording",
+            serde_json::json!({ "size_bytes": 100_000 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let record_id = std::fs::read_dir(&node.recordings)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| !name.starts_with('.'))
+        .expect("the node wrote the recording");
+    let archive = archives.join(&record_id);
+    assert!(
+        eventually(|| async { archive.exists() }).await,
+        "the archive never reached the shared folder; A's log:\n{}",
+        a.process.log_text()
+    );
+
+    // A dies; the recorder, pointed at B, pulls the archive through B and serves it.
+    a.process.kill();
+    let mut rec = recorder(&b.url, UNI, &fixture_key("test-only-recorder-3072.key.pem"));
+    b.set_recorder("uni", &rec.start(), &key).await;
+    let on_b = b.client(UNI, Algorithm::Sha1);
+    let published_by_recorder = || async {
+        match on_b
+            .call("getRecordings", &[("meetingID", "lecture")])
+            .await
+            .body
+        {
+            conflux_shared::response::Body::Recordings(list) => list.first().is_some_and(|r| {
+                r.state == "published" && r.playback.iter().all(|p| p.url.starts_with(&rec.url))
+            }),
+            _ => false,
+        }
+    };
+    assert!(
+        eventually(published_by_recorder).await,
+        "the recorder never published it; its log:\n{}",
+        rec.log_text()
+    );
+    let page = http()
+        .get(format!("{}/playback/presentation/{record_id}/", rec.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    // Confirmed by the recorder, the balancers' copy goes.
+    assert!(eventually(|| async { !archive.exists() }).await);
 }
