@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use conflux_shared::{report, Algorithm, Response, SignedUrl};
 use tempfile::TempDir;
 
+mod haproxy;
 mod recorder;
+pub use haproxy::{haproxy, HaProxy};
 pub use recorder::{recorder, Recorder};
 
 /// How long a process may take to print its `listening on` line and answer.
@@ -101,6 +103,23 @@ impl Process {
     /// Starts `bin args...` without waiting for anything (daemons that do not listen).
     pub fn spawn(bin: &str, args: &[String], dir: &Path, env: &[(String, String)]) -> Process {
         let (child, log) = spawn(&[], bin, args, dir, env, Stdio::null());
+        Process { child, log }
+    }
+
+    /// Starts a program of the system (not of the workspace), its stderr in `dir/<name>.log`.
+    pub fn system(program: &Path, args: &[String], dir: &Path) -> Process {
+        let name = program
+            .file_name()
+            .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+        let log = dir.join(format!("{name}.log"));
+        let stderr = std::fs::File::create(&log).expect("create the log file");
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         Process { child, log }
     }
 

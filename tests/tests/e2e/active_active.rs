@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    a_report, agent, balancer, eventually, fixture_key, host, http, log_in, now_ms, post_report,
-    recorder, sim, Balancer, SimNode,
+    a_report, agent, balancer, eventually, fixture_key, haproxy, host, http, log_in, now_ms,
+    post_report, recorder, sim, Balancer, BbbClient, SimNode,
 };
 
 const UNI: &str = "uni-secret-0123456789";
@@ -521,4 +521,72 @@ async fn a_recording_handed_to_one_balancer_is_pulled_through_another_after_it_d
     assert_eq!(page.status(), 200);
     // Confirmed by the recorder, the balancers' copy goes.
     assert!(eventually(|| async { !archive.exists() }).await);
+}
+
+#[tokio::test]
+async fn a_balancer_killed_under_a_stream_of_calls_loses_no_meeting() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let Some([mut a, b, c]) = three_balancers(&[&n1, &n2]).await else {
+        return;
+    };
+    let Some(proxy) = haproxy(&[&a.url, &b.url, &c.url]).await else {
+        return;
+    };
+    // Four clients create meetings and ask for them through HAProxy, without pause.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, stop) = (
+                BbbClient::new(&proxy.url, UNI, Algorithm::Sha256),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut created, mut failed) = (Vec::new(), Vec::new());
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let id = format!("m{w}-{i}");
+                    i += 1;
+                    let create = client
+                        .call("create", &[("meetingID", &id), ("name", &id)])
+                        .await;
+                    if !create.is_success() {
+                        failed.push(format!("create {id}: {create:?}"));
+                        continue;
+                    }
+                    created.push(id.clone());
+                    let info = client.call("getMeetingInfo", &[("meetingID", &id)]).await;
+                    if !info.is_success() {
+                        failed.push(format!("getMeetingInfo {id}: {info:?}"));
+                    }
+                }
+                (created, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.process.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut created, mut failed) = (Vec::new(), Vec::new());
+    for worker in workers {
+        let (c, f) = worker.await.unwrap();
+        created.extend(c);
+        failed.extend(f);
+    }
+    // Only calls in flight on A when it died may fail (HAProxy retries those it can).
+    assert!(failed.len() <= 4, "{} failed: {failed:#?}", failed.len());
+    assert!(created.len() > 40, "only {} creates", created.len());
+    // Every acknowledged meeting is still known and routed, by each survivor.
+    for lb in [&b, &c] {
+        let client = lb.client(UNI, Algorithm::Sha1);
+        for id in &created {
+            let info = client.call("getMeetingInfo", &[("meetingID", id)]).await;
+            assert!(info.is_success(), "{id} lost on {}: {info:?}", lb.url);
+        }
+    }
+    eprintln!(
+        "{} meetings created through HAProxy, {} calls failed while a balancer was killed",
+        created.len(),
+        failed.len()
+    );
 }
