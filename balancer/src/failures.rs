@@ -231,36 +231,21 @@ impl Failures {
         }
     }
 
-    /// Counts a failure here and, on a shared store, stores it in the background; true when
-    /// it emptied the client's bucket.
+    /// Counts a failure here and, on a shared store, stores it for the other balancers in
+    /// the background (the task is returned, to wait for it). True when it emptied the
+    /// client's bucket.
     pub fn failed(
         &self,
         store: &Store,
         limits: Limits,
         client: Option<IpAddr>,
         scope: Option<IntegrationId>,
-    ) -> bool {
+    ) -> (bool, Option<tokio::task::JoinHandle<()>>) {
         let emptied = self.limiter(limits).failed(client, scope);
-        if store.is_shared() {
-            tokio::spawn(share(store.clone(), limits, client, scope));
-        }
-        emptied
-    }
-
-    /// [`Failures::failed`], returning once the failure is stored: the next request, whichever
-    /// balancer takes it, counts it.
-    pub async fn failed_stored(
-        &self,
-        store: &Store,
-        limits: Limits,
-        client: Option<IpAddr>,
-        scope: Option<IntegrationId>,
-    ) -> bool {
-        let emptied = self.limiter(limits).failed(client, scope);
-        if store.is_shared() {
-            share(store.clone(), limits, client, scope).await;
-        }
-        emptied
+        let stored = store
+            .is_shared()
+            .then(|| tokio::spawn(share(store.clone(), limits, client, scope)));
+        (emptied, stored)
     }
 
     /// Takes in the failures the other balancers stored since the previous call.

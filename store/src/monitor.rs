@@ -81,16 +81,9 @@ pub(crate) fn apply(tx: &Db<'_>, batch: &[Write]) -> Result<(), StoreError> {
                 json,
                 sample,
             } => {
-                let exists = tx.execute(
-                    "INSERT INTO node_reports (node_id, received_at, signed_at, report)
-                     SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), ?4
-                     WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
-                     ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
-                       signed_at = excluded.signed_at, report = excluded.report
-                     WHERE node_reports.signed_at <= excluded.signed_at",
-                    params![node.0, received_at, signed_at, json],
-                )?;
-                if exists == 1 {
+                // Claimed already when the store is shared: the same timestamp is taken.
+                let newer = Newer::OrSame;
+                if store_report(tx, *node, *received_at, *signed_at, json, newer)? {
                     add_sample(tx, *node, received_at / 1000, sample)?;
                 }
             }
@@ -252,8 +245,45 @@ pub(crate) fn reports_since(
     Ok(rows)
 }
 
+/// Which stored report a new one replaces.
+#[derive(Clone, Copy)]
+enum Newer {
+    /// One signed earlier.
+    Strictly,
+    /// One signed earlier or at the same time.
+    OrSame,
+}
+
 /// Stores `json` as the node's latest report if its signed timestamp is newer than the stored
-/// one's; whether it was.
+/// one's; whether it was (false also when the node is gone).
+fn store_report(
+    conn: &Db<'_>,
+    node: NodeId,
+    received_at: i64,
+    signed_at: i64,
+    json: &str,
+    newer: Newer,
+) -> Result<bool, StoreError> {
+    let replaces = match newer {
+        Newer::Strictly => "<",
+        Newer::OrSame => "<=",
+    };
+    let stored = conn.execute(
+        &format!(
+            "INSERT INTO node_reports (node_id, received_at, signed_at, report)
+             SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), ?4
+             WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
+             ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
+               signed_at = excluded.signed_at, report = excluded.report
+             WHERE node_reports.signed_at {replaces} excluded.signed_at"
+        ),
+        params![node.0, received_at, signed_at, json],
+    )?;
+    Ok(stored == 1)
+}
+
+/// [`store_report`] for a report not seen before: refused when one signed at the same time or
+/// later is stored.
 pub(crate) fn claim_report(
     conn: &Db<'_>,
     node: NodeId,
@@ -261,16 +291,7 @@ pub(crate) fn claim_report(
     signed_at: i64,
     json: &str,
 ) -> Result<bool, StoreError> {
-    let claimed = conn.execute(
-        "INSERT INTO node_reports (node_id, received_at, signed_at, report)
-         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), ?4
-         WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)
-         ON CONFLICT (node_id) DO UPDATE SET received_at = excluded.received_at,
-           signed_at = excluded.signed_at, report = excluded.report
-         WHERE node_reports.signed_at < excluded.signed_at",
-        params![node.0, received_at, signed_at, json],
-    )?;
-    Ok(claimed == 1)
+    store_report(conn, node, received_at, signed_at, json, Newer::Strictly)
 }
 
 impl Store {

@@ -131,7 +131,8 @@ pub(crate) fn limited<T>(
         None => {
             state.metrics.checksum_failed(api);
             let failures = &state.failures;
-            if failures.failed(&state.store, Limits::Checksum, client, scope()) {
+            let (emptied, _) = failures.failed(&state.store, Limits::Checksum, client, scope());
+            if emptied {
                 tracing::warn!(
                     client = %client.map_or_else(String::new, |c| c.to_string()),
                     api = api.as_str(),

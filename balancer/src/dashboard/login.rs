@@ -105,9 +105,11 @@ pub async fn login(
     .flatten();
     let Some(user) = user else {
         let failures = &state.failures;
-        failures
-            .failed_stored(&state.store, Limits::Login, Some(ip), None)
-            .await;
+        let (_, stored) = failures.failed(&state.store, Limits::Login, Some(ip), None);
+        // Stored before the answer: the next attempt, on any balancer, counts it.
+        if let Some(stored) = stored {
+            let _ = stored.await;
+        }
         tracing::warn!(%ip, user = %username, "Login failed.");
         return login_form(
             &state,
