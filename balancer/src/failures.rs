@@ -368,6 +368,48 @@ mod tests {
         let left = l.left(key, bucket, Instant::now());
         assert!((2.9..=3.0).contains(&left), "{left}");
     }
+
+    #[tokio::test]
+    async fn failures_seen_by_one_balancer_count_once_on_the_others() {
+        let Some(url) = conflux_store::testing::postgres_database() else {
+            return;
+        };
+        let (store_a, store_b) = (
+            Store::open_postgres(&url).unwrap(),
+            Store::open_postgres(&url).unwrap(),
+        );
+        let limits = limiter().limits;
+        let (a, b) = (Failures::new(limits, limits), Failures::new(limits, limits));
+        let fail_on_a = |client| {
+            let (_, stored) = a.failed(&store_a, Limits::Checksum, client, None);
+            stored.expect("stored on a shared store")
+        };
+        // Two failures on A: under the budget of three everywhere, however often B reads.
+        let (one, other) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        for _ in 0..2 {
+            fail_on_a(one).await.unwrap();
+        }
+        for _ in 0..2 {
+            a.sync(&store_a).await;
+            b.sync(&store_b).await;
+        }
+        assert_eq!(
+            a.checksum.verdict(one, || None),
+            Verdict::Check,
+            "A's own, once"
+        );
+        assert_eq!(
+            b.checksum.verdict(one, || None),
+            Verdict::Check,
+            "taken in once"
+        );
+        // The third, on A, refuses the client on B too, for checksums only.
+        fail_on_a(one).await.unwrap();
+        b.sync(&store_b).await;
+        assert_eq!(b.checksum.verdict(one, || None), Verdict::Refuse);
+        assert_eq!(b.login.verdict(one, || None), Verdict::Check);
+        assert_eq!(b.checksum.verdict(other, || None), Verdict::Check);
+    }
 }
 
 /// Which API a checksum was for (a metric label).
