@@ -265,15 +265,13 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
         return Ok(Answer::Xml(index(state)));
     }
     request::check_content_type(&req)?;
-    let integration = request::authenticate(state, &req)?;
+    let authenticated = request::authenticate(state, &req);
+    if call == Call::Join {
+        return Ok(join::answer(state, req, authenticated).await);
+    }
+    let integration = authenticated?;
     let response = match call {
         Call::Create => create::handle(state, req, integration).await?,
-        Call::Join => {
-            return Ok(match join::handle(state, req, integration).await? {
-                join::Joined::Redirect(url) => Answer::Redirect(url),
-                join::Joined::Xml(r) => Answer::Xml(r),
-            })
-        }
         Call::GetMeetings => return meetings::handle(state, integration).await,
         Call::GetServers => lb_calls::get_servers(state),
         Call::GetMeetingEvents => lb_calls::get_meeting_events(state, &req, integration).await?,
@@ -283,6 +281,7 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
         | Call::UpdateRecordings
         | Call::GetRecordingTextTracks => return recordings::handle(state, req, integration).await,
         Call::Index
+        | Call::Join
         | Call::End
         | Call::IsMeetingRunning
         | Call::GetMeetingInfo

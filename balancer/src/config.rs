@@ -14,7 +14,7 @@ use conflux_shared::config::{Alias, Kind, LoadError, Sources};
 use conflux_shared::Secret;
 use serde::Deserialize;
 
-mod api;
+pub mod api;
 mod monitor;
 mod placement;
 mod poller;

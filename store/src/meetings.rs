@@ -17,6 +17,8 @@ pub struct MeetingRecord {
     pub placement_reason: String,
     /// The node's last `<meeting>` element for it (from create or a poll).
     pub info_xml: Option<String>,
+    /// The logoutURL it was created with.
+    pub logout_url: Option<String>,
 }
 
 /// What a create stores.
@@ -28,10 +30,11 @@ pub struct NewMeeting {
     pub name: String,
     pub client_ip: Option<String>,
     pub placement_reason: String,
+    pub logout_url: Option<String>,
 }
 
 const COLUMNS: &str =
-    "meeting_id, integration_id, node_id, internal_meeting_id, name, created_at, client_ip, placement_reason, info_xml";
+    "meeting_id, integration_id, node_id, internal_meeting_id, name, created_at, client_ip, placement_reason, info_xml, logout_url";
 
 fn from_row(row: &Row<'_>) -> Result<MeetingRecord, StoreError> {
     Ok(MeetingRecord {
@@ -44,6 +47,7 @@ fn from_row(row: &Row<'_>) -> Result<MeetingRecord, StoreError> {
         client_ip: row.get(6)?,
         placement_reason: row.get(7)?,
         info_xml: row.get(8)?,
+        logout_url: row.get(9)?,
     })
 }
 
@@ -67,13 +71,13 @@ pub(crate) fn find(conn: &Db<'_>, meeting_id: &str) -> Result<Option<MeetingReco
 /// Stores a newly placed meeting (replacing a forgotten one with the same id).
 pub(crate) fn insert(conn: &Db<'_>, m: &NewMeeting) -> Result<MeetingRecord, StoreError> {
     conn.execute(
-        "INSERT INTO meetings (meeting_id, integration_id, node_id, name, created_at, client_ip, placement_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+        "INSERT INTO meetings (meeting_id, integration_id, node_id, name, created_at, client_ip, placement_reason, logout_url) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (meeting_id) DO UPDATE SET integration_id = excluded.integration_id, \
          node_id = excluded.node_id, name = excluded.name, created_at = excluded.created_at, \
          client_ip = excluded.client_ip, placement_reason = excluded.placement_reason, \
-         internal_meeting_id = '', info_xml = NULL",
-        params![m.meeting_id, m.integration_id.0, m.node_id.0, m.name, now_ms(), m.client_ip, m.placement_reason],
+         logout_url = excluded.logout_url, internal_meeting_id = '', info_xml = NULL",
+        params![m.meeting_id, m.integration_id.0, m.node_id.0, m.name, now_ms(), m.client_ip, m.placement_reason, m.logout_url],
     )?;
     find(conn, &m.meeting_id)?
         .ok_or_else(|| StoreError::NotFound(format!("meeting {:?}", m.meeting_id)))
@@ -256,6 +260,7 @@ mod tests {
             name: format!("Meeting {id}"),
             client_ip: Some("192.0.2.1".into()),
             placement_reason: "nearest".into(),
+            logout_url: Some("https://lms.example.org/".into()),
         }
     }
 

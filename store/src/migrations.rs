@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_recorders.sql"),
     include_str!("migrations/0009_archives.sql"),
     include_str!("migrations/0010_failures.sql"),
+    include_str!("migrations/0011_logout_url.sql"),
 ];
 
 /// The migrations a database at schema `current` still needs, as (version, SQL); refused

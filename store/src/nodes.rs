@@ -401,6 +401,7 @@ mod tests {
                 name: "m".into(),
                 client_ip: None,
                 placement_reason: "test".into(),
+                logout_url: None,
             })
             .await
             .unwrap();

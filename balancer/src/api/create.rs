@@ -9,7 +9,7 @@ use conflux_shared::Response;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::params::{rewrite, Rewrite};
+use super::params::{effective, rewrite, Rewrite};
 use super::request::ApiRequest;
 use crate::node_client::NodeError;
 use crate::placement::{self, Candidate, NoPlacement, Wish};
@@ -217,6 +217,7 @@ async fn place(
         name: req.params.get_trimmed("name").unwrap_or_default(),
         client_ip: req.client_ip.map(|ip| ip.to_string()),
         placement_reason: decision.reason,
+        logout_url: logout_url(state, req),
     };
     state.store.add_meeting(new).await?;
     state.set_route(
@@ -323,6 +324,18 @@ fn node_query(
             overrides: &overrides,
         },
     )
+}
+
+/// The logoutURL the node gets (a join the balancer refuses sends the browser there).
+fn logout_url(state: &AppState, req: &ApiRequest) -> Option<String> {
+    let api = &state.config.api;
+    let rules = Rewrite {
+        drop: &BALANCER_PARAMS,
+        exclude: &api.create_exclude_params,
+        defaults: &api.default_create_params,
+        overrides: &api.override_create_params,
+    };
+    effective(&req.params, &rules, "logoutURL")
 }
 
 /// `query` with its voiceBridge replaced by `voice_bridge`.

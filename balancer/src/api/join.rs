@@ -1,6 +1,13 @@
 //! `join`: the browser must reach the node itself (its session cookie lives there), so the
 //! balancer answers with a 302 to the node's join URL signed with the node's secret, as
 //! Scalelite does; with `redirect=false` it proxies and returns the node's XML.
+//!
+//! A join the balancer refuses (bad checksum, unknown meeting, missing fullName, a plan limit)
+//! sends the browser back as bbb-web 2.7 does: a 302 to the join's `errorRedirectUrl` (only
+//! from a correctly signed join: else anyone could make the balancer redirect anywhere), else
+//! the meeting's `logoutURL`, else `api.join_error_url`, with
+//! `?errors=[{"message":...,"key":...}]`. With `redirect=false`, or nowhere to go, the error
+//! is BBB's XML.
 
 use std::sync::Arc;
 
@@ -9,20 +16,96 @@ use conflux_shared::Response;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::params::{rewrite, Rewrite};
+use super::params::{effective, rewrite, Rewrite};
 use super::request::ApiRequest;
+use super::Answer;
+use crate::config::api::is_web_url;
+use crate::config::ApiConfig;
 use crate::state::AppState;
+use conflux_shared::query::encode;
 use conflux_store::{EventKind, Integration, NewEvent};
 
-/// What a join answers: a redirect or XML.
-pub enum Joined {
+/// What a join the balancer accepted answers: a redirect or XML.
+pub(super) enum Joined {
     Redirect(String),
     Xml(Response),
 }
 
-pub async fn handle(
+/// Answers a join whose checksum check gave `authenticated`.
+pub async fn answer(
     state: &Arc<AppState>,
     req: ApiRequest,
+    authenticated: Result<Arc<Integration>, ApiError>,
+) -> Answer {
+    let signed = authenticated.is_ok();
+    let joined = match authenticated {
+        Ok(integration) => handle(state, &req, integration).await,
+        Err(e) => Err(e),
+    };
+    let error = match joined {
+        Ok(Joined::Redirect(url)) => return Answer::Redirect(url),
+        Ok(Joined::Xml(response)) => return Answer::Xml(response),
+        Err(e) => e,
+    };
+    let target = match redirects(state, &req) {
+        true => error_target(state, &req, signed).await,
+        false => None,
+    };
+    match target {
+        Some(target) => {
+            tracing::debug!(error = %error, %target, "Join refused; the browser is sent back.");
+            Answer::Redirect(with_errors(&target, &error))
+        }
+        None => Answer::Xml(error.into_response()),
+    }
+}
+
+/// Whether the join redirects the browser: `redirect` as the node would get it (an override
+/// wins over the client's), true unless `false`.
+fn redirects(state: &AppState, req: &ApiRequest) -> bool {
+    effective(&req.params, &rules(&state.config.api), "redirect")
+        .is_none_or(|r| !r.eq_ignore_ascii_case("false"))
+}
+
+fn rules(api: &ApiConfig) -> Rewrite<'_> {
+    Rewrite {
+        drop: &["checksum"],
+        exclude: &api.join_exclude_params,
+        defaults: &api.default_join_params,
+        overrides: &api.override_join_params,
+    }
+}
+
+/// Where a refused join sends the browser: the signed join's `errorRedirectUrl`, the meeting's
+/// `logoutURL`, the configured default.
+async fn error_target(state: &AppState, req: &ApiRequest, signed: bool) -> Option<String> {
+    let asked = signed
+        .then(|| req.params.get_trimmed("errorRedirectUrl"))
+        .flatten()
+        .filter(|u| is_web_url(u));
+    if asked.is_some() {
+        return asked;
+    }
+    let meeting = match req.params.get_trimmed("meetingID") {
+        Some(id) => state.store.meeting(&id).await.ok().flatten(),
+        None => None,
+    };
+    meeting
+        .and_then(|m| m.logout_url)
+        .filter(|u| is_web_url(u))
+        .or_else(|| state.config.api.join_error_url.clone())
+}
+
+/// `target` with bbb-web's `errors` parameter: a JSON list of the error's key and message.
+fn with_errors(target: &str, error: &ApiError) -> String {
+    let errors = json!([{ "message": error.message(), "key": error.message_key() }]);
+    let separator = if target.contains('?') { '&' } else { '?' };
+    format!("{target}{separator}errors={}", encode(&errors.to_string()))
+}
+
+pub(super) async fn handle(
+    state: &Arc<AppState>,
+    req: &ApiRequest,
     integration: Arc<Integration>,
 ) -> Result<Joined, ApiError> {
     let meeting_id = req.meeting_id()?;
@@ -53,29 +136,16 @@ pub async fn handle(
             ));
         }
     }
-    let api = &state.config.api;
-    let query = rewrite(
-        &req.params,
-        &Rewrite {
-            drop: &["checksum"],
-            exclude: &api.join_exclude_params,
-            defaults: &api.default_join_params,
-            overrides: &api.override_join_params,
-        },
-    );
+    let query = rewrite(&req.params, &rules(&state.config.api));
     let data = json!({
         "fullName": req.params.get_trimmed("fullName"),
-        "role": role_of(&req),
+        "role": role_of(req),
         "userID": req.params.get_trimmed("userID"),
     });
     let (id, integration_id, node_id) = (meeting_id.clone(), integration.id, node.id);
     let event = NewEvent::meeting(EventKind::UserJoined, integration_id, &id, node_id, data);
     state.store.log(event).await?;
-    let redirect = req
-        .params
-        .get_trimmed("redirect")
-        .is_none_or(|r| !r.eq_ignore_ascii_case("false"));
-    if redirect {
+    if redirects(state, req) {
         return Ok(Joined::Redirect(
             state.node_client.url(&node, "join", &query),
         ));

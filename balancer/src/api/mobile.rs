@@ -191,7 +191,7 @@ async fn join_meeting(
         }
         None => None,
     };
-    let joined = match join::handle(state, internal_request("join", &raw, ip), integration).await {
+    let joined = match join::handle(state, &internal_request("join", &raw, ip), integration).await {
         Ok(join::Joined::Xml(Response {
             body: Body::Joined(j),
             ..

@@ -16,6 +16,25 @@ pub struct Rewrite<'a> {
     pub overrides: &'a [(String, String)],
 }
 
+/// The value the node gets in the URL for `name` after `rules`, as [`rewrite`] decides it: an
+/// override, else the client's (none if dropped or excluded), else a default.
+pub fn effective(params: &Query, rules: &Rewrite<'_>, name: &str) -> Option<String> {
+    let listed = |list: &[(String, String)]| {
+        list.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let sent = params.url_params().iter().any(|p| p.name == name);
+    let removed = rules.drop.contains(&name) || rules.exclude.iter().any(|k| k == name);
+    let value = match (listed(rules.overrides), sent) {
+        (Some(value), _) => Some(value),
+        (None, true) if removed => None,
+        (None, true) => params.get_trimmed(name),
+        (None, false) => listed(rules.defaults),
+    };
+    value.filter(|v| !v.is_empty())
+}
+
 /// The rewritten raw URL query (form-body pairs are not part of it).
 pub fn rewrite(params: &Query, rules: &Rewrite<'_>) -> String {
     let overridden = |name: &str| rules.overrides.iter().any(|(k, _)| k == name);
@@ -42,6 +61,30 @@ pub fn rewrite(params: &Query, rules: &Rewrite<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_effective_value_follows_the_rewrite() {
+        let q = Query::parse("redirect=false&logo=x&name=Room").unwrap();
+        let (defaults, overrides) = (
+            vec![
+                ("logo".to_owned(), "d".to_owned()),
+                ("lang".to_owned(), "pt".to_owned()),
+            ],
+            vec![("redirect".to_owned(), "true".to_owned())],
+        );
+        let rules = Rewrite {
+            drop: &["checksum"],
+            exclude: &["logo".to_owned()],
+            defaults: &defaults,
+            overrides: &overrides,
+        };
+        let of = |name| effective(&q, &rules, name);
+        assert_eq!(of("redirect").as_deref(), Some("true"), "an override wins");
+        assert_eq!(of("logo"), None, "excluded, and sent: no default");
+        assert_eq!(of("lang").as_deref(), Some("pt"), "a default when not sent");
+        assert_eq!(of("name").as_deref(), Some("Room"));
+        assert_eq!(of("absent"), None);
+    }
 
     #[test]
     fn exclude_default_override_keep_raw_bytes() {

@@ -24,6 +24,9 @@ pub struct RawApi {
     pub default_join_params: BTreeMap<String, String>,
     pub override_join_params: BTreeMap<String, String>,
     pub build_number: String,
+    /// Where a browser goes when the balancer refuses a join and neither the join's
+    /// `errorRedirectUrl` nor the meeting's `logoutURL` says (empty: the error as XML).
+    pub join_error_url: String,
     /// Algorithm used to sign calls to nodes.
     pub node_checksum_algorithm: String,
     /// Failed checksums one client address (an IPv6 /64) may make at once ...
@@ -51,6 +54,7 @@ impl Default for RawApi {
             default_join_params: BTreeMap::new(),
             override_join_params: BTreeMap::new(),
             build_number: String::new(),
+            join_error_url: String::new(),
             node_checksum_algorithm: "sha256".into(),
             client_failure_burst: 20.0,
             client_failures_per_hour: 30.0,
@@ -75,6 +79,7 @@ pub struct ApiConfig {
     pub default_join_params: Vec<(String, String)>,
     pub override_join_params: Vec<(String, String)>,
     pub build_number: String,
+    pub join_error_url: Option<String>,
     pub failures: crate::failures::FailureLimits,
 }
 
@@ -112,6 +117,16 @@ impl RawApi {
                 self.scope_failures_per_hour,
             )?,
         };
+        let join_error_url = match self.join_error_url.trim() {
+            "" => None,
+            url if is_web_url(url) => Some(url.to_owned()),
+            url => {
+                return Err(invalid(
+                    "api.join_error_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ))
+            }
+        };
         Ok(ApiConfig {
             algorithms,
             node_algorithm,
@@ -126,7 +141,23 @@ impl RawApi {
             default_join_params: self.default_join_params.into_iter().collect(),
             override_join_params: self.override_join_params.into_iter().collect(),
             build_number: self.build_number,
+            join_error_url,
             failures,
         })
     }
+}
+
+/// Whether `url` is an absolute http(s) URL with a host and nothing a header or a browser
+/// would misread (whitespace, control characters, quotes, angle brackets).
+pub fn is_web_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && !url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\\'))
+    })
 }

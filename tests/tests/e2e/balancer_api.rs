@@ -592,3 +592,117 @@ async fn a_taken_voice_bridge_is_replaced_by_a_free_one() {
         "the balancer picked another bridge and reports it"
     );
 }
+
+/// The `errors` a refused join's redirect carries: (where it goes, the first error's key).
+fn refusal(location: Option<&str>) -> (String, String) {
+    let location = location.expect("a redirect");
+    let (target, query) = location
+        .split_once("?errors=")
+        .or_else(|| location.split_once("&errors="))
+        .unwrap_or_else(|| panic!("no errors parameter: {location}"));
+    let errors: serde_json::Value =
+        serde_json::from_str(&percent_encoding::percent_decode_str(query).decode_utf8_lossy())
+            .expect("errors as JSON");
+    assert!(errors[0]["message"].is_string(), "{errors}");
+    (
+        target.to_owned(),
+        errors[0]["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_refused_join_sends_the_browser_back_as_bbb_does() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .config("[api]\njoin_error_url = \"https://portal.example.org/bbb\"\n")
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    let logout = "https://lms.example.org/course/7";
+    let create = [
+        ("meetingID", "lecture"),
+        ("name", "Lecture"),
+        ("logoutURL", logout),
+    ];
+    let created = uni.call("create", &create).await;
+    assert!(created.is_success(), "{created:?}");
+
+    // Signed, but without a name: back to the meeting's logoutURL.
+    let join = uni.url("join", &[("meetingID", "lecture"), ("role", "VIEWER")]);
+    let answer = uni.get(&join).await;
+    assert_eq!(answer.status, 302);
+    assert_eq!(
+        refusal(answer.location.as_deref()),
+        (logout.to_owned(), "missingParamFullName".to_owned())
+    );
+    // A signed errorRedirectUrl comes first.
+    let asked = "https://lms.example.org/error?from=bbb";
+    let join = uni.url(
+        "join",
+        &[
+            ("meetingID", "nope"),
+            ("fullName", "Ada"),
+            ("errorRedirectUrl", asked),
+        ],
+    );
+    let answer = uni.get(&join).await;
+    let (target, key) = refusal(answer.location.as_deref());
+    assert_eq!(
+        (target.as_str(), key.as_str()),
+        (asked, "invalidMeetingIdentifier")
+    );
+    assert!(answer
+        .location
+        .unwrap()
+        .starts_with(&format!("{asked}&errors=")));
+    // A wrong checksum's errorRedirectUrl is not believed: no open redirect.
+    let forged = format!(
+        "{}/bigbluebutton/api/join?meetingID=lecture&fullName=Eve&\
+         errorRedirectUrl=https%3A%2F%2Fevil.example%2F&checksum=0000",
+        lb.url
+    );
+    let answer = uni.get(&forged).await;
+    assert_eq!(
+        refusal(answer.location.as_deref()),
+        (logout.to_owned(), "checksumError".to_owned())
+    );
+    let forged = forged.replace("meetingID=lecture", "meetingID=unknown");
+    let answer = uni.get(&forged).await;
+    let (target, _) = refusal(answer.location.as_deref());
+    assert_eq!(target, "https://portal.example.org/bbb");
+    // redirect=false: the error as XML.
+    let answer = uni
+        .call("join", &[("meetingID", "lecture"), ("redirect", "false")])
+        .await;
+    assert_eq!(answer.key(), Some("missingParamFullName"));
+}
+
+#[tokio::test]
+async fn an_override_of_redirect_wins_over_the_client() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .env("OVERRIDE_JOIN_PARAMS", "redirect=true")
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha1);
+    let created = uni
+        .call("create", &[("meetingID", "room"), ("name", "Meeting")])
+        .await;
+    assert!(created.is_success(), "{created:?}");
+    let join = uni.url(
+        "join",
+        &[
+            ("meetingID", "room"),
+            ("fullName", "Ada"),
+            ("role", "VIEWER"),
+            ("redirect", "false"),
+        ],
+    );
+    let answer = uni.get(&join).await;
+    assert_eq!(answer.status, 302, "{}", answer.body);
+    assert!(answer.location.unwrap().starts_with(&node.url));
+}
