@@ -122,6 +122,9 @@ impl Default for Rules {
 pub struct Decision {
     pub node: NodeId,
     pub reason: String,
+    /// The requested tag the node was chosen for: what the node gets as `meta_server-tag`
+    /// (none for an untagged choice).
+    pub tag: Option<String>,
 }
 
 /// Why no node was chosen.
@@ -172,7 +175,11 @@ pub fn choose(
         })
         .collect();
     let label = wanted.join(";");
-    if let Some(d) = pick(&tagged, &format!("nodes tagged {label}"), wish, rules) {
+    if let Some(mut d) = pick(&tagged, &format!("nodes tagged {label}"), wish, rules) {
+        let chosen = tagged.iter().find(|c| c.id == d.node);
+        d.tag = chosen
+            .and_then(|c| wanted.iter().find(|t| c.tags.iter().any(|ct| ct == *t)))
+            .map(|t| (*t).to_owned());
         return Ok(d);
     }
     if required {
@@ -283,6 +290,7 @@ fn decision(c: &Candidate, reason: String) -> Decision {
     Decision {
         node: c.id,
         reason: format!("{}: {reason}", c.name),
+        tag: None,
     }
 }
 
@@ -363,6 +371,27 @@ mod tests {
         );
         check(&nodes, Some("none"), None, Ok(1));
         check(&nodes, Some("!"), None, Ok(1));
+        // The node gets only the tag it was chosen for.
+        let tag = |raw| {
+            choose(
+                &nodes,
+                &Wish {
+                    tag: Some(raw),
+                    ..Wish::default()
+                },
+                &Rules::default(),
+            )
+            .unwrap()
+            .tag
+        };
+        assert_eq!(tag("big;eu!").as_deref(), Some("eu"));
+        assert_eq!(tag("gpu").as_deref(), Some("gpu"));
+        assert_eq!(
+            tag("asia"),
+            None,
+            "an unknown optional tag: untagged, none sent"
+        );
+        assert_eq!(tag("none;gpu"), None, "untagged wins on load");
     }
 
     #[test]

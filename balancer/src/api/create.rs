@@ -20,6 +20,8 @@ const CREATE_FAILED: &str = "Unable to create meeting on server.";
 
 /// Parameters the balancer consumes itself.
 const BALANCER_PARAMS: [&str; 2] = ["checksum", "preferredServer"];
+/// Scalelite's server tag: read by placement, and the node gets only the tag it was chosen for.
+const SERVER_TAG: &str = "meta_server-tag";
 
 pub async fn handle(
     state: &Arc<AppState>,
@@ -46,17 +48,17 @@ pub async fn handle(
         ));
     }
     let existing = state.find_route(&meeting_id).await;
-    let (mut node, is_new) = match existing {
+    let ((mut node, tag), is_new) = match existing {
         Some(route) if route.integration != integration.id => {
             return Err(ApiError::Bbb(messages::ID_NOT_UNIQUE))
         }
         Some(route) => match state.nodes.load().get(route.node).cloned() {
-            Some(node) => (node, false),
+            Some(node) => ((node, None), false),
             None => (place(state, &req, &integration, &meeting_id).await?, true),
         },
         None => (place(state, &req, &integration, &meeting_id).await?, true),
     };
-    let mut query = node_query(state, &req, &integration, wants_record);
+    let mut query = node_query(state, &req, &integration, wants_record, tag.as_deref());
     let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
     let mut attempts = 0;
     let mut failovers = 0;
@@ -73,7 +75,9 @@ pub async fn handle(
                 suspect(state, &node, &detail);
                 forget(state, &meeting_id).await;
                 failovers += 1;
-                node = place(state, &req, &integration, &meeting_id).await?;
+                let (next, tag) = place(state, &req, &integration, &meeting_id).await?;
+                node = next;
+                query = node_query(state, &req, &integration, wants_record, tag.as_deref());
                 continue;
             }
             Err(e) => {
@@ -149,7 +153,7 @@ async fn place(
     req: &ApiRequest,
     integration: &Integration,
     meeting_id: &str,
-) -> Result<Arc<Node>, ApiError> {
+) -> Result<(Arc<Node>, Option<String>), ApiError> {
     if let Some(max) = integration.max_meetings {
         if state.meetings_of(integration.id) >= usize::try_from(max).unwrap_or(usize::MAX) {
             return Err(ApiError::PermissionDenied(
@@ -162,8 +166,9 @@ async fn place(
         .client_ip
         .and_then(|ip| state.monitor.geoip.locate(ip))
         .map(|place| place.position);
+    let tag = effective(&req.params, &create_rules(state), SERVER_TAG);
     let wish = Wish {
-        tag: req.params.get("meta_server-tag"),
+        tag: tag.as_deref(),
         preferred: req.params.get("preferredServer"),
         client,
     };
@@ -217,7 +222,7 @@ async fn place(
         name: req.params.get_trimmed("name").unwrap_or_default(),
         client_ip: req.client_ip.map(|ip| ip.to_string()),
         placement_reason: decision.reason,
-        logout_url: logout_url(state, req),
+        logout_url: effective(&req.params, &create_rules(state), "logoutURL"),
     };
     state.store.add_meeting(new).await?;
     state.set_route(
@@ -227,7 +232,7 @@ async fn place(
             node: node.id,
         }),
     );
-    Ok(node)
+    Ok((node, decision.tag))
 }
 
 async fn record_created(
@@ -274,16 +279,34 @@ async fn forget(state: &Arc<AppState>, meeting_id: &str) {
 /// architecture) keeps its record flag only when its integration has a recording server; then
 /// the metadata names the institution and the server's key (the agent fetches it by
 /// fingerprint), and the recording-ready URL is held back: the balancer calls it once the
-/// recording is on the recorder, not when the node has processed it.
+/// recording is on the recorder, not when the node has processed it. `meta_server-tag` is
+/// `tag`, the one the node was chosen for (Scalelite: no `!`, none for an untagged node).
 fn node_query(
     state: &AppState,
     req: &ApiRequest,
     integration: &Integration,
     wants_record: bool,
+    tag: Option<&str>,
 ) -> String {
     let api = &state.config.api;
-    let mut overrides = api.override_create_params.clone();
+    let not_tag = |(k, _): &&(String, String)| k != SERVER_TAG;
+    let mut overrides: Vec<_> = api
+        .override_create_params
+        .iter()
+        .filter(not_tag)
+        .cloned()
+        .collect();
+    let defaults: Vec<_> = api
+        .default_create_params
+        .iter()
+        .filter(not_tag)
+        .cloned()
+        .collect();
     let mut exclude = api.create_exclude_params.clone();
+    exclude.push(SERVER_TAG.into());
+    if let Some(tag) = tag {
+        overrides.push((SERVER_TAG.into(), tag.into()));
+    }
     if api.max_meeting_duration > 0 {
         let asked = req
             .params
@@ -320,22 +343,21 @@ fn node_query(
         &Rewrite {
             drop: &BALANCER_PARAMS,
             exclude: &exclude,
-            defaults: &api.default_create_params,
+            defaults: &defaults,
             overrides: &overrides,
         },
     )
 }
 
-/// The logoutURL the node gets (a join the balancer refuses sends the browser there).
-fn logout_url(state: &AppState, req: &ApiRequest) -> Option<String> {
+/// The integration's create parameters as the configuration rewrites them.
+fn create_rules(state: &AppState) -> Rewrite<'_> {
     let api = &state.config.api;
-    let rules = Rewrite {
+    Rewrite {
         drop: &BALANCER_PARAMS,
         exclude: &api.create_exclude_params,
         defaults: &api.default_create_params,
         overrides: &api.override_create_params,
-    };
-    effective(&req.params, &rules, "logoutURL")
+    }
 }
 
 /// `query` with its voiceBridge replaced by `voice_bridge`.

@@ -400,6 +400,39 @@ async fn server_tags_choose_nodes() {
         )
         .await;
     assert_eq!(missing.key(), Some("serverTagUnavailable"));
+
+    // The node gets only the tag it was chosen for: no `!`, one of the alternatives, and none
+    // at all when an optional tag fell back to an untagged node.
+    let sent_tag = |node: &SimNode, id: &'static str| {
+        let client = node.client(Algorithm::Sha1);
+        async move {
+            let info = client.call("getMeetingInfo", &[("meetingID", id)]).await;
+            let Body::Meeting(meeting) = info.body else {
+                panic!("{id}: {info:?}")
+            };
+            meeting
+                .metadata
+                .into_iter()
+                .find(|(k, _)| k == "server-tag")
+                .map(|(_, v)| v)
+        }
+    };
+    for (id, tag) in [("t1", "big;gpu"), ("t2", "asia")] {
+        let created = bbb
+            .call(
+                "create",
+                &[
+                    ("meetingID", id),
+                    ("name", "Room T"),
+                    ("meta_server-tag", tag),
+                ],
+            )
+            .await;
+        assert!(created.is_success(), "{created:?}");
+    }
+    assert_eq!(sent_tag(&n2, "g0").await.as_deref(), Some("gpu"));
+    assert_eq!(sent_tag(&n2, "t1").await.as_deref(), Some("gpu"));
+    assert_eq!(sent_tag(&n1, "t2").await, None);
 }
 
 #[tokio::test]
