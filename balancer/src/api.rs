@@ -210,6 +210,15 @@ async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> war
     }
 }
 
+/// Scalelite's answer to a path it does not serve: BBB's `unsupportedRequest` (HTTP 200), never
+/// an empty 404, so a BBB client that took a wrong URL gets an error it can read.
+pub(crate) fn unsupported() -> warp::reply::Response {
+    xml(&Response::failed_with(
+        messages::UNSUPPORTED_REQUEST.key,
+        messages::UNSUPPORTED_REQUEST.text.to_owned(),
+    ))
+}
+
 /// What a call answers.
 pub(crate) enum Answer {
     Xml(Response),
@@ -265,6 +274,22 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
         return Ok(Answer::Xml(index(state)));
     }
     request::check_content_type(&req)?;
+    // Scalelite answers these without looking at the checksum.
+    let api = &state.config.api;
+    if call == Call::GetMeetings && api.get_meetings_disabled {
+        return Ok(Answer::Xml(meetings::disabled()));
+    }
+    let recording_call = matches!(
+        call,
+        Call::GetRecordings
+            | Call::PublishRecordings
+            | Call::DeleteRecordings
+            | Call::UpdateRecordings
+            | Call::GetRecordingTextTracks
+    );
+    if recording_call && api.recording_disabled {
+        return Ok(Answer::Xml(recordings::disabled(&req.call)));
+    }
     let authenticated = request::authenticate(state, &req);
     if call == Call::Join {
         return Ok(join::answer(state, req, authenticated).await);

@@ -65,7 +65,8 @@ pub async fn serve(
 }
 
 /// Everything the balancer serves besides the APIs (see [`server`]): the agents' and recorders'
-/// doors, `/metrics`, the health endpoints and the web pages; anything else is not found.
+/// doors, `/metrics`, the health endpoints and the web pages; anything else answers BBB's
+/// `unsupportedRequest`, as Scalelite does.
 /// `/healthz` (liveness) answers while the process serves; `/readyz` (readiness) only while
 /// the store answers (the snapshots are loaded before `serve` listens).
 fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
@@ -124,7 +125,7 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
         .unify()
         .or(dashboard::routes(state.clone()))
         .unify()
-        .or(warp::any().map(|| warp::http::StatusCode::NOT_FOUND.into_response()))
+        .or(warp::any().map(api::unsupported))
         .unify()
         .boxed()
 }

@@ -889,6 +889,38 @@ pub async fn post_report(lb_url: &str, node: i64, key: &str, at: i64, body: &[u8
         .as_u16()
 }
 
+/// Drops a Scalelite-style recording tarball into `spool` (`<record_id>.tar` holding BBB's
+/// `presentation/<record_id>/` folder: its metadata.xml, published, and one file), as a node
+/// without the agent does.
+pub fn spool_tarball(spool: &Path, meeting_id: &str, record_id: &str) {
+    std::fs::create_dir_all(spool).expect("the spool folder");
+    let file = std::fs::File::create(spool.join(format!("{record_id}.tar"))).expect("a tarball");
+    let mut tar = tar::Builder::new(file);
+    let metadata = format!(
+        "<recording><id>{record_id}</id><state>published</state><published>true</published>\
+         <start_time>1</start_time><end_time>60001</end_time>\
+         <meeting id=\"{record_id}\" externalId=\"{meeting_id}\" name=\"{meeting_id}\"/>\
+         <meta><meetingId>{meeting_id}</meetingId></meta>\
+         <playback><format>presentation</format><link>x</link></playback></recording>"
+    );
+    for (name, data) in [
+        ("metadata.xml", metadata.as_bytes()),
+        ("shapes.svg", b"<svg/>".as_slice()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(
+            &mut header,
+            format!("presentation/{record_id}/{name}"),
+            data,
+        )
+        .expect("a tar entry");
+    }
+    tar.finish().expect("the tarball written");
+}
+
 /// Builder for a `conflux-agent run` reporting `node` to `balancer_url`.
 pub fn agent(balancer_url: &str, node: &SimNode, token: &str) -> AgentBuilder {
     AgentBuilder {

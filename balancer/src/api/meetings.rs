@@ -12,15 +12,15 @@ use super::Answer;
 use crate::state::AppState;
 use conflux_store::Integration;
 
+/// `api.get_meetings_disabled`: always no meetings, without a checksum (Scalelite).
+pub fn disabled() -> Response {
+    Response::success(Body::Meetings(Vec::new())).with_message(messages::NO_MEETINGS)
+}
+
 pub async fn handle(
     state: &Arc<AppState>,
     integration: Arc<Integration>,
 ) -> Result<Answer, ApiError> {
-    if state.config.api.get_meetings_disabled {
-        return Ok(Answer::Xml(
-            Response::success(Body::Meetings(Vec::new())).with_message(messages::NO_MEETINGS),
-        ));
-    }
     if let Some(cached) = state.cached_meetings(integration.id) {
         return Ok(Answer::Raw(cached));
     }

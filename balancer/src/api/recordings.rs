@@ -24,19 +24,21 @@ const MISSING_PARAMETERS: Message = Message {
     text: "param meetingID or recordID must be included.",
 };
 
+/// `api.recording_disabled`: no recordings, without a checksum (Scalelite).
+pub fn disabled(call: &str) -> Response {
+    match call {
+        "getRecordings" => {
+            Response::success(Body::Recordings(Vec::new())).with_message(messages::NO_RECORDINGS)
+        }
+        _ => Response::failed(messages::RECORDINGS_NOT_FOUND),
+    }
+}
+
 pub async fn handle(
     state: &Arc<AppState>,
     req: ApiRequest,
     integration: Arc<Integration>,
 ) -> Result<Answer, ApiError> {
-    let api = &state.config.api;
-    if api.recording_disabled {
-        return Ok(Answer::Xml(match req.call.as_str() {
-            "getRecordings" => Response::success(Body::Recordings(Vec::new()))
-                .with_message(messages::NO_RECORDINGS),
-            _ => Response::failed(messages::RECORDINGS_NOT_FOUND),
-        }));
-    }
     if req.call == "getRecordings" {
         return list(state, &req, &integration).await;
     }
@@ -44,7 +46,12 @@ pub async fn handle(
     if ids.is_empty() {
         return Err(ApiError::Bbb(messages::MISSING_RECORD_ID));
     }
-    let publish = match req.params.get_trimmed("publish").as_deref() {
+    let publish = match req
+        .params
+        .get_trimmed("publish")
+        .map(|p| p.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("true") => Some(true),
         Some("false") => Some(false),
         _ if req.call == "publishRecordings" => {
@@ -52,7 +59,11 @@ pub async fn handle(
         }
         _ => None,
     };
-    let rows = state.store.recordings_by_id(integration.id, ids).await?;
+    let mut rows = state.store.recordings_by_id(integration.id, ids).await?;
+    if req.call != "deleteRecordings" {
+        // A deleted recording is gone for publish and update too (BBB: notFound).
+        rows.retain(|r| r.state != "deleted");
+    }
     let (archived, on_nodes): (Vec<_>, Vec<_>) =
         rows.into_iter().partition(|r| r.archive.is_some());
     if archived.is_empty() && on_nodes.iter().all(|r| r.node_id.is_none()) {
@@ -72,9 +83,8 @@ pub async fn handle(
         ));
     }
     let edit = Edit::from_request(&req, publish);
-    if !archived.is_empty() {
-        change_archived(state, &integration, &edit, archived).await?;
-    }
+    let changed =
+        !archived.is_empty() && change_archived(state, &integration, &edit, archived).await?;
     let answer = change_on_nodes(state, &req, &integration, &edit, on_nodes).await?;
     Ok(match answer {
         Some(answer) => answer,
@@ -84,7 +94,7 @@ pub async fn handle(
                     Element::text("published", publish.unwrap_or(false).to_string())
                 }
                 "deleteRecordings" => Element::text("deleted", "true"),
-                _ => Element::text("updated", "true"),
+                _ => Element::text("updated", changed.to_string()),
             },
         ]))),
     })
@@ -247,13 +257,14 @@ impl Edit {
 }
 
 /// Applies an edit to archived recordings in the store and queues it for the recorder; a
-/// deletion also removes the balancer's copy of the archive.
+/// deletion also removes the balancer's copy of the archive. Whether any recording changed
+/// (nothing is written when none did).
 async fn change_archived(
     state: &Arc<AppState>,
     integration: &Integration,
     edit: &Edit,
     rows: Vec<RecordingRecord>,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let deleting = edit.call == "deleteRecordings";
     let mut updates = Vec::new();
     for row in &rows {
@@ -262,12 +273,19 @@ async fn change_archived(
         };
         edit.apply(&mut r);
         let protected = edit.protect.unwrap_or(row.protected);
+        let xml = r.to_element().to_xml();
+        if edit.call == "updateRecordings" && xml == row.xml && protected == row.protected {
+            continue;
+        }
         updates.push(RecordingEdit {
             record_id: row.record_id.clone(),
             state: r.state.clone(),
-            xml: r.to_element().to_xml(),
+            xml,
             protected,
         });
+    }
+    if updates.is_empty() {
+        return Ok(false);
     }
     let changes = edit.changes();
     state
@@ -279,7 +297,7 @@ async fn change_archived(
             crate::archives::discard(&state.config, &row.record_id);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Carries an edit to the nodes holding the recordings and records it; the last node's answer.

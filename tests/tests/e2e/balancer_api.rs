@@ -739,3 +739,63 @@ async fn an_override_of_redirect_wins_over_the_client() {
     assert_eq!(answer.status, 302, "{}", answer.body);
     assert!(answer.location.unwrap().starts_with(&node.url));
 }
+
+#[tokio::test]
+async fn switched_off_calls_need_no_checksum_and_unknown_paths_get_bbb_errors() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .env("GET_MEETINGS_API_DISABLED", "TRUE")
+        .env("RECORDING_DISABLED", "true")
+        .start()
+        .await;
+    let answer = |path: &'static str| {
+        let url = format!("{}{path}", lb.url);
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            let body = response.text().await.unwrap();
+            Response::from_xml(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body:?}"))
+        }
+    };
+    // Scalelite answers these without a checksum.
+    for (path, success, key) in [
+        ("/bigbluebutton/api/getMeetings", true, "noMeetings"),
+        (
+            "/bigbluebutton/api/getRecordings?meetingID=x",
+            true,
+            "noRecordings",
+        ),
+        (
+            "/bigbluebutton/api/publishRecordings?recordID=r&publish=true",
+            false,
+            "notFound",
+        ),
+        (
+            "/bigbluebutton/api/deleteRecordings?recordID=r",
+            false,
+            "notFound",
+        ),
+    ] {
+        let response = answer(path).await;
+        assert_eq!(
+            (response.is_success(), response.key()),
+            (success, Some(key)),
+            "{path}"
+        );
+    }
+    // A path it does not serve: BBB's unsupportedRequest, not an empty 404.
+    for path in [
+        "/nothing/here",
+        "/recording/rec-1/presentation",
+        "/bigbluebutton/api/getMeetings.xml",
+        "/bigbluebutton/nothing",
+    ] {
+        assert_eq!(
+            answer(path).await.key(),
+            Some("unsupportedRequest"),
+            "{path}"
+        );
+    }
+}

@@ -10,7 +10,8 @@ use conflux_shared::crypto::archive;
 use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
-    agent, balancer, eventually, fixture_key, host, http, recorder, sim, Balancer, BbbClient,
+    agent, balancer, eventually, fixture_key, host, http, recorder, sim, spool_tarball, Balancer,
+    BbbClient,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -456,27 +457,8 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
         .all(|(k, _)| k != "bbb-recording-ready-url"));
     // Nodes without the agent drop Scalelite-style tarballs into the spool.
     let spool = lb.dir.path().join("data/spool");
-    std::fs::create_dir_all(&spool).unwrap();
     for (id, rid) in [("good", "rec-good-1"), ("cut", "rec-cut-1")] {
-        let tarball = spool.join(format!("{rid}.tar"));
-        let mut tar = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
-        let metadata = format!(
-            "<recording><id>{rid}</id><state>published</state><published>true</published>\
-             <start_time>1</start_time><end_time>60001</end_time><meeting id=\"{rid}\" externalId=\"{id}\" name=\"{id}\"/>\
-             <meta><meetingId>{id}</meetingId></meta><playback><format>presentation</format><link>x</link></playback></recording>"
-        );
-        for (name, data) in [
-            ("metadata.xml", metadata.as_bytes()),
-            ("shapes.svg", b"<svg/>".as_slice()),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            tar.append_data(&mut header, format!("presentation/{rid}/{name}"), data)
-                .unwrap();
-        }
-        tar.finish().unwrap();
+        spool_tarball(&spool, id, rid);
     }
     let archives = lb.dir.path().join("data/archives");
     assert!(
@@ -545,4 +527,60 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
         eventually(|| async { !on_recorder.exists() }).await,
         "retention did not reach the recorder"
     );
+}
+
+/// The single field a recording call answers (`published`, `deleted`, `updated`).
+fn field(response: &conflux_shared::Response, name: &str) -> Option<String> {
+    response.field(name).map(String::from)
+}
+
+#[tokio::test]
+async fn recording_calls_answer_as_bbb_does() {
+    let n1 = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&n1])
+        .integration("uni", UNI)
+        .config("[recordings]\nimport_interval_secs = 0.3\n")
+        .start()
+        .await;
+    let key = fixture_key("test-only-recorder-3072.pub.pem");
+    lb.set_recorder("uni", NOT_YET_UP, &key).await;
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    let create = [("meetingID", "talk"), ("name", "Talk"), ("record", "true")];
+    assert!(uni.call("create", &create).await.is_success());
+    spool_tarball(&lb.dir.path().join("data/spool"), "talk", "rec-talk-1");
+    let id = ("recordID", "rec-talk-1");
+    assert!(
+        eventually(|| async { !listed(&uni, &[id, ("state", "any")]).await.is_empty() }).await,
+        "the tarball was not imported; log:\n{}",
+        lb.process.log_text()
+    );
+    // Booleans in any case, as BBB reads them.
+    let unpublished = uni
+        .call("publishRecordings", &[id, ("publish", "FALSE")])
+        .await;
+    assert_eq!(field(&unpublished, "published").as_deref(), Some("false"));
+    // updated=true only when something changed.
+    let update = [id, ("meta_course", "cs101")];
+    let first = uni.call("updateRecordings", &update).await;
+    assert_eq!(
+        field(&first, "updated").as_deref(),
+        Some("true"),
+        "{first:?}"
+    );
+    let again = uni.call("updateRecordings", &update).await;
+    assert_eq!(
+        field(&again, "updated").as_deref(),
+        Some("false"),
+        "{again:?}"
+    );
+    // A deleted recording cannot be published again.
+    let deleted = uni.call("deleteRecordings", &[id]).await;
+    assert_eq!(field(&deleted, "deleted").as_deref(), Some("true"));
+    let republished = uni
+        .call("publishRecordings", &[id, ("publish", "true")])
+        .await;
+    assert_eq!(republished.key(), Some("notFound"), "{republished:?}");
+    let updated = uni.call("updateRecordings", &update).await;
+    assert_eq!(updated.key(), Some("notFound"), "{updated:?}");
 }
