@@ -384,6 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn nodes_are_signed_with_the_strongest_algorithm_scalelite_would_use() {
+        use conflux_shared::Algorithm;
+        let node = |toml: &str, env: &[(&str, &str)]| load(toml, env).unwrap().api.node_algorithm;
+        assert_eq!(node("", &[]), Algorithm::Sha256);
+        let listed = [("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1:SHA512")];
+        assert_eq!(node("", &listed), Algorithm::Sha512);
+        let only_sha1 = [("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1")];
+        assert_eq!(node("", &only_sha1), Algorithm::Sha1);
+        let chosen = "[api]\nnode_checksum_algorithm = \"sha384\"\n";
+        assert_eq!(node(chosen, &listed), Algorithm::Sha384);
+    }
+
+    #[test]
     fn file_env_and_scalelite_aliases() {
         let c = load(
             "[poller]\ninterval_secs = 5\n[api]\nbuild_number = \"file\"\n",

@@ -280,7 +280,8 @@ async fn forget(state: &Arc<AppState>, meeting_id: &str) {
 /// the metadata names the institution and the server's key (the agent fetches it by
 /// fingerprint), and the recording-ready URL is held back: the balancer calls it once the
 /// recording is on the recorder, not when the node has processed it. `meta_server-tag` is
-/// `tag`, the one the node was chosen for (Scalelite: no `!`, none for an untagged node).
+/// `tag`, the one the node was chosen for (Scalelite: no `!`, none for an untagged node), and
+/// `meta_tenant-id`/`meta_tenant-name` name the integration.
 fn node_query(
     state: &AppState,
     req: &ApiRequest,
@@ -307,6 +308,9 @@ fn node_query(
     if let Some(tag) = tag {
         overrides.push((SERVER_TAG.into(), tag.into()));
     }
+    // Scalelite's tenant metadata: the node's recordings name their owner without the store.
+    overrides.push(("meta_tenant-id".into(), integration.id.0.to_string()));
+    overrides.push(("meta_tenant-name".into(), integration.name.clone()));
     if api.max_meeting_duration > 0 {
         let asked = req
             .params

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use conflux_shared::AlgorithmSet;
+use conflux_shared::{Algorithm, AlgorithmSet};
 use serde::Deserialize;
 
 use super::{invalid, positive, ConfigError};
@@ -11,7 +11,8 @@ use super::{invalid, positive, ConfigError};
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawApi {
-    pub checksum_algorithms: String,
+    /// Accepted client checksums (default all four).
+    pub checksum_algorithms: Option<String>,
     pub get_meetings_disabled: bool,
     pub get_recordings_filtered: bool,
     pub recording_disabled: bool,
@@ -27,8 +28,9 @@ pub struct RawApi {
     /// Where a browser goes when the balancer refuses a join and neither the join's
     /// `errorRedirectUrl` nor the meeting's `logoutURL` says (empty: the error as XML).
     pub join_error_url: String,
-    /// Algorithm used to sign calls to nodes.
-    pub node_checksum_algorithm: String,
+    /// Algorithm used to sign calls to nodes: by default the strongest of
+    /// `checksum_algorithms` when that is set, else sha256 (Scalelite's rule).
+    pub node_checksum_algorithm: Option<String>,
     /// Failed checksums one client address (an IPv6 /64) may make at once ...
     pub client_failure_burst: f64,
     /// ... and how many more it may make per hour after that.
@@ -42,7 +44,7 @@ pub struct RawApi {
 impl Default for RawApi {
     fn default() -> Self {
         RawApi {
-            checksum_algorithms: "sha1,sha256,sha384,sha512".into(),
+            checksum_algorithms: None,
             get_meetings_disabled: false,
             get_recordings_filtered: false,
             recording_disabled: false,
@@ -55,7 +57,7 @@ impl Default for RawApi {
             override_join_params: BTreeMap::new(),
             build_number: String::new(),
             join_error_url: String::new(),
-            node_checksum_algorithm: "sha256".into(),
+            node_checksum_algorithm: None,
             client_failure_burst: 20.0,
             client_failures_per_hour: 30.0,
             scope_failure_burst: 100.0,
@@ -85,20 +87,25 @@ pub struct ApiConfig {
 
 impl RawApi {
     pub(super) fn validate(self) -> Result<ApiConfig, ConfigError> {
-        let algorithms: AlgorithmSet = self
-            .checksum_algorithms
-            .parse()
-            .map_err(|e| invalid("api.checksum_algorithms", format!("{e}")))?;
+        let algorithms: AlgorithmSet = match &self.checksum_algorithms {
+            Some(list) => list
+                .parse()
+                .map_err(|e| invalid("api.checksum_algorithms", format!("{e}")))?,
+            None => AlgorithmSet::ALL,
+        };
         if algorithms == AlgorithmSet::empty() {
             return Err(invalid(
                 "api.checksum_algorithms",
                 "no algorithm enabled".into(),
             ));
         }
-        let node_algorithm = self
-            .node_checksum_algorithm
-            .parse()
-            .map_err(|e| invalid("api.node_checksum_algorithm", format!("{e}")))?;
+        let node_algorithm = match (&self.node_checksum_algorithm, &self.checksum_algorithms) {
+            (Some(name), _) => name
+                .parse()
+                .map_err(|e| invalid("api.node_checksum_algorithm", format!("{e}")))?,
+            (None, Some(_)) => algorithms.iter().last().unwrap_or(Algorithm::Sha256),
+            (None, None) => Algorithm::Sha256,
+        };
         let budget = |name: &str, burst: f64, per_hour: f64| {
             Ok::<_, ConfigError>(crate::failures::Budget {
                 burst: positive(&format!("api.{name}_failure_burst"), burst)?,

@@ -799,3 +799,35 @@ async fn switched_off_calls_need_no_checksum_and_unknown_paths_get_bbb_errors() 
         );
     }
 }
+
+#[tokio::test]
+async fn sha512_only_nodes_get_sha512_and_the_integration_as_tenant() {
+    let node = sim().algorithms("sha512").start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .env("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1:SHA512")
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha1);
+    let created = uni
+        .call("create", &[("meetingID", "room"), ("name", "Room")])
+        .await;
+    assert!(created.is_success(), "{created:?}");
+    let info = node
+        .client(Algorithm::Sha512)
+        .call("getMeetingInfo", &[("meetingID", "room")])
+        .await;
+    let Body::Meeting(meeting) = info.body else {
+        panic!("{info:?}")
+    };
+    let meta = |key: &str| {
+        meeting
+            .metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert!(meta("tenant-id").is_some_and(|id| id.parse::<i64>().is_ok()));
+    assert_eq!(meta("tenant-name").as_deref(), Some("uni"));
+}
