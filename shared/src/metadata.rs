@@ -49,27 +49,29 @@ pub fn from_element(root: &Element) -> Option<Recording> {
     if root.name != "recording" {
         return None;
     }
-    let meeting = root.child("meeting")?;
+    // Older and hand-made metadata.xml files have no <meeting>: its values come from <meta>.
+    let meeting = root.child("meeting");
+    let attr = |name: &str| meeting.and_then(|m| m.attr(name));
     let meta = |key: &str| root.child("meta").and_then(|m| m.child_text(key));
     let number = |name: &str| {
         root.child_text(name)
             .and_then(|t| t.trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
+    let record_id = root.child_text("id")?;
     Some(Recording {
-        record_id: root.child_text("id")?.to_owned(),
-        meeting_id: meeting
-            .attr("externalId")
+        record_id: record_id.to_owned(),
+        meeting_id: attr("externalId")
             .or_else(|| meta("meetingId"))
             .unwrap_or_default()
             .to_owned(),
-        internal_meeting_id: meeting.attr("id").unwrap_or_default().to_owned(),
-        name: meeting
-            .attr("name")
+        // BBB names a recording after its meeting's internal id.
+        internal_meeting_id: attr("id").unwrap_or(record_id).to_owned(),
+        name: attr("name")
             .or_else(|| meta("meetingName"))
             .unwrap_or_default()
             .to_owned(),
-        is_breakout: meeting.attr("breakout") == Some("true"),
+        is_breakout: attr("breakout").or_else(|| meta("isBreakout")) == Some("true"),
         published: root.child_text("published") == Some("true"),
         state: match root.child_text("state") {
             None | Some("available") => "published".to_owned(),
@@ -114,6 +116,21 @@ pub fn from_element(root: &Element) -> Option<Recording> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_metadata_file_without_its_meeting_element_names_the_meeting_from_meta() {
+        let xml = "<recording><id>abc-1</id><state>published</state><published>true</published>\
+            <meta><meetingId>ext</meetingId><meetingName>Class</meetingName></meta></recording>";
+        let r = parse(xml).expect("parsed");
+        assert_eq!(
+            (
+                r.meeting_id.as_str(),
+                r.name.as_str(),
+                r.internal_meeting_id.as_str()
+            ),
+            ("ext", "Class", "abc-1")
+        );
+    }
 
     #[test]
     fn metadata_xml_round_trips() {

@@ -891,15 +891,21 @@ pub async fn post_report(lb_url: &str, node: i64, key: &str, at: i64, body: &[u8
 
 /// Drops a Scalelite-style recording tarball into `spool` (`<record_id>.tar` holding BBB's
 /// `presentation/<record_id>/` folder: its metadata.xml, published, and one file), as a node
-/// without the agent does.
-pub fn spool_tarball(spool: &Path, meeting_id: &str, record_id: &str) {
+/// without the agent does. Without `meeting_element`, metadata.xml names the meeting in
+/// `<meta>` only, as older BBB versions wrote it.
+pub fn spool_tarball(spool: &Path, meeting_id: &str, record_id: &str, meeting_element: bool) {
     std::fs::create_dir_all(spool).expect("the spool folder");
     let file = std::fs::File::create(spool.join(format!("{record_id}.tar"))).expect("a tarball");
     let mut tar = tar::Builder::new(file);
+    let meeting = match meeting_element {
+        true => format!(
+            "<meeting id=\"{record_id}\" externalId=\"{meeting_id}\" name=\"{meeting_id}\"/>"
+        ),
+        false => String::new(),
+    };
     let metadata = format!(
         "<recording><id>{record_id}</id><state>published</state><published>true</published>\
-         <start_time>1</start_time><end_time>60001</end_time>\
-         <meeting id=\"{record_id}\" externalId=\"{meeting_id}\" name=\"{meeting_id}\"/>\
+         <start_time>1</start_time><end_time>60001</end_time>{meeting}\
          <meta><meetingId>{meeting_id}</meetingId></meta>\
          <playback><format>presentation</format><link>x</link></playback></recording>"
     );

@@ -458,7 +458,7 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
     // Nodes without the agent drop Scalelite-style tarballs into the spool.
     let spool = lb.dir.path().join("data/spool");
     for (id, rid) in [("good", "rec-good-1"), ("cut", "rec-cut-1")] {
-        spool_tarball(&spool, id, rid);
+        spool_tarball(&spool, id, rid, true);
     }
     let archives = lb.dir.path().join("data/archives");
     assert!(
@@ -548,7 +548,13 @@ async fn recording_calls_answer_as_bbb_does() {
     let uni = lb.client(UNI, Algorithm::Sha256);
     let create = [("meetingID", "talk"), ("name", "Talk"), ("record", "true")];
     assert!(uni.call("create", &create).await.is_success());
-    spool_tarball(&lb.dir.path().join("data/spool"), "talk", "rec-talk-1");
+    // Without a <meeting> element, as older BBB wrote metadata.xml: named by <meta>.
+    spool_tarball(
+        &lb.dir.path().join("data/spool"),
+        "talk",
+        "rec-talk-1",
+        false,
+    );
     let id = ("recordID", "rec-talk-1");
     assert!(
         eventually(|| async { !listed(&uni, &[id, ("state", "any")]).await.is_empty() }).await,
