@@ -53,7 +53,18 @@ pub async fn handle(
             return Err(ApiError::Bbb(messages::ID_NOT_UNIQUE))
         }
         Some(route) => match state.nodes.load().get(route.node).cloned() {
-            Some(node) => ((node, None), false),
+            Some(node)
+                if node.state == NodeState::Enabled
+                    || running_on(state, &node, &meeting_id).await =>
+            {
+                ((node, None), false)
+            }
+            Some(_) => {
+                // Pinned to a cordoned (Scalelite) or disabled node that no longer runs it:
+                // placed again.
+                forget(state, &meeting_id).await;
+                (place(state, &req, &integration, &meeting_id).await?, true)
+            }
             None => (place(state, &req, &integration, &meeting_id).await?, true),
         },
         None => (place(state, &req, &integration, &meeting_id).await?, true),
@@ -267,6 +278,18 @@ async fn record_created(
 }
 
 /// Drops a meeting the node refused or never got.
+/// Whether `node` says the meeting runs there (false when it does not answer).
+async fn running_on(state: &AppState, node: &Node, meeting_id: &str) -> bool {
+    let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
+    let context = "Unable to access meeting on server.";
+    let answer = state
+        .node_client
+        .call(node, "isMeetingRunning", &query, None, context)
+        .await
+        .and_then(|a| a.parse(context));
+    answer.is_ok_and(|r| r.field("running") == Some("true"))
+}
+
 async fn forget(state: &Arc<AppState>, meeting_id: &str) {
     if let Err(e) = state.store.remove_meeting(meeting_id, None).await {
         tracing::error!(error = %e, meeting_id, "Could not forget a meeting.");

@@ -23,7 +23,7 @@ use crate::config::api::is_web_url;
 use crate::config::ApiConfig;
 use crate::state::AppState;
 use conflux_shared::query::encode;
-use conflux_store::{EventKind, Integration, NewEvent};
+use conflux_store::{EventKind, Integration, NewEvent, NodeState};
 
 /// What a join the balancer accepted answers: a redirect or XML.
 pub(super) enum Joined {
@@ -123,6 +123,9 @@ pub(super) async fn handle(
         .get(route.node)
         .cloned()
         .ok_or(ApiError::Bbb(messages::INVALID_MEETING_ID))?;
+    if node.state == NodeState::Disabled || !node.online {
+        return Err(ApiError::Bbb(messages::SERVER_UNAVAILABLE));
+    }
     if let Some(max) = integration.max_users {
         let users = state
             .integration_users

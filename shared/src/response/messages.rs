@@ -36,6 +36,11 @@ pub const NON_UNIQUE_VOICE_BRIDGE: Message = m(
 );
 pub const NOT_FOUND: Message = m("notFound", "A meeting with that ID does not exist");
 pub const RECORDINGS_NOT_FOUND: Message = m("notFound", "We could not find recordings");
+/// Scalelite's answer to a join of a meeting whose node is disabled or offline.
+pub const SERVER_UNAVAILABLE: Message = m(
+    "serverUnavailable",
+    "The server for this meeting is disabled/offline.",
+);
 pub const INVALID_MEETING_ID: Message = m(
     "invalidMeetingIdentifier",
     "A meeting with that ID does not exist",

@@ -831,3 +831,64 @@ async fn sha512_only_nodes_get_sha512_and_the_integration_as_tenant() {
     assert!(meta("tenant-id").is_some_and(|id| id.parse::<i64>().is_ok()));
     assert_eq!(meta("tenant-name").as_deref(), Some("uni"));
 }
+
+#[tokio::test]
+async fn a_meeting_pinned_to_a_cordoned_node_that_ended_it_is_created_elsewhere() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let lb = balancer()
+        .node("one", &n1)
+        .node("two", &n2)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha1);
+    let create = [("meetingID", "class"), ("name", "Class")];
+    assert!(uni.call("create", &create).await.is_success());
+    let (hosting, name, other, other_name) = if meetings_on(&n1).await == 1 {
+        (&n1, "one", &n2, "two")
+    } else {
+        (&n2, "two", &n1, "one")
+    };
+    let join = [
+        ("meetingID", "class"),
+        ("fullName", "Ada"),
+        ("role", "VIEWER"),
+        ("redirect", "false"),
+    ];
+    assert!(uni.call("join", &join).await.is_success());
+    // Cordoned, the node keeps its running meeting: a create again finds it there.
+    lb.cli_ok(&["servers", "cordon", name]);
+    let cordoned = || async {
+        lb.admin_json("/nodes")
+            .await
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["name"] == name && n["state"] != "enabled")
+    };
+    assert!(
+        eventually(cordoned).await,
+        "the balancer never saw the cordon"
+    );
+    assert!(uni.call("create", &create).await.is_success());
+    assert_eq!(
+        (meetings_on(hosting).await, meetings_on(other).await),
+        (1, 0)
+    );
+    // Ended on the node behind the balancer's back: the next create places it anew.
+    let ended = hosting
+        .client(Algorithm::Sha1)
+        .call("end", &[("meetingID", "class")])
+        .await;
+    assert!(ended.is_success(), "{ended:?}");
+    assert!(uni.call("create", &create).await.is_success());
+    assert_eq!(
+        meetings_on(other).await,
+        1,
+        "re-created on {other_name}: {}",
+        lb.process.log_text()
+    );
+    let info = uni.call("getMeetingInfo", &[("meetingID", "class")]).await;
+    assert!(info.is_success(), "later calls follow it: {info:?}");
+    assert!(uni.call("join", &join).await.is_success());
+}
