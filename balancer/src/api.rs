@@ -105,11 +105,9 @@ where
     let (parts, body) = request.into_parts();
     let raw_query = parts.uri.query().unwrap_or("");
     let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let client_ip = request::client_ip(
-        peer,
-        header(header::HeaderName::from_static("x-forwarded-for")),
-        &state.config.trusted_proxies,
-    );
+    let forwarded_for = header(header::HeaderName::from_static("x-forwarded-for"));
+    let client_ip = request::client_ip(peer, forwarded_for, &state.config.trusted_proxies);
+    let user_ip = request::named_user(forwarded_for);
     let host = header(header::HOST);
     let content_type = header(header::CONTENT_TYPE).map(conflux_shared::body::media_type);
     let body = async {
@@ -159,7 +157,11 @@ where
             };
             let prefix = state.request_prefix(prefix, host);
             let req = build_request(call, parts.method, raw_query, content_type, body, client_ip)
-                .map(|r| ApiRequest { prefix, ..r });
+                .map(|r| ApiRequest {
+                    prefix,
+                    user_ip,
+                    ..r
+                });
             handle(state, req).await
         }
     }
@@ -262,6 +264,7 @@ fn build_request(
         content_type,
         body,
         client_ip,
+        user_ip: None,
         prefix: None,
     })
 }

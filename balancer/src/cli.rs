@@ -306,4 +306,9 @@ pub struct UpdateIntegration {
     /// recording server (0 = keep them).
     #[arg(long)]
     pub retention_days: Option<u32>,
+    /// Whether the X-Forwarded-For header of this integration's signed calls names the end
+    /// user, whose location then places its meetings (true/false; Mconf: the front-end passes
+    /// its user's address). On by default.
+    #[arg(long)]
+    pub forwarded_for: Option<bool>,
 }

@@ -24,6 +24,8 @@ pub struct Integration {
     pub recorder: Option<Recorder>,
     /// Recordings are deleted this many days after they ended.
     pub retention_days: Option<u32>,
+    /// Its signed calls' X-Forwarded-For names the end user, whose location places meetings.
+    pub forwarded_for: bool,
 }
 
 /// An integration's recording server.
@@ -48,6 +50,7 @@ pub struct IntegrationUpdate {
     /// `Some(None)` removes the recording server.
     pub recorder: Option<Option<Recorder>>,
     pub retention_days: Option<Option<u32>>,
+    pub forwarded_for: Option<bool>,
 }
 
 /// What `integrations add` stores.
@@ -86,11 +89,12 @@ fn from_row(conn: &Db<'_>, row: &Row<'_>) -> Result<Integration, StoreError> {
             _ => None,
         },
         retention_days: row.get(10)?,
+        forwarded_for: row.get(11)?,
     })
 }
 
 const COLUMNS: &str = "id, name, api_enabled, recording_allowed, max_meetings, max_users, prefix, \
-    recorder_url, recorder_key, recorder_fingerprint, retention_days";
+    recorder_url, recorder_key, recorder_fingerprint, retention_days, forwarded_for";
 
 pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<Integration>, StoreError> {
     let rows = conn.query(
@@ -220,7 +224,14 @@ pub(crate) fn update(
         prefix,
         recorder,
         retention_days,
+        forwarded_for,
     } = change;
+    if let Some(v) = forwarded_for {
+        conn.execute(
+            "UPDATE integrations SET forwarded_for = ?2 WHERE id = ?1",
+            params![id.0, v],
+        )?;
+    }
     if let Some(days) = retention_days {
         conn.execute(
             "UPDATE integrations SET retention_days = ?2 WHERE id = ?1",

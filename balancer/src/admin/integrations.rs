@@ -89,6 +89,7 @@ async fn update_integration(state: &AppState, u: UpdateIntegration) -> anyhow::R
         prefix: u.prefix,
         recorder,
         retention_days: u.retention_days,
+        forwarded_for: u.forwarded_for,
     };
     ops::integrations::edit(state, CLI, &i, edit, None)
         .await

@@ -173,8 +173,8 @@ async fn place(
         }
     }
     let nodes = state.nodes.load();
-    let client = req
-        .client_ip
+    let client_ip = located_by(req, integration);
+    let client = client_ip
         .and_then(|ip| state.monitor.geoip.locate(ip))
         .map(|place| place.position);
     let tag = effective(&req.params, &create_rules(state), SERVER_TAG);
@@ -231,7 +231,7 @@ async fn place(
         integration_id: integration.id,
         node_id: node.id,
         name: req.params.get_trimmed("name").unwrap_or_default(),
-        client_ip: req.client_ip.map(|ip| ip.to_string()),
+        client_ip: client_ip.map(|ip| ip.to_string()),
         placement_reason: decision.reason,
         logout_url: effective(&req.params, &create_rules(state), "logoutURL"),
     };
@@ -278,6 +278,15 @@ async fn record_created(
 }
 
 /// Drops a meeting the node refused or never got.
+/// The address whose location places the meeting: the user the integration names in
+/// X-Forwarded-For when it passes them (Mconf; on unless switched off), else the client.
+fn located_by(req: &ApiRequest, integration: &Integration) -> Option<std::net::IpAddr> {
+    match integration.forwarded_for {
+        true => req.user_ip.or(req.client_ip),
+        false => req.client_ip,
+    }
+}
+
 /// Whether `node` says the meeting runs there (false when it does not answer).
 async fn running_on(state: &AppState, node: &Node, meeting_id: &str) -> bool {
     let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));

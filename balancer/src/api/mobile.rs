@@ -239,6 +239,7 @@ fn internal_request(call: &str, raw: &str, client_ip: Option<std::net::IpAddr>) 
         content_type: None,
         body: Default::default(),
         client_ip,
+        user_ip: None,
         prefix: None,
     }
 }

@@ -24,7 +24,11 @@ pub struct ApiRequest {
     pub params: Query,
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// The peer, or the client a trusted proxy names: what the failure limits count.
     pub client_ip: Option<IpAddr>,
+    /// The end user as the caller names it (the left-most X-Forwarded-For address): where an
+    /// integration that passes its users' addresses (Mconf) wants the meeting placed.
+    pub user_ip: Option<IpAddr>,
     /// The integration prefix from the path or Host header, if any.
     pub prefix: Option<String>,
 }
@@ -108,6 +112,13 @@ pub fn client_ip(
         }
         _ => peer,
     }
+}
+
+/// The left-most address of an X-Forwarded-For header: the user, as the first hop names it.
+pub fn named_user(forwarded_for: Option<&str>) -> Option<IpAddr> {
+    forwarded_for?
+        .split(',')
+        .find_map(|hop| hop.trim().parse().ok())
 }
 
 /// Runs `check` (a checksum verification from `client`, naming the integration with `prefix`)

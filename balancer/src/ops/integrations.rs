@@ -28,6 +28,7 @@ pub struct IntegrationEdit {
     pub recorder: Option<Option<(String, String)>>,
     /// 0 = kept forever.
     pub retention_days: Option<u32>,
+    pub forwarded_for: Option<bool>,
 }
 
 impl IntegrationEdit {
@@ -61,6 +62,7 @@ impl IntegrationEdit {
             prefix,
             recorder,
             retention_days: limit(self.retention_days),
+            forwarded_for: self.forwarded_for,
         })
     }
 }

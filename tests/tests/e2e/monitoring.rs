@@ -142,6 +142,7 @@ async fn geo_placement_follows_health_and_location() {
              ports_interval_secs = 0.2\nversion_interval_secs = 0.2\ndemo_interval_secs = 0.2\n\
              stale_unknown_intervals = 3\nstale_critical_intervals = 6\n"
         ))
+        .env("CONFLUX_SERVER__TRUSTED_PROXIES", "[]")
         .start()
         .await;
 
@@ -193,6 +194,22 @@ async fn geo_placement_follows_health_and_location() {
     );
     let info = lb.cli_ok(&["meetings", "info", "poa-1"]);
     assert!(info.contains("geo: nearest node porto-alegre"), "{info}");
+    // The caller is no trusted proxy here: its X-Forwarded-For is believed for placement only
+    // because the integration passes its users' addresses (Mconf; on by default). Switched
+    // off, the caller's own address (127.0.0.1, located in Frankfurt) places the meeting.
+    let placed_for = |flag: &'static str, node: &'static str| {
+        let lb = &lb;
+        async move {
+            lb.cli_ok(&["integrations", "update", "uni", "--forwarded-for", flag]);
+            eventually(|| async {
+                let id = format!("xff-{}", rand::random::<u32>());
+                create_from(lb, &id, "198.51.100.7").await == node
+            })
+            .await
+        }
+    };
+    assert!(placed_for("false", "frankfurt").await);
+    assert!(placed_for("true", "porto-alegre").await);
 
     // Porto Alegre at 90% CPU (a WARNING) gets nothing; São Paulo is the nearest healthy node.
     cpus.lock().unwrap().insert("porto-alegre", Some(90.0));
