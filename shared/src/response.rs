@@ -14,7 +14,7 @@ mod session;
 pub use meeting::{Attendee, Meeting};
 pub use messages::Message;
 pub use recording::{PlaybackFormat, Recording};
-pub use recording_query::RecordingQuery;
+pub use recording_query::{MetaRule, RecordingQuery};
 pub use session::{Created, Joined};
 
 use crate::xml::{Element, XmlError};

@@ -3,7 +3,7 @@
 //! the feed of changes each recording server applies; the filtered, paginated listing.
 
 use crate::sql::{params, Db, Param, Row};
-use conflux_shared::response::RecordingQuery;
+use conflux_shared::response::{MetaRule, RecordingQuery};
 use conflux_shared::transfer::{Change, Feed, FeedEntry};
 
 use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
@@ -153,11 +153,27 @@ pub(crate) fn query(
     );
     any_of(&|p| format!("meeting_id = {p}"), q.meeting_ids.clone());
     any_of(&|p| format!("state = {p}"), q.states.clone());
-    // Every metadata filter must hold (each its own AND).
-    for (key, value) in q.meta.iter().filter(|(_, value)| !value.is_empty()) {
-        let needle =
-            conflux_shared::Element::text(key.to_ascii_lowercase(), value.clone()).to_xml();
-        any_of(&|p| conn.contains("xml", p), vec![needle]);
+    let needle = |key: &str, value: &str| {
+        conflux_shared::Element::text(key.to_ascii_lowercase(), value.to_owned()).to_xml()
+    };
+    match q.meta_rule {
+        // Every metadata filter must hold (each its own AND).
+        MetaRule::All => {
+            for (key, value) in q.meta.iter().filter(|(_, value)| !value.is_empty()) {
+                any_of(&|p| conn.contains("xml", p), vec![needle(key, value)]);
+            }
+        }
+        // Any key with any of its listed values.
+        MetaRule::AnyOf => {
+            let needles = q.meta.iter().flat_map(|(key, values)| {
+                values
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(move |v| needle(key, v))
+            });
+            any_of(&|p| conn.contains("xml", p), needles.collect());
+        }
     }
     let page = if q.meta.is_empty() {
         conn.page(q.limit, q.offset)

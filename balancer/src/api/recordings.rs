@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conflux_shared::response::{messages, Body, Message, Recording, RecordingQuery};
+use conflux_shared::response::{messages, Body, Message, MetaRule, Recording, RecordingQuery};
 use conflux_shared::transfer::{self, Change};
 use conflux_shared::{query::encode, Element, Response};
 
@@ -107,7 +107,9 @@ async fn list(
     req: &ApiRequest,
     integration: &Integration,
 ) -> Result<Answer, ApiError> {
-    let filters = RecordingQuery::from_query(&req.params)?;
+    let mut filters = RecordingQuery::from_query(&req.params)?;
+    // Scalelite's rule: different meta_ keys OR-ed, a comma list of values within one.
+    filters.meta_rule = MetaRule::AnyOf;
     if state.config.api.get_recordings_filtered && !filters.is_filtered() {
         return Err(ApiError::Bbb(MISSING_PARAMETERS));
     }

@@ -87,6 +87,21 @@ async fn recordings_are_listed_per_integration_and_changed_on_their_node() {
             .len(),
         1
     );
+    // Scalelite's meta filters: a comma list of values within a key, different keys OR-ed.
+    let count = |params: &'static [(&'static str, &'static str)]| {
+        let uni = &uni;
+        async move { listed(uni, params).await.len() }
+    };
+    assert_eq!(count(&[("meta_course", "math,cs101")]).await, 2);
+    assert_eq!(count(&[("meta_course", "math")]).await, 0);
+    assert_eq!(
+        count(&[("meta_course", "math"), ("meta_course2", "x")]).await,
+        0
+    );
+    assert_eq!(
+        count(&[("meta_course", "cs101"), ("meta_term", "none")]).await,
+        2
+    );
     assert_eq!(
         uni.call("getRecordings", &[("meetingID", "class-1")])
             .await
