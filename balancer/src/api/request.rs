@@ -58,7 +58,7 @@ impl ApiRequest {
 
 /// The integration that signed `req`, or `checksumError`.
 pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Arc<Integration>, ApiError> {
-    let signed = SignedQuery::parse(req.raw_query(), state.config.api.algorithms)
+    let signed = SignedQuery::parse(&signed_text(req), state.config.api.algorithms)
         .map_err(|_| ApiError::Bbb(messages::CHECKSUM_ERROR))?;
     let prefix = req.prefix.as_deref();
     let integration = limited(state, Api::Bbb, req.client_ip, prefix, || {
@@ -74,6 +74,20 @@ pub fn authenticate(state: &AppState, req: &ApiRequest) -> Result<Arc<Integratio
         ));
     }
     Ok(integration)
+}
+
+/// The URL query with the checksum it is checked against: its own, else (Scalelite) the one a
+/// form body carries. Only the URL query is hashed either way.
+fn signed_text(req: &ApiRequest) -> std::borrow::Cow<'_, str> {
+    let raw = req.raw_query();
+    let in_url = req.params.url_params().iter().any(|p| p.name == "checksum");
+    match req.params.get("checksum") {
+        Some(checksum) if !in_url => {
+            let joiner = if raw.is_empty() { "" } else { "&" };
+            format!("{raw}{joiner}checksum={checksum}").into()
+        }
+        _ => raw.into(),
+    }
 }
 
 /// Refuses a body whose Content-Type the call does not take (bbb-web 2.7.8+ rules).

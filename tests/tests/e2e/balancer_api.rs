@@ -892,3 +892,46 @@ async fn a_meeting_pinned_to_a_cordoned_node_that_ended_it_is_created_elsewhere(
     assert!(info.is_success(), "later calls follow it: {info:?}");
     assert!(uni.call("join", &join).await.is_success());
 }
+
+#[tokio::test]
+async fn a_form_body_may_carry_the_checksum_of_the_url_query() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    let post = |call: &'static str, query: &'static str, fields: &'static str| {
+        // Scalelite hashes the URL query only, whatever the body holds.
+        let sum = conflux_shared::checksum::compute(Algorithm::Sha256, call, query, UNI);
+        let url = format!("{}/bigbluebutton/api/{call}?{query}", lb.url);
+        let body = format!("{fields}&checksum={sum}");
+        let bbb = &bbb;
+        async move {
+            let raw = bbb
+                .post(&url, "application/x-www-form-urlencoded", body.into_bytes())
+                .await;
+            Response::from_xml(&raw.body).unwrap_or_else(|e| panic!("{call}: {e}: {}", raw.body))
+        }
+    };
+    let created = post("create", "meetingID=room", "name=Form+room").await;
+    assert!(created.is_success(), "{created:?}");
+    let info = post("getMeetingInfo", "", "meetingID=room").await;
+    assert!(info.is_success(), "{info:?}");
+    let listed = post("getMeetings", "", "").await;
+    assert!(listed.is_success(), "{listed:?}");
+    // A checksum in the body that does not match the URL query is refused.
+    let sum = conflux_shared::checksum::compute(Algorithm::Sha256, "getMeetings", "x=1", UNI);
+    let raw = bbb
+        .post(
+            &format!("{}/bigbluebutton/api/getMeetings", lb.url),
+            "application/x-www-form-urlencoded",
+            format!("checksum={sum}").into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        Response::from_xml(&raw.body).unwrap().key(),
+        Some("checksumError")
+    );
+}
