@@ -12,6 +12,7 @@ mod connection;
 pub mod dashboard;
 pub mod demo;
 pub mod failures;
+pub mod freshness;
 pub mod health;
 pub mod metrics;
 pub mod monitor;
@@ -47,6 +48,7 @@ pub async fn serve(
     let refresher = tokio::spawn(refresh_loop(state.clone(), state.shutdown.subscribe()));
     let monitor = tokio::spawn(monitor::run(state.clone(), state.shutdown.subscribe()));
     let archives = tokio::spawn(archives::run(state.clone(), state.shutdown.subscribe()));
+    let freshness = tokio::spawn(freshness::run(state.clone(), state.shutdown.subscribe()));
     let gate = Arc::new(server::Gate::new(
         state.config.connections,
         state.metrics.open_connections.clone(),
@@ -58,6 +60,7 @@ pub async fn serve(
     refresher.await?;
     monitor.await?;
     archives.await?;
+    freshness.await?;
     for thread in extra {
         let _ = thread.join();
     }

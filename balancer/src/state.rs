@@ -77,6 +77,8 @@ pub struct AppState {
     /// read while they happened: a snapshot that began before a create committed must not
     /// drop the route the create has just set.
     route_changes: Mutex<Vec<(Instant, String, Option<Route>)>>,
+    /// Meetings to ask their nodes for again soon, so getMeetings is current between polls.
+    pub changing: crate::freshness::Changing,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub shutdown: broadcast::Sender<()>,
@@ -186,6 +188,7 @@ impl AppState {
             routes: RwLock::new(HashMap::new()),
             route_changes: Mutex::new(Vec::new()),
             recent: Mutex::new(HashMap::new()),
+            changing: Default::default(),
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),
             meetings_cache: Mutex::new(HashMap::new()),

@@ -183,6 +183,17 @@ impl Store {
         .await
     }
 
+    /// Replaces a known meeting's `<meeting>` element with a fresher one from its node.
+    pub async fn set_meeting_info(
+        &self,
+        meeting_id: String,
+        internal_meeting_id: String,
+        info_xml: String,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| set_info(c, &meeting_id, &internal_meeting_id, &info_xml))
+            .await
+    }
+
     /// Forgets a meeting an operator ended, with its audit row, in one transaction.
     pub async fn end_meeting(&self, meeting_id: &str, audit: Audit) -> Result<bool, StoreError> {
         let id = meeting_id.to_owned();

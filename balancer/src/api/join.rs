@@ -148,6 +148,7 @@ pub(super) async fn handle(
     let (id, integration_id, node_id) = (meeting_id.clone(), integration.id, node.id);
     let event = NewEvent::meeting(EventKind::UserJoined, integration_id, &id, node_id, data);
     state.store.log(event).await?;
+    state.changing.mark(&meeting_id);
     if redirects(state, req) {
         return Ok(Joined::Redirect(
             state.node_client.url(&node, "join", &query),

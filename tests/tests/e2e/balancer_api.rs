@@ -935,3 +935,47 @@ async fn a_form_body_may_carry_the_checksum_of_the_url_query() {
         Some("checksumError")
     );
 }
+
+#[tokio::test]
+async fn get_meetings_sees_a_join_within_seconds_not_at_the_next_poll() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .env("CONFLUX_POLLER__INTERVAL_SECS", "600")
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha1);
+    let created = uni
+        .call("create", &[("meetingID", "live"), ("name", "Live")])
+        .await;
+    assert!(created.is_success(), "{created:?}");
+    let participants = || async {
+        match uni.call("getMeetings", &[]).await.body {
+            Body::Meetings(list) => list.first().map_or(0, |m| m.participant_count),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(participants().await, 0);
+    // The browser follows the join's redirect to the node.
+    let join = uni.url(
+        "join",
+        &[
+            ("meetingID", "live"),
+            ("fullName", "Ada"),
+            ("role", "VIEWER"),
+        ],
+    );
+    let redirect = uni.get(&join).await;
+    assert_eq!(redirect.status, 302);
+    let entered = http().get(redirect.location.unwrap()).send().await.unwrap();
+    assert!(entered.status().as_u16() < 400);
+    let joined = std::time::Instant::now();
+    while participants().await != 1 {
+        assert!(
+            joined.elapsed() < std::time::Duration::from_secs(3),
+            "getMeetings still shows no participant"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
