@@ -3,8 +3,8 @@
 //! a meeting this balancer sent a join on is asked for again on its node (getMeetingInfo) 1, 3,
 //! 8 and 20 s later, while the user arrives, and its stored `<meeting>` element is replaced.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use conflux_shared::query::encode;
 use conflux_shared::response::Body;
@@ -12,57 +12,9 @@ use tokio::sync::broadcast;
 
 use crate::state::AppState;
 
-/// When a changed meeting is asked for again, after the change: a browser follows a join's
-/// redirect and enters within a few seconds, a slow one within twenty.
-const AFTER: [Duration; 4] = [
-    Duration::from_secs(1),
-    Duration::from_secs(3),
-    Duration::from_secs(8),
-    Duration::from_secs(20),
-];
 /// How often due meetings are looked for.
 const TICK: Duration = Duration::from_millis(500);
-/// Refreshes waiting at most; beyond, changes wait for the next poll.
-const MAX_WAITING: usize = 100_000;
 const CONTEXT: &str = "Unable to access meeting on server.";
-
-/// The meetings to ask for again, with when.
-#[derive(Default)]
-pub struct Changing {
-    due: Mutex<Vec<(Instant, String)>>,
-}
-
-impl Changing {
-    /// Notes that `meeting_id` changed just now.
-    pub fn mark(&self, meeting_id: &str) {
-        let now = Instant::now();
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        if due.len() + AFTER.len() <= MAX_WAITING {
-            due.extend(
-                AFTER
-                    .iter()
-                    .map(|after| (now + *after, meeting_id.to_owned())),
-            );
-        }
-    }
-
-    /// The meetings due now, each once.
-    fn take_due(&self) -> Vec<String> {
-        let now = Instant::now();
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ready: Vec<String> = Vec::new();
-        due.retain(|(at, id)| {
-            if *at > now {
-                return true;
-            }
-            if !ready.contains(id) {
-                ready.push(id.clone());
-            }
-            false
-        });
-        ready
-    }
-}
 
 /// Refreshes the meetings that are due, every half second, until shutdown.
 pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api;
 pub mod archives;
 pub mod auth;
+pub mod changing;
 pub mod cli;
 pub mod config;
 mod connection;

@@ -78,7 +78,7 @@ pub struct AppState {
     /// drop the route the create has just set.
     route_changes: Mutex<Vec<(Instant, String, Option<Route>)>>,
     /// Meetings to ask their nodes for again soon, so getMeetings is current between polls.
-    pub changing: crate::freshness::Changing,
+    pub changing: crate::changing::Changing,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub shutdown: broadcast::Sender<()>,
