@@ -11,7 +11,7 @@ use conflux_shared::response::{Body, Recording};
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
     agent, balancer, eventually, fixture_key, host, http, recorder, sim, spool_tarball, Balancer,
-    BbbClient,
+    BbbClient, SimNode,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -397,6 +397,16 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
     drop(rec_b);
 }
 
+/// A balancer over `node` with the integration `uni`, reading its spool every 0.3 s.
+async fn importing_balancer(node: &SimNode) -> Balancer {
+    balancer()
+        .nodes(&[node])
+        .integration("uni", UNI)
+        .config("[recordings]\nimport_interval_secs = 0.3\n")
+        .start()
+        .await
+}
+
 #[tokio::test]
 async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_imported() {
     // The front-end's recording-ready endpoint: records what it is sent.
@@ -413,12 +423,7 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
     tokio::spawn(warp::serve(ready).incoming(listener).run());
     let ready_url = format!("http://{ready_addr}/ready");
     let n1 = sim().start().await;
-    let mut lb = balancer()
-        .nodes(&[&n1])
-        .integration("uni", UNI)
-        .config("[recordings]\nimport_interval_secs = 0.3\n")
-        .start()
-        .await;
+    let mut lb = importing_balancer(&n1).await;
     let key = fixture_key("test-only-recorder-3072.pub.pem");
     let mut rec = recorder(
         &lb.url,
@@ -537,12 +542,7 @@ fn field(response: &conflux_shared::Response, name: &str) -> Option<String> {
 #[tokio::test]
 async fn recording_calls_answer_as_bbb_does() {
     let n1 = sim().start().await;
-    let lb = balancer()
-        .nodes(&[&n1])
-        .integration("uni", UNI)
-        .config("[recordings]\nimport_interval_secs = 0.3\n")
-        .start()
-        .await;
+    let lb = importing_balancer(&n1).await;
     let key = fixture_key("test-only-recorder-3072.pub.pem");
     lb.set_recorder("uni", NOT_YET_UP, &key).await;
     let uni = lb.client(UNI, Algorithm::Sha256);
