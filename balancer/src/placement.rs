@@ -258,7 +258,11 @@ fn by_policy(pool: &[&Candidate], policy: Policy, among: &str, rules: &Rules) ->
         Policy::LeastMeetings => pool
             .iter()
             .min_by(|a, b| a.meetings.cmp(&b.meetings).then(by_load(a, b))),
-        Policy::Scalelite | Policy::Geo => pool.iter().min_by(|a, b| by_load(a, b)),
+        // Scalelite breaks ties by server id, its sorted set's order: here the node's name.
+        Policy::Scalelite => pool
+            .iter()
+            .min_by(|a, b| a.load.total_cmp(&b.load).then(a.name.cmp(&b.name))),
+        Policy::Geo => pool.iter().min_by(|a, b| by_load(a, b)),
     }?;
     let figure = match policy {
         Policy::LeastCpu => cpu_text(chosen.cpu),

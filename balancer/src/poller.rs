@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::api::ApiError;
+use crate::config::PlacementConfig;
 use crate::node_client::NodeError;
 use crate::state::AppState;
 use conflux_store::{self as store, IntegrationId, Node, NodeState, PollResult};
@@ -132,7 +133,7 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
         ),
     }
     let result = match &meetings {
-        Ok(list) => summarize(list),
+        Ok(list) => summarize(list, &state.config.placement, store::now_ms()),
         Err(e) => {
             tracing::debug!(node = %node.name, error = %e, "Poll failed.");
             PollResult::default()
@@ -222,9 +223,31 @@ async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Re
 }
 
 /// A node's counters from its running meetings.
-fn summarize(meetings: &[Meeting]) -> PollResult {
+/// Scalelite's load of a node's running meetings, before the multiplier (its poller's rule):
+/// per meeting, breakouts aside, its attendees (participantCount + moderatorCount, moderators
+/// counted twice as there), at least `min_user_count` while younger than the join buffer.
+fn scalelite_load(running: &[&Meeting], placement: &PlacementConfig, now_ms: i64) -> f64 {
+    let buffer_ms = i64::try_from(placement.join_buffer.as_millis()).unwrap_or(i64::MAX);
+    running
+        .iter()
+        .filter(|m| !m.is_breakout)
+        .map(|m| {
+            let attendees = m.participant_count + m.moderator_count;
+            let created = i64::try_from(m.create_time).unwrap_or(i64::MAX);
+            let young = now_ms.saturating_sub(created) < buffer_ms;
+            f64::from(if young {
+                attendees.max(placement.min_user_count)
+            } else {
+                attendees
+            })
+        })
+        .sum()
+}
+
+fn summarize(meetings: &[Meeting], placement: &PlacementConfig, now_ms: i64) -> PollResult {
     let running: Vec<&Meeting> = meetings.iter().filter(|m| m.end_time == 0).collect();
     PollResult {
+        load: scalelite_load(&running, placement, now_ms),
         ok: true,
         meetings: u32::try_from(running.len()).unwrap_or(u32::MAX),
         users: running.iter().map(|m| m.participant_count).sum(),
@@ -235,5 +258,34 @@ fn summarize(meetings: &[Meeting]) -> PollResult {
             .unwrap_or(0),
         videos: running.iter().map(|m| m.video_count).sum(),
         voice: running.iter().map(|m| m.audio_users()).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_is_scalelites() {
+        let placement = crate::config::Config::validate(crate::config::RawConfig::default())
+            .unwrap()
+            .placement;
+        let now = 10_000_000_000;
+        let meeting = |participants, moderators, age_ms: i64, breakout| Meeting {
+            participant_count: participants,
+            moderator_count: moderators,
+            create_time: u64::try_from(now - age_ms).unwrap(),
+            is_breakout: breakout,
+            ..Meeting::default()
+        };
+        let hour = 3_600_000;
+        let meetings = [
+            meeting(3, 1, 60_000, false),  // young: at least 15
+            meeting(20, 2, 60_000, false), // young, bigger: 22 (moderators counted twice)
+            meeting(4, 1, hour, false),    // old: its attendees, 5
+            meeting(40, 0, 60_000, true),  // a breakout: not counted
+        ];
+        let running: Vec<&Meeting> = meetings.iter().collect();
+        assert_eq!(scalelite_load(&running, &placement, now), 15.0 + 22.0 + 5.0);
     }
 }

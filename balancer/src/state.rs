@@ -77,6 +77,9 @@ pub struct AppState {
     /// read while they happened: a snapshot that began before a create committed must not
     /// drop the route the create has just set.
     route_changes: Mutex<Vec<(Instant, String, Option<Route>)>>,
+    /// Creates and joins sent to each node since the poll it was last seen at (Scalelite adds
+    /// 1 × the multiplier to a node's load for each until the next poll recomputes it).
+    load_bumps: Mutex<HashMap<NodeId, (Option<i64>, u32)>>,
     /// Meetings to ask their nodes for again soon, so getMeetings is current between polls.
     pub changing: crate::changing::Changing,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
@@ -189,6 +192,7 @@ impl AppState {
             route_changes: Mutex::new(Vec::new()),
             recent: Mutex::new(HashMap::new()),
             changing: Default::default(),
+            load_bumps: Mutex::new(HashMap::new()),
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),
             meetings_cache: Mutex::new(HashMap::new()),
@@ -299,6 +303,27 @@ impl AppState {
         let decision = choose(&young)?;
         recent.entry(decision.node).or_default().push(now);
         Ok(decision)
+    }
+
+    /// Counts a create or join sent to `node` towards its Scalelite load.
+    pub fn bump_load(&self, node: &Node) {
+        let mut bumps = self.load_bumps.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = bumps.entry(node.id).or_insert((node.polled_at, 0));
+        if entry.0 != node.polled_at {
+            *entry = (node.polled_at, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// Scalelite's load of `node`: its last poll's, plus 1 for each create and join sent to it
+    /// since, times its load multiplier.
+    pub fn scalelite_load(&self, node: &Node) -> f64 {
+        let bumps = self.load_bumps.lock().unwrap_or_else(|p| p.into_inner());
+        let since = bumps
+            .get(&node.id)
+            .filter(|(polled_at, _)| *polled_at == node.polled_at)
+            .map_or(0, |(_, n)| *n);
+        (node.poll_load + f64::from(since)) * node.load_multiplier
     }
 
     /// Sets or clears one meeting route in the snapshot (the store was written already).

@@ -46,6 +46,8 @@ pub struct Node {
     pub videos: u32,
     pub voice: u32,
     pub polled_at: Option<i64>,
+    /// Scalelite's load as the last poll computed it, before the multiplier.
+    pub poll_load: f64,
     /// Configured location (degrees).
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
@@ -107,6 +109,8 @@ pub struct PollResult {
     pub largest_meeting: u32,
     pub videos: u32,
     pub voice: u32,
+    /// Scalelite's load, before the multiplier.
+    pub load: f64,
 }
 
 impl NodeState {
@@ -148,7 +152,7 @@ impl fmt::Display for NodeId {
 
 const COLUMNS: &str = "id, name, url, secret, state, online, healthy_streak, unhealthy_streak, \
     load_multiplier, tags, meetings, users, largest_meeting, videos, voice, polled_at, \
-    latitude, longitude, forced, ports, agent_key";
+    latitude, longitude, forced, ports, agent_key, poll_load";
 
 fn from_row(row: &Row<'_>) -> Result<Node, StoreError> {
     let state: String = row.get(4)?;
@@ -187,6 +191,7 @@ fn from_row(row: &Row<'_>) -> Result<Node, StoreError> {
             .filter_map(|p| p.trim().parse().ok())
             .collect(),
         agent_key: row.get::<Option<String>>(20)?.map(Secret),
+        poll_load: row.get(21)?,
     })
 }
 
@@ -338,8 +343,8 @@ pub(crate) fn record_poll(
     if result.ok {
         conn.execute(
             "UPDATE nodes SET healthy_streak = ?2, unhealthy_streak = 0, online = ?3, meetings = ?4, users = ?5, \
-             largest_meeting = ?6, videos = ?7, voice = ?8, polled_at = ?9 WHERE id = ?1",
-            params![id.0, healthy_streak, online, result.meetings, result.users, result.largest_meeting, result.videos, result.voice, now_ms()],
+             largest_meeting = ?6, videos = ?7, voice = ?8, polled_at = ?9, poll_load = CAST(?10 AS DOUBLE PRECISION) WHERE id = ?1",
+            params![id.0, healthy_streak, online, result.meetings, result.users, result.largest_meeting, result.videos, result.voice, now_ms(), result.load],
         )?;
     } else {
         conn.execute(
@@ -353,7 +358,7 @@ pub(crate) fn record_poll(
 /// Marks a node offline at once (panic, or an operator's disable).
 pub(crate) fn set_offline(conn: &Db<'_>, id: NodeId) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE nodes SET online = 0, healthy_streak = 0, meetings = 0, users = 0, largest_meeting = 0, videos = 0, voice = 0 WHERE id = ?1",
+        "UPDATE nodes SET online = 0, healthy_streak = 0, meetings = 0, users = 0, largest_meeting = 0, videos = 0, voice = 0, poll_load = 0 WHERE id = ?1",
         params![id.0],
     )?;
     Ok(())

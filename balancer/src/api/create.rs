@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::params::{effective, rewrite, Rewrite};
 use super::request::ApiRequest;
 use crate::node_client::NodeError;
-use crate::placement::{self, Candidate, NoPlacement, Wish};
+use crate::placement::{self, Candidate, NoPlacement, Policy, Wish};
 use crate::state::{AppState, Route};
 use conflux_store::{EventKind, Integration, NewEvent, NewMeeting, Node, NodeState};
 
@@ -205,17 +205,28 @@ async fn place(
     // different threads see each other's placements.
     let decision = state
         .place(config.placement.join_buffer, |young| {
+            let scalelite = config.placement.rules.policy == Policy::Scalelite;
             for (c, n) in candidates.iter_mut().zip(&nodes.nodes) {
                 let young = young.get(&n.id).copied().unwrap_or(0);
-                c.load = placement::load(
-                    n.users,
-                    young,
-                    config.placement.min_user_count,
-                    n.load_multiplier,
-                );
+                c.load = if scalelite {
+                    // Exactly Scalelite's: the poll's load, + 1 per create and join since.
+                    state.scalelite_load(n)
+                } else {
+                    // Conflux's burst protection: each young meeting weighs min_user_count.
+                    placement::load(
+                        n.users,
+                        young,
+                        config.placement.min_user_count,
+                        n.load_multiplier,
+                    )
+                };
                 c.meetings += young;
             }
-            placement::choose(&candidates, &wish, &config.placement.rules)
+            let decision = placement::choose(&candidates, &wish, &config.placement.rules)?;
+            if let Some(node) = nodes.get(decision.node) {
+                state.bump_load(node);
+            }
+            Ok(decision)
         })
         .map_err(|e| match e {
             NoPlacement::NoServer => ApiError::NoServer,

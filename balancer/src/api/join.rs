@@ -149,6 +149,7 @@ pub(super) async fn handle(
     let event = NewEvent::meeting(EventKind::UserJoined, integration_id, &id, node_id, data);
     state.store.log(event).await?;
     state.changing.mark(&meeting_id);
+    state.bump_load(&node);
     if redirects(state, req) {
         return Ok(Joined::Redirect(
             state.node_client.url(&node, "join", &query),

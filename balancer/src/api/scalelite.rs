@@ -164,8 +164,8 @@ fn server_json(state: &AppState, n: &Node) -> Value {
         "tag": n.tags.join(","),
         "bbb_version": version,
         "state": n.state.as_str(),
-        "load": if n.online {
-            json!(crate::placement::load(n.users, 0, 0, n.load_multiplier))
+        "load": if n.online && n.state != NodeState::Disabled {
+            json!(state.scalelite_load(n))
         } else {
             json!("unavailable")
         },

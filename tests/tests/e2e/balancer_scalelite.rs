@@ -201,3 +201,95 @@ async fn servers_and_tenants_through_scalelites_api() {
     assert_eq!(status, 200, "{deleted}");
     assert!(!lb.cli_ok(&["integrations", "list"]).contains("uni-two"));
 }
+
+#[tokio::test]
+async fn the_scalelite_policy_places_and_counts_load_as_scalelite_does() {
+    let (n1, n2) = (sim().start().await, sim().start().await);
+    let lb = balancer()
+        .node("bbb1", &n1)
+        .node("bbb2", &n2)
+        .env("LOADBALANCER_SECRET", LB_SECRET)
+        .env("CONFLUX_PLACEMENT__POLICY", "scalelite")
+        .env("CONFLUX_POLLER__INTERVAL_SECS", "600")
+        .start()
+        .await;
+    // Through the balancer itself, so its placement sees the multiplier at once.
+    let (status, updated) = post(
+        &lb,
+        "updateServer",
+        json!({"id": "bbb2", "server": {"load_multiplier": "2"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    let loads = || async {
+        let (status, servers) = get(&lb, "getServers", "").await;
+        assert_eq!(status, 200, "{servers}");
+        servers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_owned(),
+                    s["load"].clone(),
+                    s["load_multiplier"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Each create adds 1 × the multiplier until the next poll; ties go to the first node.
+    let bbb = lb.client(LB_SECRET, Algorithm::Sha256);
+    let mut placed = Vec::new();
+    for i in 0..5 {
+        let id = format!("room-{i}");
+        let created = bbb
+            .call("create", &[("meetingID", &id), ("name", "Room")])
+            .await;
+        assert!(created.is_success(), "{created:?}");
+        let info = lb.cli_ok(&["meetings", "info", &id]);
+        placed.push(
+            info.lines()
+                .find_map(|l| l.strip_prefix("server: "))
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        placed,
+        ["bbb1", "bbb2", "bbb1", "bbb1", "bbb2"],
+        "{}",
+        lb.cli_ok(&["meetings", "info", "room-3"])
+    );
+    let load_of = |all: &[(String, Value, Value)], id: &str| {
+        all.iter()
+            .find(|(i, ..)| i == id)
+            .unwrap()
+            .1
+            .as_f64()
+            .unwrap()
+    };
+    let now = loads().await;
+    assert_eq!((load_of(&now, "bbb1"), load_of(&now, "bbb2")), (3.0, 4.0));
+    // A join adds 1 × the multiplier too.
+    let join = [
+        ("meetingID", "room-1"),
+        ("fullName", "Ada"),
+        ("role", "VIEWER"),
+        ("redirect", "false"),
+    ];
+    assert!(bbb.call("join", &join).await.is_success());
+    assert_eq!(load_of(&loads().await, "bbb2"), 6.0);
+    // A poll recomputes it: each young meeting weighs at least LOAD_MIN_USER_COUNT (15), times
+    // the multiplier; a cordoned node keeps its load.
+    lb.cli_ok(&["servers", "cordon", "bbb1"]);
+    lb.cli_ok(&["poll"]);
+    assert!(
+        conflux_tests::harness::eventually(|| async {
+            let now = loads().await;
+            (load_of(&now, "bbb1"), load_of(&now, "bbb2")) == (45.0, 60.0)
+        })
+        .await,
+        "{:?}",
+        loads().await
+    );
+}
