@@ -109,7 +109,8 @@ where
     let client_ip = request::client_ip(peer, forwarded_for, &state.config.trusted_proxies);
     let user_ip = request::named_user(forwarded_for);
     let host = header(header::HOST);
-    let content_type = header(header::CONTENT_TYPE).map(conflux_shared::body::media_type);
+    let full_type = header(header::CONTENT_TYPE).map(String::from);
+    let content_type = full_type.as_deref().map(conflux_shared::body::media_type);
     let body = async {
         if body.is_end_stream() {
             return Ok(Bytes::new());
@@ -156,15 +157,52 @@ where
                 }
             };
             let prefix = state.request_prefix(prefix, host);
-            let req = build_request(call, parts.method, raw_query, content_type, body, client_ip)
-                .map(|r| ApiRequest {
-                    prefix,
-                    user_ip,
-                    ..r
-                });
+            let form = match content_type.as_deref() {
+                Some("multipart/form-data") => multipart_fields(full_type, &body).await,
+                _ => None,
+            };
+            let req = build_request(
+                call,
+                parts.method,
+                raw_query,
+                content_type,
+                body,
+                client_ip,
+                form,
+            )
+            .map(|r| ApiRequest {
+                prefix,
+                user_ip,
+                ..r
+            });
             handle(state, req).await
         }
     }
+}
+
+/// The text fields of a multipart/form-data body, as a form-encoded query (Scalelite reads
+/// parameters and the checksum from them); files are left to the node. None when the body is
+/// not a well-formed multipart document.
+async fn multipart_fields(content_type: Option<String>, body: &Bytes) -> Option<String> {
+    let boundary = multer::parse_boundary(content_type?).ok()?;
+    let chunk: Result<Bytes, std::convert::Infallible> = Ok(body.clone());
+    let mut parts = multer::Multipart::new(futures_util::stream::once(async { chunk }), boundary);
+    let mut fields = Vec::new();
+    while let Some(field) = parts.next_field().await.ok()? {
+        if field.file_name().is_some() {
+            continue;
+        }
+        let Some(name) = field.name().map(String::from) else {
+            continue;
+        };
+        let value = field.text().await.ok()?;
+        fields.push(format!(
+            "{}={}",
+            conflux_shared::query::encode(&name),
+            conflux_shared::query::encode(&value)
+        ));
+    }
+    Some(fields.join("&"))
 }
 
 /// The HTTP status and BBB message for a body that could not be read: too large (413), too slow
@@ -238,16 +276,21 @@ fn build_request(
     content_type: Option<String>,
     body: Bytes,
     client_ip: Option<std::net::IpAddr>,
+    form: Option<String>,
 ) -> Result<ApiRequest, ApiError> {
     let mut params = Query::parse(raw_query)
         .map_err(|_| ApiError::Bbb(messages::validation("Request not recognized")))?;
-    if content_type.as_deref() == Some("application/x-www-form-urlencoded") && !body.is_empty() {
-        let form = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|t| Query::parse(t).ok())
-            .ok_or(ApiError::Bbb(messages::validation(
-                "Request not recognized",
-            )))?;
+    let form = match content_type.as_deref() {
+        Some("application/x-www-form-urlencoded") if !body.is_empty() => {
+            std::str::from_utf8(&body).ok().map(String::from)
+        }
+        Some("multipart/form-data") if !body.is_empty() => form,
+        _ => Some(String::new()),
+    };
+    let not_recognized = || ApiError::Bbb(messages::validation("Request not recognized"));
+    let form = form.ok_or_else(not_recognized)?;
+    if !form.is_empty() {
+        let form = Query::parse(&form).map_err(|_| not_recognized())?;
         if form
             .params()
             .iter()

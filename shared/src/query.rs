@@ -139,19 +139,26 @@ impl Query {
     /// The raw query without the pairs whose decoded name is in `names`, other pairs untouched
     /// (form-body pairs are not part of it).
     pub fn raw_without(&self, names: &[&str]) -> String {
-        let mut raw = String::with_capacity(self.raw.len());
-        for param in self
-            .url_params()
-            .iter()
-            .filter(|p| !names.contains(&p.name.as_str()))
-        {
-            if !raw.is_empty() {
-                raw.push('&');
-            }
-            raw.push_str(&param.raw);
-        }
-        raw
+        join_raw(self.url_params(), names)
     }
+
+    /// [`Query::raw_without`] with the form-body pairs too: the query a node gets for a request
+    /// whose form body is not passed on (Scalelite turns such posts into a GET).
+    pub fn all_raw_without(&self, names: &[&str]) -> String {
+        join_raw(self.params(), names)
+    }
+}
+
+/// The raw pairs of `params` not named in `names`, joined by `&`.
+fn join_raw(params: &[Param], names: &[&str]) -> String {
+    let mut raw = String::new();
+    for param in params.iter().filter(|p| !names.contains(&p.name.as_str())) {
+        if !raw.is_empty() {
+            raw.push('&');
+        }
+        raw.push_str(&param.raw);
+    }
+    raw
 }
 
 /// Removes control characters and surrounding blanks, as bbb-web does before validating a value.

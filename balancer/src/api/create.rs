@@ -70,7 +70,7 @@ pub async fn handle(
         None => (place(state, &req, &integration, &meeting_id).await?, true),
     };
     let mut query = node_query(state, &req, &integration, wants_record, tag.as_deref());
-    let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
+    let body = req.node_body();
     let mut attempts = 0;
     let mut failovers = 0;
     let response = loop {

@@ -35,7 +35,7 @@ pub async fn handle(
         "insertDocument" => "Unable to insert document on server.",
         _ => "Unable to access meeting on server.",
     };
-    let body = (!req.body.is_empty()).then(|| (req.content_type.as_deref(), req.body.clone()));
+    let body = req.node_body();
     let answer = state
         .node_client
         .call(&node, &req.call, &req.unsigned_query(), body, context)

@@ -16,7 +16,7 @@ pub struct Rewrite<'a> {
     pub overrides: &'a [(String, String)],
 }
 
-/// The value the node gets in the URL for `name` after `rules`, as [`rewrite`] decides it: an
+/// The value the node gets for `name` after `rules`, as [`rewrite`] decides it: an
 /// override, else the client's (none if dropped or excluded), else a default.
 pub fn effective(params: &Query, rules: &Rewrite<'_>, name: &str) -> Option<String> {
     let listed = |list: &[(String, String)]| {
@@ -24,7 +24,7 @@ pub fn effective(params: &Query, rules: &Rewrite<'_>, name: &str) -> Option<Stri
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.trim().to_owned())
     };
-    let sent = params.url_params().iter().any(|p| p.name == name);
+    let sent = params.params().iter().any(|p| p.name == name);
     let removed = rules.drop.contains(&name) || rules.exclude.iter().any(|k| k == name);
     let value = match (listed(rules.overrides), sent) {
         (Some(value), _) => Some(value),
@@ -35,12 +35,12 @@ pub fn effective(params: &Query, rules: &Rewrite<'_>, name: &str) -> Option<Stri
     value.filter(|v| !v.is_empty())
 }
 
-/// The rewritten raw URL query (form-body pairs are not part of it).
+/// The rewritten raw query, a form body's pairs included (the node gets them in the query).
 pub fn rewrite(params: &Query, rules: &Rewrite<'_>) -> String {
     let overridden = |name: &str| rules.overrides.iter().any(|(k, _)| k == name);
-    let sent = |name: &str| params.url_params().iter().any(|p| p.name == name);
+    let sent = |name: &str| params.params().iter().any(|p| p.name == name);
     let mut pieces: Vec<String> = params
-        .url_params()
+        .params()
         .iter()
         .filter(|p| !rules.drop.contains(&p.name.as_str()))
         .filter(|p| !rules.exclude.contains(&p.name))

@@ -39,9 +39,27 @@ impl ApiRequest {
         self.params.raw()
     }
 
-    /// The query without its checksum: what gets re-signed for the node.
+    /// The query without its checksum: what gets re-signed for the node. A form body's fields
+    /// are part of it (they travel in the query, not the body: [`ApiRequest::node_body`]).
     pub fn unsigned_query(&self) -> String {
-        self.params_raw_without(&["checksum"])
+        self.params.all_raw_without(&["checksum"])
+    }
+
+    /// Whether the body is a form whose fields were read as parameters.
+    fn has_form_body(&self) -> bool {
+        !self.body.is_empty()
+            && matches!(
+                self.content_type.as_deref(),
+                Some("application/x-www-form-urlencoded" | "multipart/form-data")
+            )
+    }
+
+    /// The body the node gets with its Content-Type: none for a form body (Scalelite turns
+    /// such posts into a GET, so the client's checksum field never reaches the node), any
+    /// other body (XML presentations) as it came.
+    pub fn node_body(&self) -> Option<(Option<&str>, Bytes)> {
+        (!self.body.is_empty() && !self.has_form_body())
+            .then(|| (self.content_type.as_deref(), self.body.clone()))
     }
 
     /// The raw URL query minus the named parameters, other bytes untouched.

@@ -979,3 +979,41 @@ async fn get_meetings_sees_a_join_within_seconds_not_at_the_next_poll() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_multipart_body_may_carry_the_parameters_and_the_checksum() {
+    let node = sim().start().await;
+    let lb = balancer()
+        .node("n1", &node)
+        .integration("uni", UNI)
+        .start()
+        .await;
+    let bbb = lb.client(UNI, Algorithm::Sha256);
+    assert!(bbb
+        .call("create", &[("meetingID", "room"), ("name", "Room")])
+        .await
+        .is_success());
+    let multipart = |call: &str, fields: &[(&str, &str)], checksum: &str| {
+        let boundary = "conflux-test-boundary";
+        let mut body = String::new();
+        for (name, value) in fields.iter().chain([&("checksum", checksum)]) {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        let url = format!("{}/bigbluebutton/api/{call}", lb.url);
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let bbb = &bbb;
+        async move {
+            let raw = bbb.post(&url, &content_type, body.into_bytes()).await;
+            Response::from_xml(&raw.body).unwrap_or_else(|e| panic!("{e}: {}", raw.body))
+        }
+    };
+    // Only the (empty) URL query is hashed, as Scalelite does.
+    let sum = conflux_shared::checksum::compute(Algorithm::Sha256, "getMeetingInfo", "", UNI);
+    let info = multipart("getMeetingInfo", &[("meetingID", "room")], &sum).await;
+    assert!(info.is_success(), "{info:?}");
+    let wrong = multipart("getMeetingInfo", &[("meetingID", "room")], "0000").await;
+    assert_eq!(wrong.key(), Some("checksumError"));
+}
