@@ -3,12 +3,32 @@
 
 use conflux_shared::response::Body;
 use conflux_shared::{Algorithm, Response};
-use conflux_tests::harness::{balancer, eventually, http, sim, SimNode};
+use conflux_tests::harness::{balancer, eventually, http, sim, Balancer, SimNode};
 use reqwest::Method;
 use serde_json::json;
 
 const UNI: &str = "uni-secret-0123456789";
 const SCHOOL: &str = "school-secret-0123456789";
+
+/// One simulated node behind a balancer with the integration `uni` and the environment `env`,
+/// and a meeting `meeting_id` created on it.
+async fn one_meeting(env: &[(&str, &str)], meeting_id: &str) -> (SimNode, Balancer) {
+    let node = sim().start().await;
+    let lb = env
+        .iter()
+        .fold(
+            balancer().node("n1", &node).integration("uni", UNI),
+            |b, (k, v)| b.env(k, v),
+        )
+        .start()
+        .await;
+    let created = lb
+        .client(UNI, Algorithm::Sha1)
+        .call("create", &[("meetingID", meeting_id), ("name", "Meeting")])
+        .await;
+    assert!(created.is_success(), "{created:?}");
+    (node, lb)
+}
 
 async fn three_nodes() -> (SimNode, SimNode, SimNode) {
     (
@@ -714,18 +734,8 @@ async fn a_refused_join_sends_the_browser_back_as_bbb_does() {
 
 #[tokio::test]
 async fn an_override_of_redirect_wins_over_the_client() {
-    let node = sim().start().await;
-    let lb = balancer()
-        .node("n1", &node)
-        .integration("uni", UNI)
-        .env("OVERRIDE_JOIN_PARAMS", "redirect=true")
-        .start()
-        .await;
+    let (node, lb) = one_meeting(&[("OVERRIDE_JOIN_PARAMS", "redirect=true")], "room").await;
     let uni = lb.client(UNI, Algorithm::Sha1);
-    let created = uni
-        .call("create", &[("meetingID", "room"), ("name", "Meeting")])
-        .await;
-    assert!(created.is_success(), "{created:?}");
     let join = uni.url(
         "join",
         &[
@@ -938,18 +948,8 @@ async fn a_form_body_may_carry_the_checksum_of_the_url_query() {
 
 #[tokio::test]
 async fn get_meetings_sees_a_join_within_seconds_not_at_the_next_poll() {
-    let node = sim().start().await;
-    let lb = balancer()
-        .node("n1", &node)
-        .integration("uni", UNI)
-        .env("CONFLUX_POLLER__INTERVAL_SECS", "600")
-        .start()
-        .await;
+    let (_node, lb) = one_meeting(&[("CONFLUX_POLLER__INTERVAL_SECS", "600")], "live").await;
     let uni = lb.client(UNI, Algorithm::Sha1);
-    let created = uni
-        .call("create", &[("meetingID", "live"), ("name", "Live")])
-        .await;
-    assert!(created.is_success(), "{created:?}");
     let participants = || async {
         match uni.call("getMeetings", &[]).await.body {
             Body::Meetings(list) => list.first().map_or(0, |m| m.participant_count),
@@ -982,17 +982,8 @@ async fn get_meetings_sees_a_join_within_seconds_not_at_the_next_poll() {
 
 #[tokio::test]
 async fn a_multipart_body_may_carry_the_parameters_and_the_checksum() {
-    let node = sim().start().await;
-    let lb = balancer()
-        .node("n1", &node)
-        .integration("uni", UNI)
-        .start()
-        .await;
+    let (_node, lb) = one_meeting(&[], "room").await;
     let bbb = lb.client(UNI, Algorithm::Sha256);
-    assert!(bbb
-        .call("create", &[("meetingID", "room"), ("name", "Room")])
-        .await
-        .is_success());
     let multipart = |call: &str, fields: &[(&str, &str)], checksum: &str| {
         let boundary = "conflux-test-boundary";
         let mut body = String::new();
