@@ -14,7 +14,7 @@ use conflux_shared::config::{Alias, Kind, LoadError, Sources};
 use conflux_shared::Secret;
 use serde::Deserialize;
 
-pub mod api;
+mod api;
 mod monitor;
 mod placement;
 mod poller;

@@ -195,11 +195,14 @@ impl Limits {
             Limits::Checksum => "checksum",
         }
     }
-}
 
-/// How far back each read of the other balancers' failures looks before the previous read
-/// began (ms), for their clocks and late commits; rows are taken in once.
-const SYNC_MARGIN_MS: i64 = 5_000;
+    /// The limits a stored failure names (one this version does not know: none).
+    fn named(name: &str) -> Option<Limits> {
+        [Limits::Login, Limits::Checksum]
+            .into_iter()
+            .find(|l| l.as_str() == name)
+    }
+}
 
 /// The balancer's failure limits. On a shared store each failure is also stored, and the
 /// failures the other balancers stored are taken in ([`Failures::sync`]), so the limits
@@ -255,7 +258,7 @@ impl Failures {
         }
         let mut synced = self.synced.lock().await;
         let began = conflux_store::now_ms();
-        let since = synced.0 - SYNC_MARGIN_MS;
+        let since = synced.0 - conflux_store::SYNC_MARGIN_MS;
         let rows = match store.failures_since(since).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -268,10 +271,8 @@ impl Failures {
             if synced.1.insert(row.seq, row.at).is_some() {
                 continue;
             }
-            let limits = match row.limiter.as_str() {
-                "login" => Limits::Login,
-                "checksum" => Limits::Checksum,
-                _ => continue,
+            let Some(limits) = Limits::named(&row.limiter) else {
+                continue;
             };
             let age = Duration::from_millis(u64::try_from(began - row.at).unwrap_or(0));
             let client = row.client.and_then(|c| c.parse().ok());
@@ -279,7 +280,9 @@ impl Failures {
                 .failed_at(client, row.scope, now.checked_sub(age).unwrap_or(now));
         }
         synced.0 = began;
-        synced.1.retain(|_, at| *at >= began - SYNC_MARGIN_MS);
+        synced
+            .1
+            .retain(|_, at| *at >= began - conflux_store::SYNC_MARGIN_MS);
     }
 }
 

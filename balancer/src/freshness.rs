@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conflux_shared::query::encode;
 use conflux_shared::response::Body;
 use tokio::sync::broadcast;
 
@@ -14,7 +13,6 @@ use crate::state::AppState;
 
 /// How often due meetings are looked for.
 const TICK: Duration = Duration::from_millis(500);
-const CONTEXT: &str = "Unable to access meeting on server.";
 
 /// Refreshes the meetings that are due, every half second, until shutdown.
 pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
@@ -38,12 +36,10 @@ async fn refresh(state: &AppState, meeting_id: &str) {
     let Some(node) = state.nodes.load().get(route.node).cloned() else {
         return;
     };
-    let query = format!("meetingID={}", encode(meeting_id));
     let answer = state
         .node_client
-        .call(&node, "getMeetingInfo", &query, None, CONTEXT)
-        .await
-        .and_then(|a| a.parse(CONTEXT));
+        .meeting_call(&node, "getMeetingInfo", meeting_id)
+        .await;
     let meeting = match answer {
         Ok(response) if response.is_success() => match response.body {
             Body::Meeting(meeting) => meeting,

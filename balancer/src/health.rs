@@ -19,11 +19,11 @@ use conflux_shared::report::{self, Report};
 use conflux_shared::status::{CheckName, Status};
 
 use crate::config::Config;
-
-mod signed;
 use conflux_shared::signed_url::host_of;
 use conflux_store::monitor::{CheckRow, Sample, Write};
 use conflux_store::{self as store, Forced, Node, NodeId, Store};
+
+mod signed;
 pub use signed::{authenticate_agent, header_reader, signed_report, ReportError, SignedReport};
 
 /// A check whose state and output are unchanged is rewritten (its `checked_at`) this often (ms).

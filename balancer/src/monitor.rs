@@ -1,6 +1,7 @@
 //! The monitoring loop: once a second it ages the agents' reports, flushes the batched health
-//! writes, takes in what other balancers on a shared store concluded, and locates hosts; hourly it prunes the history; and it runs the active checks
-//! ([`active`]). The health it keeps up to date is [`crate::health::Monitor`].
+//! writes, takes in what other balancers on a shared store concluded, and locates hosts;
+//! hourly it prunes the history; and it runs the active checks ([`active`]). The health it
+//! keeps up to date is [`crate::health::Monitor`].
 
 pub mod active;
 
@@ -14,17 +15,19 @@ use conflux_store as store;
 
 /// How often batched writes are flushed and report ages evaluated.
 const TICK: Duration = Duration::from_secs(1);
-/// How far back each health read looks before the previous one began (ms): rows another
-/// balancer stamped with a slower clock, or committed late, are still seen.
-const SYNC_MARGIN_MS: i64 = 5_000;
 /// History is pruned this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Takes in the checks and reports other balancers stored since `synced` (with a margin for
-/// their clocks and commits); returns when this read began, the next `synced`.
+/// Takes in the checks and reports other balancers stored since `synced` (with
+/// [`store::SYNC_MARGIN_MS`] for their clocks and commits); returns when this read began, the
+/// next `synced`.
 async fn sync(state: &AppState, synced: i64) -> i64 {
     let began = store::now_ms();
-    match state.store.health_since(synced - SYNC_MARGIN_MS).await {
+    match state
+        .store
+        .health_since(synced - store::SYNC_MARGIN_MS)
+        .await
+    {
         Ok(stored) => {
             state.monitor.merge(stored);
             began
@@ -54,14 +57,16 @@ pub async fn run(state: Arc<AppState>, mut shutdown: broadcast::Receiver<()>) {
             synced = sync(&state, synced).await;
             state.failures.sync(&state.store).await;
         }
+        // One lease check a tick (a round trip on PostgreSQL; always held on SQLite).
+        let holder = state.singletons.held().await;
         // With a shared store, what the other balancers received is known here only a tick
         // late: the reports' ages are judged by the lease holder alone.
-        if !shared || state.singletons.held().await {
+        if !shared || holder {
             state.monitor.evaluate_ages(&nodes.nodes, &state.config);
         }
         state.monitor.flush(&state.store).await;
         state.monitor.locate_hosts(&nodes.nodes).await;
-        if last_prune.elapsed() >= PRUNE_EVERY && state.singletons.held().await {
+        if last_prune.elapsed() >= PRUNE_EVERY && holder {
             last_prune = tokio::time::Instant::now();
             let now = store::now_ms() / 1000;
             match state.store.prune_history(now).await {

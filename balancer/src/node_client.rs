@@ -23,6 +23,9 @@ pub struct NodeClient {
     response_timeout: Duration,
 }
 
+/// The error context of a failed call about a meeting (BBB's text).
+pub const MEETING_CONTEXT: &str = "Unable to access meeting on server.";
+
 /// What a node answered.
 pub struct NodeAnswer {
     pub body: Bytes,
@@ -84,6 +87,20 @@ impl NodeClient {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(256)
             .build()
+    }
+
+    /// Sends `call` about one meeting (`meetingID` its only parameter) to `node` and reads the
+    /// answer.
+    pub async fn meeting_call(
+        &self,
+        node: &Node,
+        call: &str,
+        meeting_id: &str,
+    ) -> Result<Response, NodeError> {
+        let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
+        self.call(node, call, &query, None, MEETING_CONTEXT)
+            .await?
+            .parse(MEETING_CONTEXT)
     }
 
     /// Sends `call` to `node`; `body` (with its Content-Type) is forwarded unchanged for POSTs.

@@ -222,7 +222,6 @@ async fn sync_recordings(state: &Arc<AppState>, node: &Node, started: i64) -> Re
     Ok(())
 }
 
-/// A node's counters from its running meetings.
 /// Scalelite's load of a node's running meetings, before the multiplier (its poller's rule):
 /// per meeting, breakouts aside, its attendees (participantCount + moderatorCount, moderators
 /// counted twice as there), at least `min_user_count` while younger than the join buffer.
@@ -244,6 +243,7 @@ fn scalelite_load(running: &[&Meeting], placement: &PlacementConfig, now_ms: i64
         .sum()
 }
 
+/// A node's counters from its running meetings.
 fn summarize(meetings: &[Meeting], placement: &PlacementConfig, now_ms: i64) -> PollResult {
     let running: Vec<&Meeting> = meetings.iter().filter(|m| m.end_time == 0).collect();
     PollResult {

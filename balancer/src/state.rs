@@ -318,12 +318,23 @@ impl AppState {
     /// Scalelite's load of `node`: its last poll's, plus 1 for each create and join sent to it
     /// since, times its load multiplier.
     pub fn scalelite_load(&self, node: &Node) -> f64 {
+        self.scalelite_loads(std::slice::from_ref(node))[0]
+    }
+
+    /// [`AppState::scalelite_load`] of each of `nodes`, under one lock (placement's path).
+    pub fn scalelite_loads<N: std::borrow::Borrow<Node>>(&self, nodes: &[N]) -> Vec<f64> {
         let bumps = self.load_bumps.lock().unwrap_or_else(|p| p.into_inner());
-        let since = bumps
-            .get(&node.id)
-            .filter(|(polled_at, _)| *polled_at == node.polled_at)
-            .map_or(0, |(_, n)| *n);
-        (node.poll_load + f64::from(since)) * node.load_multiplier
+        nodes
+            .iter()
+            .map(|node| {
+                let node = node.borrow();
+                let since = bumps
+                    .get(&node.id)
+                    .filter(|(polled_at, _)| *polled_at == node.polled_at)
+                    .map_or(0, |(_, n)| *n);
+                (node.poll_load + f64::from(since)) * node.load_multiplier
+            })
+            .collect()
     }
 
     /// Sets or clears one meeting route in the snapshot (the store was written already).

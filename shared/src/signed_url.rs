@@ -80,6 +80,21 @@ pub fn api_base_of(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether `url` is an absolute http(s) URL with a host and nothing a header or a browser
+/// would misread (whitespace, control characters, quotes, angle brackets).
+pub fn is_web_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && !url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\\'))
+    })
+}
+
 /// The host of a node URL, without port or IPv6 brackets (`https://bbb1.example.org:8443/..`
 /// → `bbb1.example.org`): a node's default name and what GeoIP looks up.
 pub fn host_of(url: &str) -> String {

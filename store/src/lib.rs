@@ -290,6 +290,11 @@ impl Store {
     }
 }
 
+/// How far before its previous read a balancer reads again what the others wrote "since" (ms):
+/// rows stamped by a slower clock, or committed late, are still seen (readers take rows in
+/// once or merge them).
+pub const SYNC_MARGIN_MS: i64 = 5_000;
+
 /// Milliseconds since the epoch, as stored.
 pub fn now_ms() -> i64 {
     i64::try_from(conflux_shared::date::now_ms()).unwrap_or(i64::MAX)

@@ -205,12 +205,13 @@ async fn place(
     // different threads see each other's placements.
     let decision = state
         .place(config.placement.join_buffer, |young| {
-            let scalelite = config.placement.rules.policy == Policy::Scalelite;
-            for (c, n) in candidates.iter_mut().zip(&nodes.nodes) {
+            // Exactly Scalelite's under its policy: the poll's load, + 1 per create and join since.
+            let scalelite = (config.placement.rules.policy == Policy::Scalelite)
+                .then(|| state.scalelite_loads(&nodes.nodes));
+            for (i, (c, n)) in candidates.iter_mut().zip(&nodes.nodes).enumerate() {
                 let young = young.get(&n.id).copied().unwrap_or(0);
-                c.load = if scalelite {
-                    // Exactly Scalelite's: the poll's load, + 1 per create and join since.
-                    state.scalelite_load(n)
+                c.load = if let Some(loads) = &scalelite {
+                    loads[i]
                 } else {
                     // Conflux's burst protection: each young meeting weighs min_user_count.
                     placement::load(
@@ -288,7 +289,6 @@ async fn record_created(
     Ok(())
 }
 
-/// Drops a meeting the node refused or never got.
 /// The address whose location places the meeting: the user the integration names in
 /// X-Forwarded-For when it passes them (Mconf; on unless switched off), else the client.
 fn located_by(req: &ApiRequest, integration: &Integration) -> Option<std::net::IpAddr> {
@@ -300,16 +300,14 @@ fn located_by(req: &ApiRequest, integration: &Integration) -> Option<std::net::I
 
 /// Whether `node` says the meeting runs there (false when it does not answer).
 async fn running_on(state: &AppState, node: &Node, meeting_id: &str) -> bool {
-    let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
-    let context = "Unable to access meeting on server.";
     let answer = state
         .node_client
-        .call(node, "isMeetingRunning", &query, None, context)
-        .await
-        .and_then(|a| a.parse(context));
+        .meeting_call(node, "isMeetingRunning", meeting_id)
+        .await;
     answer.is_ok_and(|r| r.field("running") == Some("true"))
 }
 
+/// Drops a meeting the node refused or never got.
 async fn forget(state: &Arc<AppState>, meeting_id: &str) {
     if let Err(e) = state.store.remove_meeting(meeting_id, None).await {
         tracing::error!(error = %e, meeting_id, "Could not forget a meeting.");

@@ -19,10 +19,10 @@ use super::error::ApiError;
 use super::params::{effective, rewrite, Rewrite};
 use super::request::ApiRequest;
 use super::Answer;
-use crate::config::api::is_web_url;
 use crate::config::ApiConfig;
 use crate::state::AppState;
 use conflux_shared::query::encode;
+use conflux_shared::signed_url::is_web_url;
 use conflux_store::{EventKind, Integration, NewEvent, NodeState};
 
 /// What a join the balancer accepted answers: a redirect or XML.
@@ -162,11 +162,11 @@ pub(super) async fn handle(
             "join",
             &query,
             None,
-            "Unable to access meeting on server.",
+            crate::node_client::MEETING_CONTEXT,
         )
         .await?;
     Ok(Joined::Xml(
-        answer.parse("Unable to access meeting on server.")?,
+        answer.parse(crate::node_client::MEETING_CONTEXT)?,
     ))
 }
 

@@ -33,7 +33,7 @@ pub async fn handle(
     };
     let context = match req.call.as_str() {
         "insertDocument" => "Unable to insert document on server.",
-        _ => "Unable to access meeting on server.",
+        _ => crate::node_client::MEETING_CONTEXT,
     };
     let body = req.node_body();
     let answer = state

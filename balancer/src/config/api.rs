@@ -126,7 +126,7 @@ impl RawApi {
         };
         let join_error_url = match self.join_error_url.trim() {
             "" => None,
-            url if is_web_url(url) => Some(url.to_owned()),
+            url if conflux_shared::signed_url::is_web_url(url) => Some(url.to_owned()),
             url => {
                 return Err(invalid(
                     "api.join_error_url",
@@ -152,19 +152,4 @@ impl RawApi {
             failures,
         })
     }
-}
-
-/// Whether `url` is an absolute http(s) URL with a host and nothing a header or a browser
-/// would misread (whitespace, control characters, quotes, angle brackets).
-pub fn is_web_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        !r.is_empty()
-            && !r.starts_with('/')
-            && !url
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\\'))
-    })
 }

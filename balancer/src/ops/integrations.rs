@@ -90,10 +90,7 @@ fn secret_or_random(secret: Option<String>) -> Result<String, Invalid> {
 /// bits or more).
 pub fn recorder(url: &str, pem: &str) -> Result<Recorder, Invalid> {
     let url = url.trim().trim_end_matches('/');
-    let valid = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.split("://").nth(1).is_some_and(|r| !r.is_empty())
-        && !url.contains(char::is_whitespace);
-    if !valid {
+    if !conflux_shared::signed_url::is_web_url(url) {
         return Err(Invalid(format!(
             "the recording server URL {url:?} must be http(s)://HOST[...]"
         )));

@@ -91,13 +91,7 @@ impl NodeEdit {
 /// Checks a node URL and returns its API base.
 pub fn api_url(url: &str) -> Result<String, Invalid> {
     let trimmed = url.trim();
-    let valid = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-        && !trimmed.contains(char::is_whitespace);
-    if !valid {
+    if !conflux_shared::signed_url::is_web_url(trimmed) {
         return Err(Invalid(format!(
             "Server URL must start with http:// or https:// and name a host: {url:?}"
         )));
@@ -369,16 +363,9 @@ fn forget_routes(state: &AppState, meetings: &[String]) {
 /// Asks `node` to end `meetings` (best effort: failures are warnings, as in Scalelite).
 pub async fn end_on_node(state: &AppState, node: &Node, meetings: &[String]) {
     for meeting_id in meetings {
-        let query = format!("meetingID={}", conflux_shared::query::encode(meeting_id));
         if let Err(e) = state
             .node_client
-            .call(
-                node,
-                "end",
-                &query,
-                None,
-                "Unable to access meeting on server.",
-            )
+            .meeting_call(node, "end", meeting_id)
             .await
         {
             tracing::warn!(meeting_id, node = %node.name, error = %e, "Could not end a meeting on its node.");

@@ -219,6 +219,16 @@ async fn geo_placement_follows_health_and_location() {
     lb.cli_ok(&["servers", "force", "porto-alegre", "off"]);
     cpus.lock().unwrap().insert("porto-alegre", Some(20.0));
     assert!(check_is("porto-alegre", "cpu", "OK").await);
+    // The CLI wrote the store; wait until the running balancer has taken the force in.
+    let forced_off = || async {
+        lb.admin_json("/nodes")
+            .await
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["name"] == "porto-alegre" && n["forced"] == "forced off")
+    };
+    assert!(eventually(forced_off).await);
     assert_ne!(
         create_from(&lb, "poa-3", "198.51.100.9").await,
         "porto-alegre",
