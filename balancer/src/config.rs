@@ -226,6 +226,7 @@ const ALIASES: &[Alias] = &[
         Kind::Bool,
     ),
     alias("BUILD_NUMBER", "api", "build_number", Kind::Text),
+    alias("URL_HOST", "api", "public_url", Kind::Text),
     alias("DATABASE_URL", "store", "url", Kind::Text),
     alias("RECORDING_SPOOL_DIR", "recordings", "spool_dir", Kind::Text),
     alias(

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api;
 pub mod archives;
 pub mod auth;
+pub mod callbacks;
 pub mod changing;
 pub mod cli;
 pub mod config;
@@ -120,6 +121,8 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
     };
     agents::routes(state.clone())
         .or(archives::routes(state.clone()))
+        .unify()
+        .or(callbacks::routes(state.clone()))
         .unify()
         .or(metrics)
         .unify()

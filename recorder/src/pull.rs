@@ -376,6 +376,27 @@ fn open(
     result
 }
 
+/// The format's thumbnails as this server serves them: an image the node named
+/// `https://node/<format>/<recordID>/<path>` whose `<path>` is in the unpacked `folder` is
+/// listed under `<public_url>/playback/<format>/<recordID>/<path>`; the others are dropped.
+fn served_thumbnails(format: &mut PlaybackFormat, folder: &Path, public_url: &str, rid: &str) {
+    let marker = format!("/{}/{rid}/", format.format_type);
+    let served = format!("{public_url}/playback/{}/{rid}/", format.format_type);
+    format.retain_thumbnails(|url| {
+        let Some((_, path)) = url.split_once(&marker) else {
+            return false;
+        };
+        let safe = Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !safe || !folder.join(path).is_file() {
+            return false;
+        }
+        *url = format!("{served}{path}");
+        true
+    });
+}
+
 /// Moves the unpacked formats into `published/` and builds the recording's listing.
 fn publish(
     config: &Config,
@@ -394,14 +415,16 @@ fn publish(
                 "{format}/metadata.xml is not BBB's metadata"
             )));
         };
-        playback.push(PlaybackFormat {
+        let mut listed = PlaybackFormat {
             format_type: format.clone(),
             url: format!("{}/playback/{format}/{}/", config.public_url, p.record_id),
-            processing_time: r.playback.first().map_or(0, |f| f.processing_time),
+            processing_time: r.playback.first().and_then(|f| f.processing_time),
             length: r.playback.first().map_or(0, |f| f.length),
-            preview: None,
+            preview: r.playback.first().and_then(|f| f.preview.clone()),
             extra: Vec::new(),
-        });
+        };
+        served_thumbnails(&mut listed, &from, &config.public_url, &p.record_id);
+        playback.push(listed);
         if recording.is_none() || format == "presentation" {
             recording = Some(r);
         }

@@ -34,13 +34,20 @@ pub fn to_element(r: &Recording) -> Element {
         .with(meeting)
         .with(meta);
     for format in &r.playback {
-        root.push(
-            Element::new("playback")
-                .with_text("format", &format.format_type)
-                .with_text("link", &format.url)
-                .with_text("processing_time", format.processing_time)
-                .with_text("duration", format.length * 60_000),
-        );
+        let mut playback = Element::new("playback")
+            .with_text("format", &format.format_type)
+            .with_text("link", &format.url);
+        if let Some(ms) = format.processing_time {
+            playback.push(Element::text("processing_time", ms.to_string()));
+        }
+        playback.push(Element::text(
+            "duration",
+            (format.length * 60_000).to_string(),
+        ));
+        if let Some(preview) = &format.preview {
+            playback.push(Element::new("extensions").with(preview.clone()));
+        }
+        root.push(playback);
     }
     root
 }
@@ -98,14 +105,17 @@ pub fn from_element(root: &Element) -> Option<Recording> {
                 url: p.child_text("link").unwrap_or_default().to_owned(),
                 processing_time: p
                     .child_text("processing_time")
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0),
+                    .and_then(|t| t.trim().parse().ok()),
                 length: p
                     .child_text("duration")
                     .and_then(|t| t.parse::<u64>().ok())
                     .unwrap_or(0)
                     / 60_000,
-                preview: None,
+                // Thumbnails: `<extensions><preview><images><image ...>URL</image>`.
+                preview: p
+                    .child("extensions")
+                    .and_then(|e| e.child("preview"))
+                    .cloned(),
                 extra: Vec::new(),
             })
             .collect(),
@@ -116,6 +126,7 @@ pub fn from_element(root: &Element) -> Option<Recording> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::response::Thumbnail;
 
     #[test]
     fn a_metadata_file_without_its_meeting_element_names_the_meeting_from_meta() {
@@ -151,8 +162,15 @@ mod tests {
             playback: vec![PlaybackFormat {
                 format_type: "presentation".into(),
                 url: "http://x/playback/presentation/2.3/abc-1".into(),
-                processing_time: 10,
+                processing_time: Some(10),
                 length: 2,
+                preview: PlaybackFormat::preview_of(&[Thumbnail {
+                    url: "http://x/presentation/abc-1/presentation/d1/thumbnails/thumb-1.png"
+                        .into(),
+                    width: 176,
+                    height: 136,
+                    alt: "Welcome".into(),
+                }]),
                 ..PlaybackFormat::default()
             }],
             ..Recording::default()
@@ -168,13 +186,27 @@ mod tests {
             <meeting id="r1" breakout="false"/>
             <meta><meetingId>ext</meetingId><meetingName>Class</meetingName><isBreakout>false</isBreakout></meta>
             <playback><format>presentation</format><link>https://n/playback/presentation/2.3/r1</link>
-            <processing_time>7</processing_time><duration>120000</duration></playback></recording>"#;
-        let r = parse(xml).unwrap();
+            <processing_time>7</processing_time><duration>120000</duration>
+            <extensions><preview><images><image width="176" height="136" alt="Hi">https://n/presentation/r1/presentation/d/thumbnails/thumb-1.png</image></images></preview></extensions>
+            </playback></recording>"#;
+        let mut r = parse(xml).unwrap();
         assert_eq!(
             (r.meeting_id.as_str(), r.name.as_str(), r.state.as_str()),
             ("ext", "Class", "published")
         );
         assert_eq!((r.playback[0].length, r.participants), (2, 2));
+        assert_eq!(r.playback[0].processing_time, Some(7));
+        let mut urls = Vec::new();
+        r.playback[0].retain_thumbnails(|url| {
+            urls.push(url.clone());
+            true
+        });
+        assert_eq!(
+            urls,
+            ["https://n/presentation/r1/presentation/d/thumbnails/thumb-1.png"]
+        );
+        r.playback[0].retain_thumbnails(|_| false);
+        assert_eq!(r.playback[0].preview, None, "no image, no preview");
         assert_eq!(parse("<response/>"), None);
     }
 

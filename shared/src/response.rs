@@ -13,7 +13,7 @@ mod session;
 
 pub use meeting::{Attendee, Meeting};
 pub use messages::Message;
-pub use recording::{PlaybackFormat, Recording};
+pub use recording::{PlaybackFormat, Recording, Thumbnail};
 pub use recording_query::{MetaRule, RecordingQuery};
 pub use session::{Created, Joined};
 

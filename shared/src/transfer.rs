@@ -113,6 +113,21 @@ fn mac(secret: &str, parts: &[&str]) -> HmacSha256 {
     mac
 }
 
+/// The tag in the balancer's meeting-ended callback URL (which BBB calls unsigned): binds the
+/// URL to `meeting_id` under the integration's `secret`.
+pub fn meeting_tag(secret: &str, meeting_id: &str) -> String {
+    let tag = mac(secret, &["ended", meeting_id]).finalize().into_bytes();
+    hex::encode(&tag[..16])
+}
+
+/// Whether `tag` is [`meeting_tag`] of `meeting_id` under `secret`.
+pub fn verify_meeting_tag(secret: &str, meeting_id: &str, tag: &str) -> bool {
+    meeting_tag(secret, meeting_id)
+        .as_bytes()
+        .ct_eq(tag.as_bytes())
+        .into()
+}
+
 /// A one-time playback token for `format` of recording `record_id`, valid until `expires`
 /// (unix seconds): `EXPIRES.NONCE.MAC`, MAC keyed with the integration's secret.
 pub fn playback_token(secret: &str, record_id: &str, format: &str, expires: i64) -> String {
@@ -176,27 +191,68 @@ fn rand_bytes() -> [u8; 16] {
     bytes
 }
 
-/// An HS256 JSON Web Token of `claims`, as BBB signs its recording-ready callback
-/// (`signed_parameters`).
-pub fn jwt_hs256(secret: &str, claims: &serde_json::Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+/// The HMAC algorithms of the JSON Web Tokens BBB signs its callbacks with: HS256 for the
+/// recording-ready callback (`signed_parameters`), HS512 for the analytics callback's bearer
+/// token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlg {
+    Hs256,
+    Hs512,
+}
+
+impl JwtAlg {
+    fn name(self) -> &'static str {
+        match self {
+            JwtAlg::Hs256 => "HS256",
+            JwtAlg::Hs512 => "HS512",
+        }
+    }
+
+    fn sign(self, secret: &str, input: &[u8]) -> Vec<u8> {
+        fn tag<M: Mac + hmac::digest::KeyInit>(secret: &str, input: &[u8]) -> Vec<u8> {
+            let mut mac = <M as Mac>::new_from_slice(secret.as_bytes()).expect("any key length");
+            mac.update(input);
+            mac.finalize().into_bytes().to_vec()
+        }
+        match self {
+            JwtAlg::Hs256 => tag::<Hmac<Sha256>>(secret, input),
+            JwtAlg::Hs512 => tag::<Hmac<sha2::Sha512>>(secret, input),
+        }
+    }
+}
+
+/// A JSON Web Token of `claims` signed with `secret`.
+pub fn jwt(alg: JwtAlg, secret: &str, claims: &serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{}","typ":"JWT"}}"#, alg.name()));
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signing_input = format!("{header}.{payload}");
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(alg.sign(secret, signing_input.as_bytes()));
     format!("{signing_input}.{signature}")
 }
 
-/// The claims of an HS256 token signed with `secret`, if the signature holds.
-pub fn jwt_hs256_claims(secret: &str, token: &str) -> Option<serde_json::Value> {
+/// The claims of a token signed with `secret` by HS256 or HS512 (as its header says), if the
+/// signature holds and its `exp`, when it has one, is not before `now` (seconds).
+pub fn jwt_claims(secret: &str, token: &str, now: i64) -> Option<serde_json::Value> {
     let (signing_input, signature) = token.rsplit_once('.')?;
-    let (_, payload) = signing_input.split_once('.')?;
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).ok()?;
-    mac.update(signing_input.as_bytes());
-    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
-        .ok()?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    let (header, payload) = signing_input.split_once('.')?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let alg = match header["alg"].as_str()? {
+        "HS256" => JwtAlg::Hs256,
+        "HS512" => JwtAlg::Hs512,
+        _ => return None,
+    };
+    let expected = alg.sign(secret, signing_input.as_bytes());
+    let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    if !bool::from(expected.ct_eq(&given)) {
+        return None;
+    }
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    match claims.get("exp") {
+        None => Some(claims),
+        Some(exp) => (exp.as_i64()? >= now).then_some(claims),
+    }
 }
 
 /// Base64 (standard alphabet) for the metadata header.
@@ -250,18 +306,31 @@ mod tests {
     }
 
     #[test]
-    fn jwt_matches_a_known_hs256_token() {
+    fn jwt_matches_known_tokens_and_checks_expiry() {
         // jwt.io's example: {"sub":"1234567890","name":"John Doe","iat":1516239022}, key
         // "your-256-bit-secret"; serde_json orders keys, so compare by verification.
         let known = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
-        let claims = jwt_hs256_claims("your-256-bit-secret", known).unwrap();
+        let claims = jwt_claims("your-256-bit-secret", known, 0).unwrap();
         assert_eq!(claims["name"], "John Doe");
-        assert!(jwt_hs256_claims("wrong", known).is_none());
-        let ours = jwt_hs256(
+        assert!(jwt_claims("wrong", known, 0).is_none());
+        let ours = jwt(
+            JwtAlg::Hs256,
             "k",
             &serde_json::json!({"meeting_id": "m", "record_id": "r"}),
         );
-        assert_eq!(jwt_hs256_claims("k", &ours).unwrap()["record_id"], "r");
+        assert_eq!(jwt_claims("k", &ours, 0).unwrap()["record_id"], "r");
+        let hs512 = jwt(JwtAlg::Hs512, "k", &serde_json::json!({"exp": 100}));
+        assert!(hs512.starts_with("eyJhbGciOiJIUzUxMiIs"), "{hs512}");
+        assert!(jwt_claims("k", &hs512, 100).is_some());
+        assert!(jwt_claims("k", &hs512, 101).is_none(), "expired");
+        assert!(jwt_claims("x", &hs512, 0).is_none());
+        // A token claiming another algorithm (or none) is refused.
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode("{}")
+        );
+        assert!(jwt_claims("k", &none, 0).is_none());
     }
 
     #[test]

@@ -473,6 +473,7 @@ pub struct BalancerBuilder {
     config: String,
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
+    listen: String,
 }
 
 /// A running `conflux-balancer serve` with its data directory.
@@ -496,6 +497,7 @@ pub fn balancer() -> BalancerBuilder {
         config: String::new(),
         env: Vec::new(),
         wrapper: Vec::new(),
+        listen: "127.0.0.1:0".into(),
     }
 }
 
@@ -540,6 +542,20 @@ impl BalancerBuilder {
         self
     }
 
+    /// Listens on a port chosen now and names it as its public URL (`api.public_url`), so
+    /// nodes call the balancer back.
+    pub fn public_url(mut self) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        self.listen = format!("127.0.0.1:{port}");
+        self.env(
+            "CONFLUX_API__PUBLIC_URL",
+            &format!("http://127.0.0.1:{port}"),
+        )
+    }
+
     /// Starts `serve` with this open-file limit (soft, hard), as a shell's `ulimit -n` would.
     pub fn open_files(mut self, soft: u64, hard: u64) -> Self {
         self.wrapper = vec![
@@ -573,7 +589,7 @@ impl BalancerBuilder {
         for (name, url, secret) in &self.nodes {
             lb.cli_ok(&["servers", "add", url, secret, "--name", name, "--enable"]);
         }
-        lb.start_serving("127.0.0.1:0").await;
+        lb.start_serving(&self.listen).await;
         lb
     }
 }

@@ -6,6 +6,7 @@
 //! a small page so a browser following a join redirect lands somewhere real.
 
 mod api;
+mod callbacks;
 mod control;
 mod lifecycle;
 mod meetings;

@@ -69,7 +69,14 @@ pub async fn handle(
         },
         None => (place(state, &req, &integration, &meeting_id).await?, true),
     };
-    let mut query = node_query(state, &req, &integration, wants_record, tag.as_deref());
+    let mut query = node_query(
+        state,
+        &req,
+        &integration,
+        &meeting_id,
+        wants_record,
+        tag.as_deref(),
+    );
     let body = req.node_body();
     let mut attempts = 0;
     let mut failovers = 0;
@@ -88,7 +95,14 @@ pub async fn handle(
                 failovers += 1;
                 let (next, tag) = place(state, &req, &integration, &meeting_id).await?;
                 node = next;
-                query = node_query(state, &req, &integration, wants_record, tag.as_deref());
+                query = node_query(
+                    state,
+                    &req,
+                    &integration,
+                    &meeting_id,
+                    wants_record,
+                    tag.as_deref(),
+                );
                 continue;
             }
             Err(e) => {
@@ -322,11 +336,13 @@ async fn forget(state: &Arc<AppState>, meeting_id: &str) {
 /// fingerprint), and the recording-ready URL is held back: the balancer calls it once the
 /// recording is on the recorder, not when the node has processed it. `meta_server-tag` is
 /// `tag`, the one the node was chosen for (Scalelite: no `!`, none for an untagged node), and
-/// `meta_tenant-id`/`meta_tenant-name` name the integration.
+/// `meta_tenant-id`/`meta_tenant-name` name the integration. With `api.public_url`, the
+/// callbacks BBB makes point at the balancer, which relays them (`callbacks`).
 fn node_query(
     state: &AppState,
     req: &ApiRequest,
     integration: &Integration,
+    meeting_id: &str,
     wants_record: bool,
     tag: Option<&str>,
 ) -> String {
@@ -361,6 +377,18 @@ fn node_query(
         if asked == 0 || asked > api.max_meeting_duration {
             overrides.push(("duration".into(), api.max_meeting_duration.to_string()));
         }
+    }
+    let to_recorder = integration.recorder.is_some() && wants_record;
+    if let Some(public_url) = &api.public_url {
+        let (dropped, relayed) = crate::callbacks::node_metadata(
+            public_url,
+            integration,
+            meeting_id,
+            &req.params,
+            !to_recorder,
+        );
+        exclude.extend(dropped);
+        overrides.extend(relayed);
     }
     match (&integration.recorder, wants_record) {
         (Some(recorder), true) => {

@@ -134,9 +134,13 @@ async fn list(
     }))
 }
 
-/// A stored recording as the integration sees it: the balancer's own metadata hidden;
-/// archived ones say whether they are protected, and protected playback links carry a fresh
-/// one-time token for the recorder.
+/// Metadata BBB repeats from the recording's own elements; Scalelite's importer leaves them
+/// out of the listing, and so does the balancer.
+const REPEATED_META: [&str; 3] = ["isBreakout", "meetingId", "meetingName"];
+
+/// A stored recording as the integration sees it (Scalelite's document): the balancer's own
+/// metadata and the repeated keys hidden, formats by name; archived ones say whether they are
+/// protected, and protected playback links carry a fresh one-time token for the recorder.
 fn present(
     state: &AppState,
     integration: &Integration,
@@ -146,7 +150,9 @@ fn present(
     r.metadata.retain(|(k, _)| {
         !k.to_ascii_lowercase()
             .starts_with(transfer::RESERVED_META_PREFIX)
+            && !REPEATED_META.contains(&k.as_str())
     });
+    r.playback.sort_by(|a, b| a.format_type.cmp(&b.format_type));
     if row.archive.is_none() {
         return Some(r);
     }

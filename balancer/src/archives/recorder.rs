@@ -300,7 +300,7 @@ async fn report(
             super::discard(&state.config, &record_id);
             let state = state.clone();
             tokio::spawn(async move {
-                super::retention::relay_ready(&state, &integration, &recording).await;
+                crate::callbacks::relay_ready(&state, &integration, &recording).await;
             });
             json(StatusCode::OK, &json!({ "ok": true }))
         }

@@ -1,13 +1,11 @@
-//! Retention (an integration's recordings are deleted N days after they ended, everywhere:
+//! Retention: an integration's recordings are deleted N days after they ended, everywhere:
 //! the store, the balancer's archive, the node through the agent's settlement, the recorder
-//! through its feed) and the recording-ready callback relayed once a recording is on its
-//! recorder.
+//! through its feed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use conflux_shared::response::Recording;
-use conflux_shared::transfer;
 
 use crate::state::AppState;
 use conflux_store::{self as store, Integration};
@@ -81,59 +79,6 @@ async fn delete(
         }
         Err(e) => {
             tracing::error!(record_id = %row.record_id, error = %e, "Retention: could not delete.")
-        }
-    }
-}
-
-/// POSTs `signed_parameters` (an HS256 JWT of meeting_id and record_id, as BBB sends it) to the
-/// recording-ready URL the front-end gave at create, trying the integration's secrets in turn
-/// until one is accepted; 404 and 410 stop (Scalelite's rules).
-pub async fn relay_ready(state: &AppState, integration: &Integration, recording: &Recording) {
-    let (meeting, id) = (recording.meeting_id.clone(), integration.id);
-    let url = match state.store.created_params(&meeting, id).await {
-        Ok(Some(params)) => conflux_shared::transfer::READY_URL_KEYS
-            .iter()
-            .find_map(|k| params.get(*k).and_then(|v| v.as_str()).map(str::to_owned)),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::error!(error = %e, "Could not read the meeting's create parameters.");
-            None
-        }
-    };
-    let Some(url) = url.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
-        return;
-    };
-    let client = match state.node_client.http() {
-        Ok(c) => c,
-        Err(e) => return tracing::error!(error = %e, "No HTTP client for the callback."),
-    };
-    let claims = serde_json::json!({
-        "meeting_id": recording.meeting_id,
-        "record_id": recording.record_id,
-    });
-    for secret in &integration.secrets {
-        let token = transfer::jwt_hs256(&secret.0, &claims);
-        match client
-            .post(&url)
-            .form(&[("signed_parameters", token)])
-            .send()
-            .await
-        {
-            Ok(answer) if answer.status().is_success() => {
-                tracing::info!(%url, record_id = %recording.record_id, "Recording-ready callback sent.");
-                return;
-            }
-            Ok(answer) if matches!(answer.status().as_u16(), 404 | 410) => {
-                tracing::warn!(%url, status = answer.status().as_u16(), "Recording-ready callback refused; giving up.");
-                return;
-            }
-            Ok(answer) => {
-                tracing::warn!(%url, status = answer.status().as_u16(), "Recording-ready callback refused.")
-            }
-            Err(e) => {
-                tracing::warn!(%url, error = %e, "Recording-ready callback failed.");
-                return;
-            }
         }
     }
 }

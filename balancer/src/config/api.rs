@@ -28,6 +28,11 @@ pub struct RawApi {
     /// Where a browser goes when the balancer refuses a join and neither the join's
     /// `errorRedirectUrl` nor the meeting's `logoutURL` says (empty: the error as XML).
     pub join_error_url: String,
+    /// The balancer's public address as nodes reach it (`https://lb.example.org`; a bare host
+    /// means https). When set, callbacks BBB signs with the node's secret (analytics,
+    /// recording-ready) and the meeting-ended callback are relayed through the balancer and
+    /// re-signed with the integration's secret. Scalelite's URL_HOST.
+    pub public_url: String,
     /// Algorithm used to sign calls to nodes: by default the strongest of
     /// `checksum_algorithms` when that is set, else sha256 (Scalelite's rule).
     pub node_checksum_algorithm: Option<String>,
@@ -57,6 +62,7 @@ impl Default for RawApi {
             override_join_params: BTreeMap::new(),
             build_number: String::new(),
             join_error_url: String::new(),
+            public_url: String::new(),
             node_checksum_algorithm: None,
             client_failure_burst: 20.0,
             client_failures_per_hour: 30.0,
@@ -82,6 +88,8 @@ pub struct ApiConfig {
     pub override_join_params: Vec<(String, String)>,
     pub build_number: String,
     pub join_error_url: Option<String>,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
     pub failures: crate::failures::FailureLimits,
 }
 
@@ -134,6 +142,17 @@ impl RawApi {
                 ))
             }
         };
+        let public_url = match self.public_url.trim().trim_end_matches('/') {
+            "" => None,
+            url if conflux_shared::signed_url::is_web_url(url) => Some(url.to_owned()),
+            host if !host.contains(['/', '?', '#', ' ', '@']) => Some(format!("https://{host}")),
+            url => {
+                return Err(invalid(
+                    "api.public_url",
+                    format!("{url:?} is neither an http(s) URL nor a host name"),
+                ))
+            }
+        };
         Ok(ApiConfig {
             algorithms,
             node_algorithm,
@@ -149,6 +168,7 @@ impl RawApi {
             override_join_params: self.override_join_params.into_iter().collect(),
             build_number: self.build_number,
             join_error_url,
+            public_url,
             failures,
         })
     }

@@ -28,8 +28,9 @@ pub struct PlaybackFormat {
     /// `presentation`, `video`, `podcast`, ...
     pub format_type: String,
     pub url: String,
-    /// Milliseconds.
-    pub processing_time: u64,
+    /// Milliseconds; `None` where the source did not say (the element is then left out, as
+    /// Scalelite leaves it out).
+    pub processing_time: Option<u64>,
     /// Minutes.
     pub length: u64,
     /// The `<preview>` element as received (thumbnails with attributes).
@@ -115,13 +116,58 @@ impl Recording {
     }
 }
 
+/// One thumbnail of a format's preview, as BBB lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+    pub alt: String,
+}
+
 impl PlaybackFormat {
+    /// A `<preview><images><image alt width height>URL</image>…` element of `thumbnails`
+    /// (`None` without any).
+    pub fn preview_of(thumbnails: &[Thumbnail]) -> Option<Element> {
+        let mut images = Element::new("images");
+        for t in thumbnails {
+            let mut image = Element::text("image", t.url.clone());
+            image.attrs = vec![
+                ("alt".into(), t.alt.clone()),
+                ("height".into(), t.height.to_string()),
+                ("width".into(), t.width.to_string()),
+            ];
+            images.push(image);
+        }
+        (!thumbnails.is_empty()).then(|| Element::new("preview").with(images))
+    }
+
+    /// Keeps the preview's images for which `keep` (which may rewrite the URL, the image's
+    /// text) returns true; the preview goes when no image is left.
+    pub fn retain_thumbnails(&mut self, mut keep: impl FnMut(&mut String) -> bool) {
+        let Some(preview) = &mut self.preview else {
+            return;
+        };
+        for images in preview.children.iter_mut().filter(|c| c.name == "images") {
+            images
+                .children
+                .retain_mut(|image| image.name != "image" || keep(&mut image.text));
+        }
+        let any = preview
+            .children
+            .iter()
+            .any(|c| c.name == "images" && c.children.iter().any(|i| i.name == "image"));
+        if !any {
+            self.preview = None;
+        }
+    }
+
     pub fn from_element(element: &Element) -> Result<PlaybackFormat, XmlError> {
         let mut r = FieldReader::new(element);
         let format = PlaybackFormat {
             format_type: r.string("type"),
             url: r.string("url"),
-            processing_time: r.u64("processingTime")?,
+            processing_time: r.opt_u64("processingTime")?,
             length: r.u64("length")?,
             preview: r.take("preview").cloned(),
             extra: Vec::new(),
@@ -135,9 +181,11 @@ impl PlaybackFormat {
     pub fn to_element(&self) -> Element {
         let mut e = Element::new("format")
             .with_text("type", &self.format_type)
-            .with_text("url", &self.url)
-            .with_text("processingTime", self.processing_time)
-            .with_text("length", self.length);
+            .with_text("url", &self.url);
+        if let Some(ms) = self.processing_time {
+            e.push(Element::text("processingTime", ms.to_string()));
+        }
+        e.push(Element::text("length", self.length.to_string()));
         if let Some(preview) = &self.preview {
             e.push(preview.clone());
         }

@@ -140,6 +140,7 @@ fn handle(sim: &Sim, method: &str, path: &[&str], body: &[u8]) -> Outcome {
         }),
         ("POST", ["meetings", id, "end"]) => with_meeting(sim, id, |m| {
             m.end(false);
+            super::callbacks::meeting_ended(sim, m);
             Ok(json!({ "ended": m.meeting_id }))
         }),
         ("POST", ["meetings", id, "recording"]) => {
@@ -198,7 +199,7 @@ fn status(sim: &Sim) -> serde_json::Value {
 /// Finishes the recording of meeting `id` (live or ended; it must have been created with
 /// `record=true`).
 fn produce_recording(sim: &Sim, id: &str, size: usize) -> Outcome {
-    let recording = {
+    let (recording, metadata) = {
         let inner = sim.lock();
         let meeting = inner
             .meetings
@@ -221,7 +222,7 @@ fn produce_recording(sim: &Sim, id: &str, size: usize) -> Outcome {
             end.saturating_sub(meeting.start_time) / 60_000,
         );
         recording.end_time = end;
-        recording
+        (recording, meeting.metadata.clone())
     };
     let path = match &sim.config.recordings_dir {
         Some(dir) => Some(write_folder(dir, &recording, size).map_err(|e| {
@@ -233,6 +234,8 @@ fn produce_recording(sim: &Sim, id: &str, size: usize) -> Outcome {
         None => None,
     };
     let record_id = recording.record_id.clone();
+    let meeting_id = recording.meeting_id.clone();
     sim.lock().recordings.insert(record_id.clone(), recording);
+    super::callbacks::recording_ready(sim, &meeting_id, &metadata, &record_id);
     Ok(json!({ "recordID": record_id, "path": path }))
 }

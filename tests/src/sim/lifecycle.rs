@@ -31,6 +31,7 @@ fn sweep(sim: &Sim, now: Instant) {
             });
         if out_of_time || never_joined || left_empty {
             meeting.end(false);
+            super::callbacks::meeting_ended(sim, meeting);
         }
     }
     let retention = sim.config.ended_retention;

@@ -367,6 +367,7 @@ pub(crate) fn end(sim: &Sim, req: &ApiRequest) -> Answer {
     };
     with_live_meeting(sim, &meeting_id, |meeting| {
         meeting.end(true);
+        super::callbacks::meeting_ended(sim, meeting);
         Answer::Xml(
             Response::success(Body::Fields(Vec::new())).with_message(messages::SENT_END_MEETING),
         )

@@ -138,7 +138,21 @@ fn modify(
     Answer::Xml(Response::fields(&[answer]))
 }
 
-/// Writes a finished recording's folder (metadata.xml plus `size` bytes of media) and returns
+/// The slide thumbnail a recording's folder holds (BBB's
+/// `presentation/<deck>/thumbnails/thumb-N.png`), listed as its preview.
+pub(crate) const THUMBNAIL: &str =
+    "presentation/d2d9a672040fbde2a47a10bf6c37b6a4b5ae187f-1718000000100/thumbnails/thumb-1.png";
+
+/// A 1×1 PNG.
+const PNG: [u8; 67] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// Writes a finished recording's folder (metadata.xml, a thumbnail and `size` bytes of media) and returns
 /// its path.
 pub(crate) fn write_folder(
     dir: &Path,
@@ -152,6 +166,11 @@ pub(crate) fn write_folder(
     }
     std::fs::create_dir_all(tmp.join("video"))?;
     save_metadata(&tmp, recording)?;
+    let thumbnail = tmp.join(THUMBNAIL);
+    if let Some(folder) = thumbnail.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    std::fs::write(thumbnail, PNG)?;
     std::fs::write(
         tmp.join("shapes.svg"),
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1600\" height=\"900\"><rect width=\"1600\" height=\"900\" fill=\"white\"/></svg>\n",

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use conflux_shared::date::java_date;
-use conflux_shared::response::{Attendee, Meeting as MeetingInfo, PlaybackFormat, Recording};
+use conflux_shared::response::{
+    Attendee, Meeting as MeetingInfo, PlaybackFormat, Recording, Thumbnail,
+};
 use conflux_shared::Algorithm;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
@@ -186,9 +188,18 @@ impl Meeting {
                     "{public_url}/playback/presentation/2.3/{}",
                     self.internal_id
                 ),
-                processing_time: 1000,
+                processing_time: Some(1000),
                 length: length_minutes,
-                preview: None,
+                preview: PlaybackFormat::preview_of(&[Thumbnail {
+                    url: format!(
+                        "{public_url}/presentation/{}/{}",
+                        self.internal_id,
+                        super::recordings::THUMBNAIL
+                    ),
+                    width: 176,
+                    height: 136,
+                    alt: "Welcome".into(),
+                }]),
                 extra: Vec::new(),
             }],
             extra: Vec::new(),

@@ -72,6 +72,20 @@ async fn recordings_are_listed_per_integration_and_changed_on_their_node() {
     );
     let found = listed(&uni, &[]).await;
     assert!(found.iter().all(|r| r.meeting_id.starts_with("lecture")));
+    // Scalelite's document: BBB's repeated metadata left out, processingTime and the
+    // thumbnails kept as the node lists them.
+    for r in &found {
+        assert_eq!(r.meta("course"), Some("cs101"));
+        for key in ["meetingId", "meetingName", "isBreakout"] {
+            assert_eq!(r.meta(key), None, "{key} in {:?}", r.metadata);
+        }
+        let format = &r.playback[0];
+        assert_eq!(format.processing_time, Some(1000));
+        let preview = format.preview.as_ref().expect("a preview");
+        let image = &preview.children[0].children[0];
+        assert!(image.text.ends_with("thumbnails/thumb-1.png"), "{image:?}");
+        assert_eq!(image.attr("width"), Some("176"));
+    }
     let school_list = listed(&school, &[]).await;
     assert_eq!(
         school_list

@@ -9,6 +9,7 @@ mod balancer_failover;
 mod balancer_mconf;
 mod balancer_recordings;
 mod balancer_scalelite;
+mod callbacks;
 mod demo;
 mod hardening;
 mod interop;

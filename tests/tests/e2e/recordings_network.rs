@@ -30,6 +30,17 @@ async fn listed(bbb: &BbbClient, params: &[(&str, &str)]) -> Vec<Recording> {
 }
 
 /// A recorder-signed balancer URL (what conflux-recorder sends).
+/// The preview image URLs of a recording's first format.
+fn thumbnail_urls(recording: &Recording) -> Vec<String> {
+    let mut format = recording.playback[0].clone();
+    let mut urls = Vec::new();
+    format.retain_thumbnails(|url| {
+        urls.push(url.clone());
+        true
+    });
+    urls
+}
+
 fn recorder_url(lb: &Balancer, path: &str, call: &str, secret: &str) -> String {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -302,6 +313,13 @@ async fn recordings_travel_encrypted_to_their_institutions_recorder() {
         .unwrap();
     assert_eq!(video.status(), 200);
     assert_eq!(video.bytes().await.unwrap(), media);
+    // The slide thumbnails (Greenlight's previews) are listed and served by the recorder.
+    let thumbnails = thumbnail_urls(&recording);
+    assert_eq!(thumbnails.len(), 1, "{:?}", recording.playback[0].preview);
+    assert!(thumbnails[0].starts_with(&playback), "{}", thumbnails[0]);
+    let image = http().get(&thumbnails[0]).send().await.unwrap();
+    assert_eq!(image.status(), 200);
+    assert!(image.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
     // Once the recorder has it, the balancer and the node drop their copies.
     assert!(
@@ -517,7 +535,7 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
         .expect("no recording-ready callback")
         .unwrap();
     let claims =
-        conflux_shared::transfer::jwt_hs256_claims(UNI, &token).expect("signed with the secret");
+        conflux_shared::transfer::jwt_claims(UNI, &token, 0).expect("signed with the secret");
     assert_eq!(claims["record_id"], "rec-good-1");
     assert_eq!(claims["meeting_id"], "good");
 

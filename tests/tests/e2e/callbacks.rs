@@ -1,0 +1,240 @@
+//! The callbacks BBB makes for a meeting (analytics, recording ready, meeting ended), relayed by
+//! the balancer (`api.public_url`) to the front-end and signed with the integration's secret:
+//! the node never learns the front-end's URLs, and callbacks that no node signed are refused
+//! without anything reaching the front-end.
+
+use std::time::Duration;
+
+use conflux_shared::response::Body;
+use conflux_shared::transfer::{jwt, jwt_claims, JwtAlg};
+use conflux_shared::{Algorithm, Query};
+use conflux_tests::harness::{balancer, http, sim, BbbClient};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use warp::Filter;
+
+const UNI: &str = "uni-secret-0123456789";
+
+/// One request the front-end received.
+#[derive(Debug)]
+struct Hit {
+    path: String,
+    query: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+/// A front-end that records every request it gets.
+async fn front_end() -> (String, mpsc::UnboundedReceiver<Hit>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let record = warp::path::full()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::bytes())
+        .map(
+            move |path: warp::path::FullPath,
+                  query: String,
+                  authorization,
+                  body: warp::hyper::body::Bytes| {
+                let _ = tx.send(Hit {
+                    path: path.as_str().to_owned(),
+                    query,
+                    authorization,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                "ok"
+            },
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(record).incoming(listener).run());
+    (url, rx)
+}
+
+async fn next_hit(rx: &mut mpsc::UnboundedReceiver<Hit>) -> Hit {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no callback reached the front-end")
+        .expect("front-end gone")
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(conflux_shared::date::now_ms() / 1000).unwrap()
+}
+
+async fn metadata_on_node(node: &BbbClient, meeting_id: &str) -> Vec<(String, String)> {
+    match node
+        .call("getMeetingInfo", &[("meetingID", meeting_id)])
+        .await
+        .body
+    {
+        Body::Meeting(m) => m.metadata,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn callbacks_reach_the_front_end_signed_with_its_secret() {
+    let (fe, mut hits) = front_end().await;
+    let n1 = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&n1])
+        .integration("uni", UNI)
+        .public_url()
+        .config("[recordings]\nrequire_recorder = false")
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    let (analytics_url, ended_url, ready_url) = (
+        format!("{fe}/analytics"),
+        format!("{fe}/ended?room=7"),
+        format!("{fe}/ready"),
+    );
+    assert!(uni
+        .call(
+            "create",
+            &[
+                ("meetingID", "m1"),
+                ("name", "Lecture"),
+                ("record", "true"),
+                ("meta_analytics-callback-url", &analytics_url),
+                ("meta_endCallbackUrl", &ended_url),
+                ("meta_bbb-recording-ready-url", &ready_url),
+            ],
+        )
+        .await
+        .is_success());
+
+    // The node is given the balancer's URLs, never the front-end's.
+    let node = n1.client(Algorithm::Sha1);
+    let metadata = metadata_on_node(&node, "m1").await;
+    let on_node = |key: &str| {
+        metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{key} not sent: {metadata:?}"))
+    };
+    let callback_base = format!("{}/conflux/callback/", lb.url);
+    for key in [
+        "analytics-callback-url",
+        "endcallbackurl",
+        "bbb-recording-ready-url",
+    ] {
+        assert!(on_node(key).starts_with(&callback_base), "{key}");
+    }
+    assert!(
+        metadata.iter().all(|(_, v)| !v.contains(&fe)),
+        "{metadata:?}"
+    );
+
+    // The meeting ends: the meeting-ended GET and the analytics POST are relayed.
+    assert!(uni.call("end", &[("meetingID", "m1")]).await.is_success());
+    let (mut ended, mut analytics) = (None, None);
+    while ended.is_none() || analytics.is_none() {
+        let hit = next_hit(&mut hits).await;
+        match hit.path.as_str() {
+            "/ended" => ended = Some(hit),
+            "/analytics" => analytics = Some(hit),
+            other => panic!("unexpected callback {other}: {hit:?}"),
+        }
+    }
+    let ended = ended.unwrap();
+    assert_eq!(ended.query, "room=7&recordingmarks=false&meetingID=m1");
+    let analytics = analytics.unwrap();
+    let token = analytics
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .expect("a bearer token");
+    assert!(token.starts_with("eyJhbGciOiJIUzUxMiIs"), "HS512: {token}");
+    let claims = jwt_claims(UNI, token, now_secs()).expect("signed with the integration's secret");
+    assert!(claims["exp"].as_i64().unwrap() > now_secs() + 3600);
+    assert!(
+        jwt_claims(&n1.secret, token, now_secs()).is_none(),
+        "not the node's"
+    );
+    let data: Value = serde_json::from_str(&analytics.body).unwrap();
+    assert_eq!(data["meeting_id"], "m1", "the node's JSON, as sent");
+
+    // The recording is ready on the node: the balancer lists it, then tells the front-end.
+    let (status, body) = n1
+        .control(Method::POST, "meetings/m1/recording", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let record_id = body["recordID"].as_str().unwrap().to_owned();
+    let ready = next_hit(&mut hits).await;
+    assert_eq!(ready.path, "/ready");
+    let form = Query::parse(&ready.body).unwrap();
+    let signed = form.get("signed_parameters").expect("signed_parameters");
+    let claims = jwt_claims(UNI, signed, now_secs()).expect("signed with the integration's secret");
+    assert_eq!(claims["record_id"], record_id.as_str());
+    assert_eq!(claims["meeting_id"], "m1");
+    match uni.call("getRecordings", &[("meetingID", "m1")]).await.body {
+        Body::Recordings(list) => assert_eq!(list.len(), 1, "listed before the callback"),
+        other => panic!("{other:?}"),
+    }
+
+    // Callbacks no node signed, or for another meeting, reach nobody.
+    let analytics_path = on_node("analytics-callback-url");
+    let forged = jwt(JwtAlg::Hs512, UNI, &json!({ "exp": now_secs() + 60 }));
+    let refused = http()
+        .post(&analytics_path)
+        .bearer_auth(forged)
+        .json(&json!({ "meeting_id": "m1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let unsigned = http()
+        .post(&analytics_path)
+        .json(&json!({ "meeting_id": "m1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let expired = jwt(JwtAlg::Hs512, &n1.secret, &json!({ "exp": now_secs() - 5 }));
+    let refused = http()
+        .post(&analytics_path)
+        .bearer_auth(expired)
+        .json(&json!({ "meeting_id": "m1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "expired");
+    let ready_path = on_node("bbb-recording-ready-url");
+    let wrong = jwt(
+        JwtAlg::Hs256,
+        "not-a-node-secret",
+        &json!({ "meeting_id": "m1", "record_id": record_id }),
+    );
+    let refused = http()
+        .post(&ready_path)
+        .form(&[("signed_parameters", wrong)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let ended_path = on_node("endcallbackurl");
+    for query in ["meetingID=other&recordingmarks=false", ""] {
+        let refused = http()
+            .get(format!("{ended_path}?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 404, "the tag names m1 only ({query})");
+    }
+    let other_integration = ended_path.replacen("/callback/", "/callback/9", 1);
+    let refused = http()
+        .get(format!("{other_integration}?meetingID=m1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        hits.try_recv().is_err(),
+        "a refused callback reached the front-end"
+    );
+}
