@@ -238,3 +238,61 @@ async fn callbacks_reach_the_front_end_signed_with_its_secret() {
         "a refused callback reached the front-end"
     );
 }
+
+#[tokio::test]
+async fn a_meeting_ended_on_its_node_shows_ended_between_polls() {
+    let (fe, mut hits) = front_end().await;
+    let n1 = sim().start().await;
+    let lb = balancer()
+        .nodes(&[&n1])
+        .integration("uni", UNI)
+        .public_url()
+        .env("CONFLUX_POLLER__INTERVAL_SECS", "600")
+        .start()
+        .await;
+    let uni = lb.client(UNI, Algorithm::Sha256);
+    let ended_url = format!("{fe}/ended");
+    assert!(uni
+        .call(
+            "create",
+            &[
+                ("meetingID", "m2"),
+                ("name", "Seminar"),
+                ("meta_endCallbackUrl", &ended_url)
+            ],
+        )
+        .await
+        .is_success());
+    assert_eq!(ended_at(&uni, "m2").await, Some(0));
+    // The meeting ends on the node (its last user left, its duration ran out...).
+    let started = std::time::Instant::now();
+    let (status, body) = n1.control(Method::POST, "meetings/m2/end", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        next_hit(&mut hits).await.query,
+        "recordingmarks=false&meetingID=m2"
+    );
+    let mut shown = false;
+    while started.elapsed() < Duration::from_secs(3) {
+        if ended_at(&uni, "m2").await.is_some_and(|t| t > 0) {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        shown,
+        "getMeetings still shows m2 running 3 s after it ended"
+    );
+}
+
+/// When getMeetings says `meeting_id` ended (0: running or not started).
+async fn ended_at(client: &BbbClient, meeting_id: &str) -> Option<u64> {
+    match client.call("getMeetings", &[]).await.body {
+        Body::Meetings(list) => list
+            .iter()
+            .find(|m| m.meeting_id == meeting_id)
+            .map(|m| m.end_time),
+        other => panic!("{other:?}"),
+    }
+}
