@@ -34,6 +34,10 @@ use crate::state::AppState;
 /// Largest request body accepted (inline presentations in create/insertDocument).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
+/// The path under which the index answers what Mconf's mobile clients expect (a reserved
+/// prefix: `ops::integrations::RESERVED_PREFIXES`).
+const MOBILE_BASE: &str = "mobile";
+
 /// Where a request goes, from its path.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -42,10 +46,13 @@ pub(crate) enum Target {
         prefix: Option<String>,
         call: String,
     },
-    /// `[/PREFIX][/bigbluebutton]/demo/mobile.jsp`
+    /// `[/mobile][/PREFIX][/bigbluebutton]/demo/mobile.jsp`
     Mobile {
         prefix: Option<String>,
     },
+    /// `/mobile[/PREFIX]/bigbluebutton[/api]`: the index mobile clients read before they
+    /// choose a protocol (their server URL is the balancer's `/mobile`).
+    MobileIndex,
     Health,
     /// `/scalelite/api/CALL`: Scalelite's management API.
     Scalelite {
@@ -66,6 +73,11 @@ impl Target {
                 call: call.trim_end_matches('/').to_owned(),
             };
         }
+        // Mconf mobile clients are given `https://balancer/mobile` as their server.
+        let (mobile, path) = match path.strip_prefix(MOBILE_BASE) {
+            Some(rest) if rest.starts_with('/') => (true, &rest[1..]),
+            _ => (false, path),
+        };
         let (prefix, rest) = match path.split_once('/') {
             Some((first, rest)) if first != "bigbluebutton" && first != "demo" => {
                 (Some(first.to_ascii_lowercase()), rest)
@@ -83,6 +95,9 @@ impl Target {
         let call = api
             .strip_prefix("api")
             .map_or(api, |c| c.trim_start_matches('/'));
+        if mobile && call.is_empty() {
+            return Target::MobileIndex;
+        }
         Target::Api {
             prefix,
             call: call.to_owned(),
@@ -122,6 +137,7 @@ where
     };
     match target {
         Target::Health => "success".into_response(),
+        Target::MobileIndex => xml(&mobile::index()),
         Target::Unknown => StatusCode::NOT_FOUND.into_response(),
         Target::Mobile { prefix } => {
             let prefix = state.request_prefix(prefix, host);
@@ -456,11 +472,45 @@ mod tests {
                     prefix: Some("uni".into()),
                 },
             ),
+            ("/mobile/bigbluebutton/api", Target::MobileIndex),
+            ("/mobile/uni/bigbluebutton/api/", Target::MobileIndex),
+            (
+                "/mobile/bigbluebutton/api/getMeetings",
+                api(None, "getMeetings"),
+            ),
+            (
+                "/mobile/bigbluebutton/demo/mobile.jsp",
+                Target::Mobile { prefix: None },
+            ),
+            (
+                "/mobile/uni/demo/mobile.jsp",
+                Target::Mobile {
+                    prefix: Some("uni".into()),
+                },
+            ),
+            ("/mobilex/bigbluebutton/api", api(Some("mobilex"), "")),
             ("/health_check", Target::Health),
             ("/", Target::Unknown),
             ("/elsewhere/thing", Target::Unknown),
         ] {
             assert_eq!(Target::of(path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn reserved_prefixes_are_never_read_as_prefixes() {
+        for reserved in crate::ops::integrations::RESERVED_PREFIXES {
+            let target = Target::of(&format!("/{reserved}/bigbluebutton/api/create"));
+            assert!(
+                !matches!(
+                    target,
+                    Target::Api {
+                        prefix: Some(_),
+                        ..
+                    }
+                ),
+                "{reserved}: {target:?}"
+            );
         }
     }
 }

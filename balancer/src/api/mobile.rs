@@ -51,6 +51,21 @@ const INVALID_PASSWORD: Message = m(
 );
 const FAILED_JOIN: Message = m("failedJoin", "Couldn't join the meeting.");
 
+/// The index under `/mobile` (Mconf-LB's answer): `<version>0.8</version>` makes Mconf's
+/// mobile clients (bbb-java's `JoinServiceProxy`) use `mobile.jsp` with the 5-character salt;
+/// any other version leaves them without a protocol. The main index keeps BBB 2's `2.0`.
+pub fn index() -> Response {
+    let mut response = Response::fields(&[("version", "0.8")]);
+    if let Body::Fields(fields) = &mut response.body {
+        fields.push(
+            Element::new("custom")
+                .with_text("name", "conflux")
+                .with_text("version", env!("CARGO_PKG_VERSION")),
+        );
+    }
+    response
+}
+
 pub async fn handle(
     state: &Arc<AppState>,
     raw_query: &str,

@@ -31,11 +31,18 @@ pub struct IntegrationEdit {
     pub forwarded_for: Option<bool>,
 }
 
+/// First path segments the API reads itself (`api::Target::of`): a prefix there could never be
+/// reached.
+pub const RESERVED_PREFIXES: [&str; 3] = ["bigbluebutton", "demo", "mobile"];
+
 impl IntegrationEdit {
     pub fn validate(self) -> Result<IntegrationUpdate, Invalid> {
         let limit = |v: Option<u32>| v.map(|n| (n > 0).then_some(n));
         let prefix = match self.prefix.map(|p| p.trim().to_ascii_lowercase()) {
             Some(p) if p.is_empty() => Some(None),
+            Some(p) if RESERVED_PREFIXES.contains(&p.as_str()) => {
+                return Err(Invalid(format!("prefix {p:?} is a path of the API")))
+            }
             Some(p)
                 if p.len() <= 63 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
             {

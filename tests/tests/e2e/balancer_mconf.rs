@@ -34,7 +34,23 @@ async fn mobile_clients_use_the_first_five_characters_of_the_secret() {
     };
     let supported = get(format!("{}/demo/mobile.jsp", lb.url)).await;
     assert!(supported.contains("mobileSupported"), "{supported}");
-    let stamp = get(mobile(&lb.url, "action=getTimestamp", "abcde")).await;
+    // Mconf's mobile clients read the version at SERVER/bigbluebutton/api first: 0.8 sends
+    // them to mobile.jsp. Their server is the balancer's /mobile; BBB clients keep 2.0.
+    let version = |xml: String| {
+        let root = Element::parse(&xml).unwrap();
+        assert_eq!(root.child_text("returncode"), Some("SUCCESS"), "{xml}");
+        root.child_text("version").unwrap().to_owned()
+    };
+    let server = format!("{}/mobile", lb.url);
+    assert_eq!(
+        version(get(format!("{server}/bigbluebutton/api")).await),
+        "0.8"
+    );
+    assert_eq!(
+        version(get(format!("{}/bigbluebutton/api", lb.url)).await),
+        "2.0"
+    );
+    let stamp = get(mobile(&server, "action=getTimestamp", "abcde")).await;
     let timestamp = Element::parse(&stamp)
         .unwrap()
         .child_text("timestamp")
