@@ -246,6 +246,7 @@ mod tests {
             let mut nodes = Vec::new();
             for name in ["n1", "n2"] {
                 let new = NewNode {
+                    given_url: None,
                     name: name.into(),
                     url: format!("http://{name}/bigbluebutton/api"),
                     secret: Secret("s".into()),

@@ -369,6 +369,7 @@ mod tests {
                         crate::nodes::insert(
                             c,
                             &NewNode {
+                                given_url: None,
                                 name: "bbb1".into(),
                                 url: "http://bbb1/bigbluebutton/api".into(),
                                 secret: Secret("s".into()),

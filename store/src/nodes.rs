@@ -57,6 +57,15 @@ pub struct Node {
     pub ports: Vec<u16>,
     /// The key its agent signs reports with (set at enrolment).
     pub agent_key: Option<Secret>,
+    /// The URL as it was given (`None`: as `url`), trailing slash and all.
+    pub given_url: Option<String>,
+}
+
+impl Node {
+    /// The URL as the operator gave it, for listings (Scalelite's API shows it so).
+    pub fn shown_url(&self) -> &str {
+        self.given_url.as_deref().unwrap_or(&self.url)
+    }
 }
 
 /// An admin's override of monitoring's automatic disable.
@@ -81,7 +90,10 @@ impl Forced {
 #[derive(Debug, Clone)]
 pub struct NewNode {
     pub name: String,
+    /// The API base.
     pub url: String,
+    /// As given, when it differs from `url`.
+    pub given_url: Option<String>,
     pub secret: Secret,
     pub load_multiplier: f64,
     pub tags: Vec<String>,
@@ -92,6 +104,8 @@ pub struct NewNode {
 #[derive(Debug, Clone, Default)]
 pub struct NodeUpdate {
     pub url: Option<String>,
+    /// `Some(None)`: as `url`.
+    pub given_url: Option<Option<String>>,
     pub secret: Option<Secret>,
     pub load_multiplier: Option<f64>,
     pub tags: Option<Vec<String>>,
@@ -152,7 +166,7 @@ impl fmt::Display for NodeId {
 
 const COLUMNS: &str = "id, name, url, secret, state, online, healthy_streak, unhealthy_streak, \
     load_multiplier, tags, meetings, users, largest_meeting, videos, voice, polled_at, \
-    latitude, longitude, forced, ports, agent_key, poll_load";
+    latitude, longitude, forced, ports, agent_key, poll_load, given_url";
 
 fn from_row(row: &Row<'_>) -> Result<Node, StoreError> {
     let state: String = row.get(4)?;
@@ -192,6 +206,7 @@ fn from_row(row: &Row<'_>) -> Result<Node, StoreError> {
             .collect(),
         agent_key: row.get::<Option<String>>(20)?.map(Secret),
         poll_load: row.get(21)?,
+        given_url: row.get(22)?,
     })
 }
 
@@ -226,8 +241,8 @@ pub(crate) fn insert(conn: &Db<'_>, node: &NewNode) -> Result<Node, StoreError> 
         )));
     }
     let id: i64 = conn.query_one(
-        "INSERT INTO nodes (name, url, secret, load_multiplier, tags, state, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        "INSERT INTO nodes (name, url, secret, load_multiplier, tags, state, created_at, given_url) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             node.name,
             node.url,
@@ -235,7 +250,8 @@ pub(crate) fn insert(conn: &Db<'_>, node: &NewNode) -> Result<Node, StoreError> 
             node.load_multiplier,
             node.tags.join(","),
             node.state.as_str(),
-            now_ms()
+            now_ms(),
+            node.given_url
         ],
         |r| r.get(0),
     )?;
@@ -282,6 +298,12 @@ pub(crate) fn update(conn: &Db<'_>, id: NodeId, change: &NodeUpdate) -> Result<N
         conn.execute(
             "UPDATE nodes SET url = ?2 WHERE id = ?1",
             params![id.0, url],
+        )?;
+    }
+    if let Some(given) = &change.given_url {
+        conn.execute(
+            "UPDATE nodes SET given_url = ?2 WHERE id = ?1",
+            params![id.0, given],
         )?;
     }
     if let Some(secret) = &change.secret {
@@ -373,6 +395,7 @@ mod tests {
 
     fn new(name: &str) -> NewNode {
         NewNode {
+            given_url: None,
             name: name.into(),
             url: format!("https://{name}.example.org/bigbluebutton/api"),
             secret: Secret("s".into()),
@@ -410,6 +433,39 @@ mod tests {
             })
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_url_as_given_is_kept_beside_the_api_base() {
+        for store in crate::testing::stores() {
+            let given = "https://bbb1.example.org/bigbluebutton/api/";
+            let added = store
+                .change_node(
+                    NodeChange::Add(NewNode {
+                        given_url: Some(given.into()),
+                        ..new("bbb1")
+                    }),
+                    audit("servers add"),
+                )
+                .await
+                .unwrap()
+                .node
+                .unwrap();
+            assert_eq!(added.shown_url(), given);
+            assert_eq!(added.url, "https://bbb1.example.org/bigbluebutton/api");
+            let update = |given_url| NodeUpdate {
+                url: Some("https://bbb1.example.org/bigbluebutton/api".into()),
+                given_url: Some(given_url),
+                ..NodeUpdate::default()
+            };
+            store
+                .change_node(NodeChange::Update(added.id, update(None)), audit("u"))
+                .await
+                .unwrap();
+            let node = store.node("bbb1").await.unwrap();
+            assert_eq!(node.given_url, None);
+            assert_eq!(node.shown_url(), node.url);
+        }
     }
 
     #[tokio::test]

@@ -54,7 +54,7 @@ async fn list(state: &AppState) -> anyhow::Result<()> {
     for n in nodes {
         println!("id: {}", n.id);
         println!("\tname: {}", n.name);
-        println!("\turl: {}", n.url);
+        println!("\turl: {}", n.shown_url());
         println!("\t{}", n.state);
         println!("\tload multiplier: {}", n.load_multiplier);
         println!("\ttags: {}", n.tags.join(","));

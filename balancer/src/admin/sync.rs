@@ -167,6 +167,7 @@ fn plan(
             })),
             Some(node) => {
                 let update = NodeUpdate {
+                    given_url: (node.given_url != new.given_url).then_some(new.given_url),
                     url: (node.url != new.url).then_some(new.url),
                     secret: (node.secret != new.secret).then_some(new.secret),
                     load_multiplier: (node.load_multiplier != new.load_multiplier)
@@ -175,6 +176,7 @@ fn plan(
                     ..NodeUpdate::default()
                 };
                 if update.url.is_some()
+                    || update.given_url.is_some()
                     || update.secret.is_some()
                     || update.load_multiplier.is_some()
                     || update.tags.is_some()
@@ -203,7 +205,12 @@ fn plan(
 
 fn describe(change: &Change) -> String {
     match change {
-        Change::Add(n) => format!("add {} ({}, {})", n.name, n.url, n.state),
+        Change::Add(n) => format!(
+            "add {} ({}, {})",
+            n.name,
+            n.given_url.as_deref().unwrap_or(&n.url),
+            n.state
+        ),
         Change::Update(n, _) => format!("update {}", n.name),
         Change::SetState(n, s) => format!("set {} {s}", n.name),
         Change::Remove(n) => format!("remove {}", n.name),
@@ -216,7 +223,7 @@ pub async fn yaml(state: &AppState, verbose: bool) -> anyhow::Result<()> {
         .into_iter()
         .map(|n| {
             let entry = Entry {
-                url: Some(n.url.clone()),
+                url: Some(n.shown_url().to_owned()),
                 secret: n.secret.0.clone(),
                 enabled: n.state == NodeState::Enabled,
                 load_multiplier: n.load_multiplier,

@@ -159,7 +159,7 @@ fn server_json(state: &AppState, n: &Node) -> Value {
         .unwrap_or_default();
     json!({
         "id": n.name,
-        "url": n.url,
+        "url": n.shown_url(),
         "secret": n.secret.0,
         "tag": n.tags.join(","),
         "bbb_version": version,
@@ -216,12 +216,12 @@ async fn add_server(state: &AppState, args: &Args) -> (StatusCode, Value) {
             json!({"error": "Server needs a URL and a secret"}),
         );
     };
-    let Ok(url) = ops::nodes::api_url(&url) else {
+    if ops::nodes::api_url(&url).is_err() {
         return (
             StatusCode::BAD_REQUEST,
             json!({"error": "Server needs a URL and a secret"}),
         );
-    };
+    }
     let load_multiplier = match args
         .text("server", "load_multiplier")
         .as_deref()

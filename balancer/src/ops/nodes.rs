@@ -41,6 +41,7 @@ pub struct NodeEdit {
 impl NodeSpec {
     pub fn validate(self) -> Result<NewNode, Invalid> {
         let url = api_url(&self.url)?;
+        let given_url = given(&self.url, &url);
         let secret = self.secret.trim();
         if secret.is_empty() {
             return Err(Invalid("the node's secret must not be empty".into()));
@@ -53,6 +54,7 @@ impl NodeSpec {
         Ok(NewNode {
             name,
             url,
+            given_url,
             secret: Secret(secret.to_owned()),
             load_multiplier: load_multiplier(self.load_multiplier)?,
             tags: self
@@ -77,8 +79,14 @@ impl NodeEdit {
             Some("") => return Err(Invalid("the node's secret must not be empty".into())),
             other => other.map(|s| Secret(s.to_owned())),
         };
+        let url = self.url.as_deref().map(api_url).transpose()?;
         Ok(NodeUpdate {
-            url: self.url.as_deref().map(api_url).transpose()?,
+            given_url: self
+                .url
+                .as_deref()
+                .zip(url.as_deref())
+                .map(|(raw, url)| given(raw, url)),
+            url,
             secret,
             load_multiplier: self.load_multiplier.map(load_multiplier).transpose()?,
             tags: self.tags.as_deref().map(split_tags),
@@ -86,6 +94,12 @@ impl NodeEdit {
             ports: self.ports.as_deref().map(parse_ports).transpose()?,
         })
     }
+}
+
+/// The URL as given, kept for listings when it is not `url` (its API base) already.
+fn given(raw: &str, url: &str) -> Option<String> {
+    let raw = raw.trim();
+    (raw != url).then(|| raw.to_owned())
 }
 
 /// Checks a node URL and returns its API base.

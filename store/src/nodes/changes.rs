@@ -129,6 +129,7 @@ impl Store {
                 None => insert(
                     c,
                     &NewNode {
+                        given_url: None,
                         name: e.name,
                         url: e.url,
                         secret: e.secret.clone(),

@@ -77,18 +77,31 @@ async fn servers_and_tenants_through_scalelites_api() {
     assert_eq!(servers[0]["online"], "online");
     assert_eq!(servers[0]["load_multiplier"], "1.0");
 
+    let n2_url = format!("{}/bigbluebutton/api/", n2.url);
     let (status, added) = post(
         &lb,
         "addServer",
-        json!({"server": {"url": n2.url, "secret": n2.secret, "load_multiplier": "2.0", "tag": "gpu"}}),
+        json!({"server": {"url": n2_url, "secret": n2.secret, "load_multiplier": "2.0", "tag": "gpu"}}),
     )
     .await;
     assert_eq!(status, 201, "{added}");
+    assert_eq!(
+        added["url"],
+        n2_url.as_str(),
+        "the URL as given, trailing slash kept"
+    );
     assert_eq!(added["state"], "disabled");
     assert_eq!(added["online"], "offline");
     assert_eq!(added["load"], "unavailable");
     assert_eq!(added["tag"], "gpu");
     let id = added["id"].as_str().unwrap().to_owned();
+    let (_, info) = get(&lb, "getServerInfo", &format!("id={id}")).await;
+    assert_eq!(info["url"], n2_url.as_str());
+    assert!(
+        lb.cli_ok(&["servers", "list"])
+            .contains(&format!("url: {n2_url}\n")),
+        "servers list shows it as given"
+    );
     let (status, missing) = post(&lb, "addServer", json!({"server": {"url": n2.url}})).await;
     assert_eq!(
         (status, missing["error"].as_str()),
