@@ -11,6 +11,7 @@ mod meetings;
 mod mobile;
 mod params;
 pub(crate) mod recordings;
+mod relocate;
 pub(crate) mod request;
 mod scalelite;
 

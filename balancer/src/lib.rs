@@ -18,6 +18,7 @@ pub mod freshness;
 pub mod health;
 pub mod metrics;
 pub mod monitor;
+pub mod moving;
 pub mod node_client;
 pub mod ops;
 pub mod placement;

@@ -82,6 +82,8 @@ pub struct AppState {
     load_bumps: Mutex<HashMap<NodeId, (Option<i64>, u32)>>,
     /// Meetings to ask their nodes for again soon, so getMeetings is current between polls.
     pub changing: crate::changing::Changing,
+    /// Meetings this balancer is moving to their first user's node; their joins wait.
+    pub moving: crate::moving::Moving,
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub shutdown: broadcast::Sender<()>,
@@ -192,6 +194,7 @@ impl AppState {
             route_changes: Mutex::new(Vec::new()),
             recent: Mutex::new(HashMap::new()),
             changing: Default::default(),
+            moving: Default::default(),
             load_bumps: Mutex::new(HashMap::new()),
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),

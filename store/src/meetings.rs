@@ -76,7 +76,8 @@ pub(crate) fn insert(conn: &Db<'_>, m: &NewMeeting) -> Result<MeetingRecord, Sto
          ON CONFLICT (meeting_id) DO UPDATE SET integration_id = excluded.integration_id, \
          node_id = excluded.node_id, name = excluded.name, created_at = excluded.created_at, \
          client_ip = excluded.client_ip, placement_reason = excluded.placement_reason, \
-         logout_url = excluded.logout_url, internal_meeting_id = '', info_xml = NULL",
+         logout_url = excluded.logout_url, internal_meeting_id = '', info_xml = NULL, \
+         create_query = NULL, relocated_at = NULL",
         params![m.meeting_id, m.integration_id.0, m.node_id.0, m.name, now_ms(), m.client_ip, m.placement_reason, m.logout_url],
     )?;
     find(conn, &m.meeting_id)?
@@ -169,16 +170,73 @@ impl Store {
 
     /// The node's answer to a create: the meeting's `<meeting>` element and internal id, with
     /// its `meeting_created` event, in one transaction.
+    /// `create_query`: the create as forwarded, for a meeting that may still move to its first
+    /// user ([`Store::claim_relocation`]).
     pub async fn meeting_created(
         &self,
         internal_meeting_id: String,
         info_xml: String,
+        create_query: Option<String>,
         event: NewEvent,
     ) -> Result<(), StoreError> {
         self.write(move |c| {
             let id = event.meeting_id.as_deref().unwrap_or_default();
             set_info(c, id, &internal_meeting_id, &info_xml)?;
+            if let Some(query) = &create_query {
+                c.execute(
+                    "UPDATE meetings SET create_query = ?2 WHERE meeting_id = ?1",
+                    params![id, query],
+                )?;
+            }
             event.write(c)
+        })
+        .await
+    }
+
+    /// Claims the one move of `meeting_id` (still on `from`) to its first user's node: the
+    /// create query to repeat there, if the meeting kept one, nobody joined it since it was
+    /// created and no move was claimed before (on any balancer).
+    pub async fn claim_relocation(
+        &self,
+        meeting_id: &str,
+        from: NodeId,
+    ) -> Result<Option<String>, StoreError> {
+        let id = meeting_id.to_owned();
+        self.write(move |c| {
+            c.query_opt(
+                "UPDATE meetings SET relocated_at = ?3 WHERE meeting_id = ?1 AND node_id = ?2 \
+                 AND relocated_at IS NULL AND create_query IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM events WHERE events.meeting_id = ?1 AND events.kind = 'user_joined' \
+                 AND events.at >= meetings.created_at) RETURNING create_query",
+                params![id, from.0, now_ms()],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    /// Moves `meeting_id` from `from` to `to`, where it was just created (its internal id and
+    /// `<meeting>`), with the create's event; false if it is no longer on `from`.
+    pub async fn relocate_meeting(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        internal_meeting_id: String,
+        info_xml: String,
+        reason: String,
+        event: NewEvent,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let id = event.meeting_id.clone().unwrap_or_default();
+            let moved = c.execute(
+                "UPDATE meetings SET node_id = ?3, internal_meeting_id = ?4, info_xml = ?5, \
+                 placement_reason = ?6 WHERE meeting_id = ?1 AND node_id = ?2",
+                params![id, from.0, to.0, internal_meeting_id, info_xml, reason],
+            )? > 0;
+            if moved {
+                event.write(c)?;
+            }
+            Ok(moved)
         })
         .await
     }
@@ -294,7 +352,7 @@ mod tests {
                 serde_json::json!({}),
             );
             store
-                .meeting_created("internal-a".into(), "<meeting/>".into(), created)
+                .meeting_created("internal-a".into(), "<meeting/>".into(), None, created)
                 .await
                 .unwrap();
             let a = store.meeting("a").await.unwrap().unwrap();
@@ -310,6 +368,80 @@ mod tests {
             let run = store.current_run("a", uni, 10).await.unwrap();
             let kinds: Vec<&str> = run.iter().map(|e| e.kind.as_str()).collect();
             assert_eq!(kinds, ["meeting_created", "meeting_ended"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_meeting_moves_once_and_only_before_anyone_joined() {
+        for store in crate::testing::stores() {
+            let (store, uni, n1, n2) = filled(store).await;
+            let event = |kind, id: &str, node| {
+                NewEvent::meeting(kind, uni, id, node, serde_json::json!({}))
+            };
+            for id in ["early", "joined", "bodied"] {
+                store.add_meeting(meeting(id, uni, n1)).await.unwrap();
+                let query = (id != "bodied").then(|| format!("meetingID={id}&name=x"));
+                store
+                    .meeting_created(
+                        "i".into(),
+                        "<meeting/>".into(),
+                        query,
+                        event(EventKind::MeetingCreated, id, n1),
+                    )
+                    .await
+                    .unwrap();
+            }
+            store
+                .log(event(EventKind::UserJoined, "joined", n1))
+                .await
+                .unwrap();
+            assert_eq!(store.claim_relocation("joined", n1).await.unwrap(), None);
+            assert_eq!(store.claim_relocation("bodied", n1).await.unwrap(), None);
+            assert_eq!(store.claim_relocation("early", n2).await.unwrap(), None);
+            assert_eq!(
+                store
+                    .claim_relocation("early", n1)
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some("meetingID=early&name=x")
+            );
+            assert_eq!(
+                store.claim_relocation("early", n1).await.unwrap(),
+                None,
+                "claimed once"
+            );
+            let moved = |from| {
+                store.relocate_meeting(
+                    from,
+                    n2,
+                    "i2".into(),
+                    "<meeting>2</meeting>".into(),
+                    "first user".into(),
+                    event(EventKind::MeetingCreated, "early", n2),
+                )
+            };
+            assert!(moved(n1).await.unwrap());
+            assert!(!moved(n1).await.unwrap(), "no longer on n1");
+            let early = store.meeting("early").await.unwrap().unwrap();
+            assert_eq!(
+                (early.node_id, early.internal_meeting_id.as_str()),
+                (n2, "i2")
+            );
+            assert_eq!(early.placement_reason, "first user");
+            assert_eq!(store.owner_of("early", Some(n2)).await.unwrap(), Some(uni));
+            // Placed anew (a re-create after it ended): it may move again.
+            store.add_meeting(meeting("early", uni, n1)).await.unwrap();
+            store
+                .meeting_created(
+                    "i3".into(),
+                    "<meeting/>".into(),
+                    Some("q".into()),
+                    event(EventKind::MeetingCreated, "early", n1),
+                )
+                .await
+                .unwrap();
+            assert!(store.claim_relocation("early", n1).await.unwrap().is_some());
         }
     }
 }

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_forwarded_for.sql"),
     include_str!("migrations/0013_poll_load.sql"),
     include_str!("migrations/0014_given_url.sql"),
+    include_str!("migrations/0015_relocation.sql"),
 ];
 
 /// The migrations a database at schema `current` still needs, as (version, SQL); refused

@@ -16,7 +16,7 @@ use crate::placement::{self, Candidate, NoPlacement, Policy, Wish};
 use crate::state::{AppState, Route};
 use conflux_store::{EventKind, Integration, NewEvent, NewMeeting, Node, NodeState};
 
-const CREATE_FAILED: &str = "Unable to create meeting on server.";
+pub(super) const CREATE_FAILED: &str = "Unable to create meeting on server.";
 
 /// Parameters the balancer consumes itself.
 const BALANCER_PARAMS: [&str; 2] = ["checksum", "preferredServer"];
@@ -147,7 +147,9 @@ pub async fn handle(
                 ..Meeting::default()
             };
             if is_new {
-                record_created(state, &meeting_id, &integration, &node, &req, info).await?;
+                // Kept so that the meeting can move to its first user's node (`relocate`).
+                let replay = body.is_none().then(|| query.clone());
+                record_created(state, &meeting_id, &integration, &node, &req, info, replay).await?;
             }
         }
         _ if is_new => forget(state, &meeting_id).await,
@@ -186,7 +188,6 @@ async fn place(
             ));
         }
     }
-    let nodes = state.nodes.load();
     let client_ip = located_by(req, integration);
     let client = client_ip
         .and_then(|ip| state.monitor.geoip.locate(ip))
@@ -197,6 +198,34 @@ async fn place(
         preferred: req.params.get("preferredServer"),
         client,
     };
+    let (node, decision) = choose(state, &wish)?;
+    tracing::info!(meeting_id, node = %node.name, reason = %decision.reason, "Meeting placed.");
+    let new = NewMeeting {
+        meeting_id: meeting_id.to_owned(),
+        integration_id: integration.id,
+        node_id: node.id,
+        name: req.params.get_trimmed("name").unwrap_or_default(),
+        client_ip: client_ip.map(|ip| ip.to_string()),
+        placement_reason: decision.reason,
+        logout_url: effective(&req.params, &create_rules(state), "logoutURL"),
+    };
+    state.store.add_meeting(new).await?;
+    state.set_route(
+        meeting_id,
+        Some(Route {
+            integration: integration.id,
+            node: node.id,
+        }),
+    );
+    Ok((node, decision.tag))
+}
+
+/// Chooses a node for `wish` and counts the placement (burst protection, Scalelite's load).
+pub(super) fn choose(
+    state: &AppState,
+    wish: &Wish<'_>,
+) -> Result<(Arc<Node>, placement::Decision), ApiError> {
+    let nodes = state.nodes.load();
     let now = conflux_store::now_ms();
     let config = &state.config;
     let mut candidates: Vec<Candidate> = nodes
@@ -237,7 +266,7 @@ async fn place(
                 };
                 c.meetings += young;
             }
-            let decision = placement::choose(&candidates, &wish, &config.placement.rules)?;
+            let decision = placement::choose(&candidates, wish, &config.placement.rules)?;
             if let Some(node) = nodes.get(decision.node) {
                 state.bump_load(node);
             }
@@ -251,25 +280,7 @@ async fn place(
         .get(decision.node)
         .cloned()
         .ok_or(ApiError::NoServer)?;
-    tracing::info!(meeting_id, node = %node.name, reason = %decision.reason, "Meeting placed.");
-    let new = NewMeeting {
-        meeting_id: meeting_id.to_owned(),
-        integration_id: integration.id,
-        node_id: node.id,
-        name: req.params.get_trimmed("name").unwrap_or_default(),
-        client_ip: client_ip.map(|ip| ip.to_string()),
-        placement_reason: decision.reason,
-        logout_url: effective(&req.params, &create_rules(state), "logoutURL"),
-    };
-    state.store.add_meeting(new).await?;
-    state.set_route(
-        meeting_id,
-        Some(Route {
-            integration: integration.id,
-            node: node.id,
-        }),
-    );
-    Ok((node, decision.tag))
+    Ok((node, decision))
 }
 
 async fn record_created(
@@ -279,6 +290,7 @@ async fn record_created(
     node: &Node,
     req: &ApiRequest,
     info: Meeting,
+    create_query: Option<String>,
 ) -> Result<(), ApiError> {
     let (id, integration_id, node_id) = (meeting_id.to_owned(), integration.id, node.id);
     let params: serde_json::Map<String, serde_json::Value> = req
@@ -298,14 +310,17 @@ async fn record_created(
         node_id,
         data,
     );
-    state.store.meeting_created(internal, xml, event).await?;
+    state
+        .store
+        .meeting_created(internal, xml, create_query, event)
+        .await?;
     state.meetings_changed(); // after the write, so no stale list is cached as current
     Ok(())
 }
 
 /// The address whose location places the meeting: the user the integration names in
 /// X-Forwarded-For when it passes them (Mconf; on unless switched off), else the client.
-fn located_by(req: &ApiRequest, integration: &Integration) -> Option<std::net::IpAddr> {
+pub(super) fn located_by(req: &ApiRequest, integration: &Integration) -> Option<std::net::IpAddr> {
     match integration.forwarded_for {
         true => req.user_ip.or(req.client_ip),
         false => req.client_ip,

@@ -112,6 +112,8 @@ pub(super) async fn handle(
     if req.params.get_trimmed("fullName").is_none() {
         return Err(ApiError::Bbb(messages::MISSING_FULL_NAME));
     }
+    // A move of the meeting to its first user's node, under way here: follow it.
+    state.moving.wait(&meeting_id).await;
     let route = state
         .find_route(&meeting_id)
         .await
@@ -139,7 +141,19 @@ pub(super) async fn handle(
             ));
         }
     }
-    let query = rewrite(&req.params, &rules(&state.config.api));
+    let (node, query) =
+        match super::relocate::first_join(state, req, &integration, &meeting_id, &node).await {
+            // The meeting's createTime is the new node's now: a join naming the old one would
+            // be refused there.
+            Some(moved) => (
+                moved,
+                without(
+                    &rewrite(&req.params, &rules(&state.config.api)),
+                    "createTime",
+                ),
+            ),
+            None => (node, rewrite(&req.params, &rules(&state.config.api))),
+        };
     let data = json!({
         "fullName": req.params.get_trimmed("fullName"),
         "role": role_of(req),
@@ -168,6 +182,15 @@ pub(super) async fn handle(
     Ok(Joined::Xml(
         answer.parse(crate::node_client::MEETING_CONTEXT)?,
     ))
+}
+
+/// `query` without the parameter `name`.
+fn without(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some(name))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// MODERATOR or VIEWER as far as the balancer can tell (role, else unknown with a password).

@@ -381,3 +381,134 @@ async fn forged_replayed_and_unsigned_reports_are_refused() {
         "{log}"
     );
 }
+
+/// A join of `id` by a user at `user_ip` (X-Forwarded-For, as the front-end passes it): the
+/// node its redirect points at, and the redirect.
+async fn join_from(
+    lb: &Balancer,
+    nodes: &[(&str, &SimNode)],
+    id: &str,
+    user_ip: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let mut params = vec![
+        ("meetingID", id),
+        ("fullName", "Ana"),
+        ("role", "MODERATOR"),
+    ];
+    params.extend_from_slice(extra);
+    let url = lb.client(UNI, Algorithm::Sha256).url("join", &params);
+    let answer = http()
+        .get(url)
+        .header("x-forwarded-for", user_ip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let (name, _) = nodes
+        .iter()
+        .find(|(_, n)| location.starts_with(&n.url))
+        .unwrap_or_else(|| panic!("{location}"));
+    (name.to_string(), location)
+}
+
+#[tokio::test]
+async fn a_meeting_created_ahead_of_time_moves_to_its_first_user() {
+    let (poa, fra) = (sim().start().await, sim().start().await);
+    let nodes = [("porto-alegre", &poa), ("frankfurt", &fra)];
+    let dir = tempfile::tempdir().unwrap();
+    let geo = geo_database(dir.path());
+    let mut lb = balancer()
+        .node("porto-alegre", &poa)
+        .node("frankfurt", &fra)
+        .integration("uni", UNI)
+        .config(&format!("[geoip]\nfiles = [{geo:?}]"))
+        .env("CONFLUX_SERVER__TRUSTED_PROXIES", "[]")
+        .start()
+        .await;
+    for (name, (_, _, lat, lon)) in [("porto-alegre", CITIES[0]), ("frankfurt", CITIES[2])] {
+        lb.cli_ok(&[
+            "servers",
+            "update",
+            name,
+            "--location",
+            &format!("{lat},{lon}"),
+        ]);
+    }
+    // Started again, so that its snapshot surely has the locations.
+    lb.crash_and_restart().await;
+    // The front-end's server (127.0.0.1, "in Frankfurt") creates the courses' rooms ahead of
+    // time, without its users' addresses.
+    let server = lb.client(UNI, Algorithm::Sha256);
+    for id in ["course-1", "course-2"] {
+        assert!(server
+            .call("create", &[("meetingID", id), ("name", "Course")])
+            .await
+            .is_success());
+        let info = lb.cli_ok(&["meetings", "info", id]);
+        assert!(info.contains("server: frankfurt"), "{info}");
+    }
+    let created = match server
+        .call("getMeetingInfo", &[("meetingID", "course-1")])
+        .await
+        .body
+    {
+        conflux_shared::response::Body::Meeting(m) => m.create_time.to_string(),
+        other => panic!("{other:?}"),
+    };
+
+    // course-1's first user is in Porto Alegre: the meeting moves there, once.
+    let (node, location) = join_from(
+        &lb,
+        &nodes,
+        "course-1",
+        "198.51.100.7",
+        &[("createTime", &created)],
+    )
+    .await;
+    assert_eq!(node, "porto-alegre");
+    assert!(!location.contains("createTime"), "{location}");
+    let entered = http().get(&location).send().await.unwrap();
+    assert_eq!(entered.status(), 302, "the moved meeting takes the join");
+    let info = lb.cli_ok(&["meetings", "info", "course-1"]);
+    assert!(info.contains("server: porto-alegre"), "{info}");
+    assert!(info.contains("moved at its first join"), "{info}");
+    let on = |node: &SimNode| {
+        let client = node.client(Algorithm::Sha1);
+        async move {
+            client
+                .call("getMeetingInfo", &[("meetingID", "course-1")])
+                .await
+                .is_success()
+        }
+    };
+    assert!(on(&poa).await);
+    assert!(
+        !on(&fra).await
+            || fra
+                .client(Algorithm::Sha1)
+                .call("isMeetingRunning", &[("meetingID", "course-1")])
+                .await
+                .field("running")
+                == Some("false"),
+        "ended on the node it left"
+    );
+    // Later joins follow it, wherever their users are; it does not move again.
+    assert_eq!(
+        join_from(&lb, &nodes, "course-1", "192.0.2.9", &[]).await.0,
+        "porto-alegre"
+    );
+
+    // course-2's first user is near its node: it stays, and later users do not move it.
+    assert_eq!(
+        join_from(&lb, &nodes, "course-2", "192.0.2.9", &[]).await.0,
+        "frankfurt"
+    );
+    assert_eq!(
+        join_from(&lb, &nodes, "course-2", "198.51.100.7", &[])
+            .await
+            .0,
+        "frankfurt"
+    );
+}
