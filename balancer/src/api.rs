@@ -122,7 +122,8 @@ where
     let raw_query = parts.uri.query().unwrap_or("");
     let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let forwarded_for = header(header::HeaderName::from_static("x-forwarded-for"));
-    let client_ip = request::client_ip(peer, forwarded_for, &state.config.trusted_proxies);
+    let client_ip =
+        crate::connection::client_ip(peer, forwarded_for, &state.config.trusted_proxies);
     let user_ip = request::named_user(forwarded_for);
     let host = header(header::HOST);
     let full_type = header(header::CONTENT_TYPE).map(String::from);

@@ -20,8 +20,11 @@
 //!   parameters BBB appended (`meetingID`, `recordingmarks`).
 //!
 //! Anything unsigned, mis-signed or about another integration's meeting is refused before a
-//! request leaves the balancer.
+//! request leaves the balancer. Signatures and tags are checked under the failed-checksum
+//! limits of the caller's address, as the API's checksums are: a caller over its budget is
+//! refused unchecked (429), so forged callbacks cost neither guesses nor CPU.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use conflux_shared::response::{Body, Recording};
@@ -34,6 +37,7 @@ use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
 use warp::{Filter, Reply};
 
+use crate::failures::{Limits, Verdict};
 use crate::state::AppState;
 
 /// The analytics JSON of a long meeting with many users can reach megabytes.
@@ -95,6 +99,15 @@ pub fn node_metadata(
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let with_state = warp::any().map(move || state.clone());
+    let caller = with_state
+        .clone()
+        .and(crate::connection::peer())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .map(
+            |state: Arc<AppState>, peer: Option<SocketAddr>, xff: Option<String>| {
+                crate::connection::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies)
+            },
+        );
     let body = warp::body::stream().then(|body| async move {
         conflux_shared::body::read_limited(body, MAX_BODY)
             .await
@@ -103,6 +116,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
     let analytics = warp::post()
         .and(warp::path!("conflux" / "callback" / i64 / "analytics"))
         .and(with_state.clone())
+        .and(caller.clone())
         .and(warp::header::optional::<String>("authorization"))
         .and(body)
         .then(analytics);
@@ -111,11 +125,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
             "conflux" / "callback" / i64 / "recording-ready"
         ))
         .and(with_state.clone())
+        .and(caller.clone())
         .and(body)
         .then(recording_ready);
     let ended = warp::get()
         .and(warp::path!("conflux" / "callback" / i64 / "ended" / String))
         .and(with_state)
+        .and(caller)
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .then(ended);
     analytics.or(ready).unify().or(ended).unify().boxed()
@@ -124,6 +140,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(warp::reply::Response,)> {
 async fn analytics(
     id: i64,
     state: Arc<AppState>,
+    caller: Option<IpAddr>,
     authorization: Option<String>,
     body: Option<Bytes>,
 ) -> warp::reply::Response {
@@ -137,8 +154,9 @@ async fn analytics(
         .as_deref()
         .and_then(|a| a.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let Some((node, _)) = signed_by_node(&state, token) else {
-        return refuse(StatusCode::UNAUTHORIZED, "not signed by a node");
+    let (node, _) = match checked(&state, caller, || signed_by_node(&state, token)) {
+        Ok(signed) => signed,
+        Err(refusal) => return refusal,
     };
     let meeting_id = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -181,6 +199,7 @@ async fn analytics(
 async fn recording_ready(
     id: i64,
     state: Arc<AppState>,
+    caller: Option<IpAddr>,
     body: Option<Bytes>,
 ) -> warp::reply::Response {
     let Some(integration) = integration(&state, id) else {
@@ -194,8 +213,9 @@ async fn recording_ready(
         .as_ref()
         .and_then(|f| f.get("signed_parameters"))
         .unwrap_or_default();
-    let Some((node, claims)) = signed_by_node(&state, token) else {
-        return refuse(StatusCode::UNAUTHORIZED, "not signed by a node");
+    let (node, claims) = match checked(&state, caller, || signed_by_node(&state, token)) {
+        Ok(signed) => signed,
+        Err(refusal) => return refusal,
     };
     let (Some(meeting_id), Some(record_id)) = (
         claims["meeting_id"].as_str().map(str::to_owned),
@@ -226,6 +246,7 @@ async fn ended(
     id: i64,
     tag: String,
     state: Arc<AppState>,
+    caller: Option<IpAddr>,
     raw_query: String,
 ) -> warp::reply::Response {
     let Some(integration) = integration(&state, id) else {
@@ -235,12 +256,15 @@ async fn ended(
         .ok()
         .and_then(|q| q.get("meetingID").map(str::to_owned))
         .unwrap_or_default();
-    let tagged = integration
-        .secrets
-        .iter()
-        .any(|s| transfer::verify_meeting_tag(&s.0, &meeting_id, &tag));
-    if !tagged {
-        return refuse(StatusCode::NOT_FOUND, "not a meeting-ended URL of ours");
+    let tagged = checked(&state, caller, || {
+        integration
+            .secrets
+            .iter()
+            .any(|s| transfer::verify_meeting_tag(&s.0, &meeting_id, &tag))
+            .then_some(())
+    });
+    if let Err(refusal) = tagged {
+        return refusal;
     }
     // The node says what became of it: the stored meeting shows it ended.
     state.changing.mark(&meeting_id);
@@ -275,6 +299,26 @@ async fn ended(
         }
     });
     "ok".into_response()
+}
+
+/// Runs `check` (a node's signature, a meeting's tag) under the caller's failed-checksum
+/// budget: over it, refused unchecked (429); a failed check counts (401).
+fn checked<T>(
+    state: &AppState,
+    caller: Option<IpAddr>,
+    check: impl FnOnce() -> Option<T>,
+) -> Result<T, warp::reply::Response> {
+    let failures = &state.failures;
+    if failures.checksum.verdict(caller, || None) == Verdict::Refuse {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed callbacks",
+        ));
+    }
+    check().ok_or_else(|| {
+        failures.failed(&state.store, Limits::Checksum, caller, None);
+        refuse(StatusCode::UNAUTHORIZED, "not signed by a node of the pool")
+    })
 }
 
 fn integration(state: &AppState, id: i64) -> Option<Arc<Integration>> {

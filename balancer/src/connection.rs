@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use hyper::body::{Body, Bytes, Frame, SizeHint};
 use tokio::time::Instant;
 use warp::Filter;
 
-use crate::config::ConnectionLimits;
+use crate::config::{ConnectionLimits, IpNet};
 
 /// The connection's remote address, for the warp routes (see [`peer`]).
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +23,32 @@ pub struct Peer(pub SocketAddr);
 /// The remote address of the connection a warp route is serving.
 pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
     warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|Peer(addr)| addr))
+}
+
+/// The client's address: the right-most X-Forwarded-For entry not added by a trusted proxy,
+/// when the peer itself is trusted; else the peer.
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer.map(|p| p.ip());
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    match (peer, forwarded_for) {
+        (Some(p), Some(header)) if is_trusted(p) => {
+            let hops: Vec<IpAddr> = header
+                .split(',')
+                .filter_map(|h| h.trim().parse().ok())
+                .collect();
+            hops.iter()
+                .rev()
+                .copied()
+                .find(|ip| !is_trusted(*ip))
+                .or(hops.first().copied())
+                .or(Some(p))
+        }
+        _ => peer,
+    }
 }
 
 /// Why a request body stopped.
@@ -115,5 +141,39 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let outsider: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(Some(local), Some("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(
+                Some(local),
+                Some("1.2.3.4, 198.51.100.7, 10.0.0.2"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(Some(outsider), Some("198.51.100.7"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(Some(local), Some("garbage"), &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(client_ip(Some(local), None, &trusted), ip("127.0.0.1"));
     }
 }

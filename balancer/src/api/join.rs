@@ -141,19 +141,17 @@ pub(super) async fn handle(
             ));
         }
     }
-    let (node, query) =
-        match super::relocate::first_join(state, req, &integration, &meeting_id, &node).await {
+    let mut query = rewrite(&req.params, &rules(&state.config.api));
+    let moved = super::relocate::first_join(state, req, &integration, &meeting_id, &node).await;
+    let node = match moved {
+        Some(moved) => {
             // The meeting's createTime is the new node's now: a join naming the old one would
             // be refused there.
-            Some(moved) => (
-                moved,
-                without(
-                    &rewrite(&req.params, &rules(&state.config.api)),
-                    "createTime",
-                ),
-            ),
-            None => (node, rewrite(&req.params, &rules(&state.config.api))),
-        };
+            query = without(&query, "createTime");
+            moved
+        }
+        None => node,
+    };
     let data = json!({
         "fullName": req.params.get_trimmed("fullName"),
         "role": role_of(req),

@@ -2,7 +2,7 @@
 //! address (X-Forwarded-For from trusted proxies), Content-Type rules, and authentication (the
 //! integration whose secret signed the call).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use conflux_shared::response::messages;
@@ -11,7 +11,6 @@ use warp::http::Method;
 use warp::hyper::body::Bytes;
 
 use super::error::ApiError;
-use crate::config::IpNet;
 use crate::failures::{Api, Limits, Verdict};
 use crate::state::AppState;
 use conflux_store::Integration;
@@ -120,32 +119,6 @@ pub fn check_content_type(req: &ApiRequest) -> Result<(), ApiError> {
     }
 }
 
-/// The client's address: the right-most X-Forwarded-For entry not added by a trusted proxy,
-/// when the peer itself is trusted; else the peer.
-pub fn client_ip(
-    peer: Option<SocketAddr>,
-    forwarded_for: Option<&str>,
-    trusted: &[IpNet],
-) -> Option<IpAddr> {
-    let peer = peer.map(|p| p.ip());
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
-    match (peer, forwarded_for) {
-        (Some(p), Some(header)) if is_trusted(p) => {
-            let hops: Vec<IpAddr> = header
-                .split(',')
-                .filter_map(|h| h.trim().parse().ok())
-                .collect();
-            hops.iter()
-                .rev()
-                .copied()
-                .find(|ip| !is_trusted(*ip))
-                .or(hops.first().copied())
-                .or(Some(p))
-        }
-        _ => peer,
-    }
-}
-
 /// The left-most address of an X-Forwarded-For header: the user, as the first hop names it.
 pub fn named_user(forwarded_for: Option<&str>) -> Option<IpAddr> {
     forwarded_for?
@@ -194,38 +167,4 @@ pub(crate) enum Refusal {
     Limited,
     /// Checked and wrong.
     Failed,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_for_only_from_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let outsider: SocketAddr = "203.0.113.9:5000".parse().unwrap();
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        assert_eq!(
-            client_ip(Some(local), Some("198.51.100.7"), &trusted),
-            ip("198.51.100.7")
-        );
-        assert_eq!(
-            client_ip(
-                Some(local),
-                Some("1.2.3.4, 198.51.100.7, 10.0.0.2"),
-                &trusted
-            ),
-            ip("198.51.100.7")
-        );
-        assert_eq!(
-            client_ip(Some(outsider), Some("198.51.100.7"), &trusted),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client_ip(Some(local), Some("garbage"), &trusted),
-            ip("127.0.0.1")
-        );
-        assert_eq!(client_ip(Some(local), None, &trusted), ip("127.0.0.1"));
-    }
 }

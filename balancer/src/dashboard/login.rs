@@ -51,7 +51,7 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let Some(ip) =
-        crate::api::request::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies)
+        crate::connection::client_ip(peer, xff.as_deref(), &state.config.trusted_proxies)
     else {
         return StatusCode::BAD_REQUEST.into_response();
     };

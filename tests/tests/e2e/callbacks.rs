@@ -223,7 +223,7 @@ async fn callbacks_reach_the_front_end_signed_with_its_secret() {
             .send()
             .await
             .unwrap();
-        assert_eq!(refused.status(), 404, "the tag names m1 only ({query})");
+        assert_eq!(refused.status(), 401, "the tag names m1 only ({query})");
     }
     let other_integration = ended_path.replacen("/callback/", "/callback/9", 1);
     let refused = http()
@@ -232,6 +232,22 @@ async fn callbacks_reach_the_front_end_signed_with_its_secret() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 404);
+    // A caller that keeps forging is refused unchecked, as the API's checksum guessers are.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let answer = http()
+            .post(&analytics_path)
+            .bearer_auth("x.y.z")
+            .json(&json!({ "meeting_id": "m1" }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    assert!(
+        statuses.contains(&401) && statuses.ends_with(&[429]),
+        "{statuses:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         hits.try_recv().is_err(),
