@@ -156,7 +156,7 @@ async fn analytics(
         .unwrap_or_default();
     let (node, _) = match checked(&state, caller, || signed_by_node(&state, token)) {
         Ok(signed) => signed,
-        Err(refusal) => return refusal,
+        Err(refused) => return refused.reply(),
     };
     let meeting_id = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -215,7 +215,7 @@ async fn recording_ready(
         .unwrap_or_default();
     let (node, claims) = match checked(&state, caller, || signed_by_node(&state, token)) {
         Ok(signed) => signed,
-        Err(refusal) => return refusal,
+        Err(refused) => return refused.reply(),
     };
     let (Some(meeting_id), Some(record_id)) = (
         claims["meeting_id"].as_str().map(str::to_owned),
@@ -263,8 +263,8 @@ async fn ended(
             .any(|s| transfer::verify_meeting_tag(&s.0, &meeting_id, &tag))
             .then_some(())
     });
-    if let Err(refusal) = tagged {
-        return refusal;
+    if let Err(refused) = tagged {
+        return refused.reply();
     }
     // The node says what became of it: the stored meeting shows it ended.
     state.changing.mark(&meeting_id);
@@ -301,23 +301,32 @@ async fn ended(
     "ok".into_response()
 }
 
+/// A refused check: its status and why.
+struct Refused(StatusCode, &'static str);
+
+impl Refused {
+    fn reply(self) -> warp::reply::Response {
+        refuse(self.0, self.1)
+    }
+}
+
 /// Runs `check` (a node's signature, a meeting's tag) under the caller's failed-checksum
 /// budget: over it, refused unchecked (429); a failed check counts (401).
 fn checked<T>(
     state: &AppState,
     caller: Option<IpAddr>,
     check: impl FnOnce() -> Option<T>,
-) -> Result<T, warp::reply::Response> {
+) -> Result<T, Refused> {
     let failures = &state.failures;
     if failures.checksum.verdict(caller, || None) == Verdict::Refuse {
-        return Err(refuse(
+        return Err(Refused(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed callbacks",
         ));
     }
     check().ok_or_else(|| {
         failures.failed(&state.store, Limits::Checksum, caller, None);
-        refuse(StatusCode::UNAUTHORIZED, "not signed by a node of the pool")
+        Refused(StatusCode::UNAUTHORIZED, "not signed by a node of the pool")
     })
 }
 
