@@ -69,14 +69,17 @@ pub async fn handle(
         },
         None => (place(state, &req, &integration, &meeting_id).await?, true),
     };
-    let mut query = node_query(
-        state,
-        &req,
-        &integration,
-        &meeting_id,
-        wants_record,
-        tag.as_deref(),
-    );
+    let query_for = |tag: Option<String>| {
+        node_query(
+            state,
+            &req,
+            &integration,
+            &meeting_id,
+            wants_record,
+            tag.as_deref(),
+        )
+    };
+    let mut query = query_for(tag);
     let body = req.node_body();
     let mut attempts = 0;
     let mut failovers = 0;
@@ -95,14 +98,7 @@ pub async fn handle(
                 failovers += 1;
                 let (next, tag) = place(state, &req, &integration, &meeting_id).await?;
                 node = next;
-                query = node_query(
-                    state,
-                    &req,
-                    &integration,
-                    &meeting_id,
-                    wants_record,
-                    tag.as_deref(),
-                );
+                query = query_for(tag);
                 continue;
             }
             Err(e) => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use conflux_shared::response::Body;
 use conflux_shared::transfer::{jwt, jwt_claims, JwtAlg};
 use conflux_shared::{Algorithm, Query};
-use conflux_tests::harness::{balancer, http, sim, BbbClient};
+use conflux_tests::harness::{balancer, http, sim, Balancer, BbbClient, SimNode};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -52,6 +52,18 @@ async fn front_end() -> (String, mpsc::UnboundedReceiver<Hit>) {
     (url, rx)
 }
 
+/// A balancer relaying the callbacks of `node`'s meetings, with one setting from the
+/// environment.
+async fn relaying(node: &SimNode, key: &str, value: &str) -> Balancer {
+    balancer()
+        .nodes(&[node])
+        .integration("uni", UNI)
+        .public_url()
+        .env(key, value)
+        .start()
+        .await
+}
+
 async fn next_hit(rx: &mut mpsc::UnboundedReceiver<Hit>) -> Hit {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
@@ -78,13 +90,7 @@ async fn metadata_on_node(node: &BbbClient, meeting_id: &str) -> Vec<(String, St
 async fn callbacks_reach_the_front_end_signed_with_its_secret() {
     let (fe, mut hits) = front_end().await;
     let n1 = sim().start().await;
-    let lb = balancer()
-        .nodes(&[&n1])
-        .integration("uni", UNI)
-        .public_url()
-        .config("[recordings]\nrequire_recorder = false")
-        .start()
-        .await;
+    let lb = relaying(&n1, "CONFLUX_RECORDINGS__REQUIRE_RECORDER", "false").await;
     let uni = lb.client(UNI, Algorithm::Sha256);
     let (analytics_url, ended_url, ready_url) = (
         format!("{fe}/analytics"),
@@ -259,13 +265,7 @@ async fn callbacks_reach_the_front_end_signed_with_its_secret() {
 async fn a_meeting_ended_on_its_node_shows_ended_between_polls() {
     let (fe, mut hits) = front_end().await;
     let n1 = sim().start().await;
-    let lb = balancer()
-        .nodes(&[&n1])
-        .integration("uni", UNI)
-        .public_url()
-        .env("CONFLUX_POLLER__INTERVAL_SECS", "600")
-        .start()
-        .await;
+    let lb = relaying(&n1, "CONFLUX_POLLER__INTERVAL_SECS", "600").await;
     let uni = lb.client(UNI, Algorithm::Sha256);
     let ended_url = format!("{fe}/ended");
     assert!(uni
