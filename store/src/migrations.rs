@@ -30,7 +30,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_poll_load.sql"),
     include_str!("migrations/0014_given_url.sql"),
     include_str!("migrations/0015_relocation.sql"),
+    include_str!("migrations/0016_recording_meta.sql"),
 ];
+
+/// The version after which the recordings' metadata is indexed from their XML (Rust, in the
+/// migration's transaction).
+const RECORDING_META: i64 = 16;
 
 /// The migrations a database at schema `current` still needs, as (version, SQL); refused
 /// when a newer Conflux wrote it.
@@ -53,6 +58,9 @@ pub(super) fn run_sqlite(conn: &mut Connection) -> Result<(), StoreError> {
     for (version, sql) in pending(current)? {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Db::sqlite(&tx).batch(sql)?;
+        if version == RECORDING_META {
+            crate::recordings::index_all_meta(&Db::sqlite(&tx))?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "Store migrated.");
@@ -71,6 +79,9 @@ pub(super) fn run_postgres(conn: &mut PgConn) -> Result<(), StoreError> {
             .query_one("SELECT COALESCE(MAX(version), 0) FROM conflux_schema", &[])?;
         for (version, sql) in pending(row.try_get(0)?)? {
             conn.client.batch_execute(&migration(sql))?;
+            if version == RECORDING_META {
+                crate::recordings::index_all_meta(&Db::postgres(conn))?;
+            }
             conn.client.execute(
                 "INSERT INTO conflux_schema (version) VALUES ($1)",
                 &[&version],
@@ -127,5 +138,42 @@ mod tests {
             run_sqlite(&mut conn),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn recordings_stored_before_the_metadata_index_are_indexed_by_its_migration() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..usize::try_from(RECORDING_META - 1).unwrap()] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", RECORDING_META - 1)
+            .unwrap();
+        let xml = conflux_shared::response::Recording {
+            record_id: "r1".into(),
+            metadata: vec![
+                ("Course".into(), "cs101".into()),
+                ("conflux-recorder".into(), "hidden".into()),
+            ],
+            ..Default::default()
+        }
+        .to_element()
+        .to_xml();
+        conn.execute_batch("INSERT INTO integrations (id, name, created_at) VALUES (1, 'uni', 0);")
+            .unwrap();
+        conn.execute(
+            "INSERT INTO recordings (record_id, integration_id, meeting_id, state, xml, seen_at) \
+             VALUES ('r1', 1, 'm1', 'published', ?1, 0)",
+            [&xml],
+        )
+        .unwrap();
+        run_sqlite(&mut conn).unwrap();
+        let indexed: Vec<(String, String)> = conn
+            .prepare("SELECT key, value FROM recording_meta WHERE record_id = 'r1'")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexed, [("course".to_owned(), "cs101".to_owned())]);
     }
 }

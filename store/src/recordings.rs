@@ -46,13 +46,26 @@ pub(crate) fn owner_of(
     Ok(owner.map(IntegrationId))
 }
 
-/// Inserts or refreshes a recording found on a node (archived recordings are left alone).
+/// Inserts or refreshes a recording found on a node (archived recordings are left alone); its
+/// metadata index follows when its listing changed.
 pub(crate) fn upsert(
     conn: &Db<'_>,
     r: &RecordingRecord,
     start_time: u64,
     end_time: u64,
 ) -> Result<(), StoreError> {
+    let stored: Option<String> = conn.query_opt(
+        "SELECT xml FROM recordings WHERE record_id = ?1",
+        params![r.record_id],
+        |row| row.get(0),
+    )?;
+    if stored.as_deref() == Some(r.xml.as_str()) {
+        conn.execute(
+            "UPDATE recordings SET node_id = ?2, seen_at = ?3 WHERE record_id = ?1 AND archive IS NULL",
+            params![r.record_id, r.node_id.map(|n| n.0), now_ms()],
+        )?;
+        return Ok(());
+    }
     conn.execute(
         "INSERT INTO recordings (record_id, integration_id, node_id, meeting_id, state, start_time, end_time, xml, seen_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -70,6 +83,60 @@ pub(crate) fn upsert(
             now_ms()
         ],
     )?;
+    index_meta(conn, &r.record_id)
+}
+
+/// Rebuilds the metadata index of `record_id` from its stored `<recording>`: the keys
+/// getRecordings lists, lower-cased (BBB lower-cases them), with their values.
+pub(crate) fn index_meta(conn: &Db<'_>, record_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM recording_meta WHERE record_id = ?1",
+        params![record_id],
+    )?;
+    let stored: Option<(i64, String)> = conn.query_opt(
+        "SELECT integration_id, xml FROM recordings WHERE record_id = ?1",
+        params![record_id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    if let Some((integration, xml)) = stored {
+        insert_meta(conn, record_id, integration, &xml)?;
+    }
+    Ok(())
+}
+
+/// Indexes the metadata of every stored recording (when the index is created).
+pub(crate) fn index_all_meta(conn: &Db<'_>) -> Result<(), StoreError> {
+    let rows: Vec<(String, i64, String)> = conn.query(
+        "SELECT record_id, integration_id, xml FROM recordings",
+        params![],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    for (record_id, integration, xml) in rows {
+        insert_meta(conn, &record_id, integration, &xml)?;
+    }
+    Ok(())
+}
+
+fn insert_meta(
+    conn: &Db<'_>,
+    record_id: &str,
+    integration: i64,
+    xml: &str,
+) -> Result<(), StoreError> {
+    let Ok(recording) = conflux_shared::response::Recording::from_xml(xml) else {
+        return Ok(()); // unreadable: listed by nobody's metadata
+    };
+    for (key, value) in recording
+        .metadata
+        .iter()
+        .filter(|(k, _)| conflux_shared::response::Recording::lists_meta(k))
+    {
+        conn.execute(
+            "INSERT INTO recording_meta (record_id, integration_id, key, value) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (record_id, key) DO NOTHING",
+            params![record_id, integration, key.to_ascii_lowercase(), value],
+        )?;
+    }
     Ok(())
 }
 
@@ -77,20 +144,25 @@ const COLUMNS: &str =
     "record_id, integration_id, node_id, meeting_id, state, xml, archive, protected";
 
 /// The recordings `filter` (a `WHERE` clause) selects, newest first, then `page` (a
-/// `LIMIT .. OFFSET ..` or nothing).
+/// `LIMIT .. OFFSET ..` or nothing). The page is found first among the record ids (in
+/// `recordings_listing`, which holds the order and the state, when the filter allows), and
+/// only its rows are read: a deep offset skips index entries, not recordings.
 fn select(
     conn: &Db<'_>,
     filter: &str,
     page: &str,
     params: &[&dyn Param],
 ) -> Result<Vec<RecordingRecord>, StoreError> {
-    conn.query(
-        &format!(
-            "SELECT {COLUMNS} FROM recordings {filter} ORDER BY start_time DESC, record_id{page}"
-        ),
-        params,
-        row_to_record,
-    )
+    const ORDER: &str = "ORDER BY start_time DESC, record_id";
+    let sql = if page.is_empty() {
+        format!("SELECT {COLUMNS} FROM recordings {filter} {ORDER}")
+    } else {
+        format!(
+            "SELECT {COLUMNS} FROM recordings WHERE record_id IN \
+             (SELECT record_id FROM recordings {filter} {ORDER}{page}) {ORDER}"
+        )
+    };
+    conn.query(&sql, params, row_to_record)
 }
 
 /// The recordings of `integration` among `ids` (exact ids).
@@ -113,17 +185,16 @@ pub(crate) fn by_ids(
     )
 }
 
-/// The recordings of `integration` that pass `q`'s record, meeting and state filters, newest
-/// first. Pagination is applied here too unless `q` filters on metadata; then the rows are
-/// only narrowed by a text search of their XML and the caller checks the parsed metadata.
+/// The recordings of `integration` that pass `q`'s filters (metadata on its index), newest
+/// first, then `q`'s page.
 pub(crate) fn query(
     conn: &Db<'_>,
     integration: IntegrationId,
     q: &RecordingQuery,
 ) -> Result<Vec<RecordingRecord>, StoreError> {
-    // With a record or meeting filter, their indexes are the selective ones (`+` keeps SQLite
-    // from walking the integration's whole index instead).
-    let selective = !q.record_ids.is_empty() || !q.meeting_ids.is_empty();
+    // With a record, meeting or metadata filter, their indexes are the selective ones (`+`
+    // keeps SQLite from walking the integration's whole listing instead, checking each entry).
+    let selective = !q.record_ids.is_empty() || !q.meeting_ids.is_empty() || !q.meta.is_empty();
     let mut filter = String::from(if selective {
         "WHERE +integration_id = ?1"
     } else {
@@ -153,33 +224,55 @@ pub(crate) fn query(
     );
     any_of(&|p| format!("meeting_id = {p}"), q.meeting_ids.clone());
     any_of(&|p| format!("state = {p}"), q.states.clone());
-    let needle = |key: &str, value: &str| {
-        conflux_shared::Element::text(key.to_ascii_lowercase(), value.to_owned()).to_xml()
+    // Metadata filters, on the metadata index (keys lower-cased as stored there).
+    let mut meta = |pairs: Vec<(String, Vec<String>)>| {
+        let clauses: Vec<String> = pairs
+            .into_iter()
+            .map(|(key, list)| {
+                values.push(Box::new(key.to_ascii_lowercase()));
+                let key = format!("?{}", values.len());
+                let list: Vec<String> = list
+                    .into_iter()
+                    .map(|v| {
+                        values.push(Box::new(v));
+                        format!("?{}", values.len())
+                    })
+                    .collect();
+                format!("(key = {key} AND value IN ({}))", list.join(", "))
+            })
+            .collect();
+        if !clauses.is_empty() {
+            filter.push_str(&format!(
+                " AND record_id IN (SELECT record_id FROM recording_meta WHERE integration_id = ?1 AND ({}))",
+                clauses.join(" OR ")
+            ));
+        }
     };
     match q.meta_rule {
         // Every metadata filter must hold (each its own AND).
         MetaRule::All => {
             for (key, value) in q.meta.iter().filter(|(_, value)| !value.is_empty()) {
-                any_of(&|p| conn.contains("xml", p), vec![needle(key, value)]);
+                meta(vec![(key.clone(), vec![value.clone()])]);
             }
         }
         // Any key with any of its listed values.
-        MetaRule::AnyOf => {
-            let needles = q.meta.iter().flat_map(|(key, values)| {
-                values
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(move |v| needle(key, v))
-            });
-            any_of(&|p| conn.contains("xml", p), needles.collect());
-        }
+        MetaRule::AnyOf => meta(
+            q.meta
+                .iter()
+                .map(|(key, values)| {
+                    let list: Vec<String> = values
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(String::from)
+                        .collect();
+                    (key.clone(), list)
+                })
+                .filter(|(_, list)| !list.is_empty())
+                .collect(),
+        ),
     }
-    let page = if q.meta.is_empty() {
-        conn.page(q.limit, q.offset)
-    } else {
-        String::new()
-    };
+    let page = conn.page(q.limit, q.offset);
     select(conn, &filter, &page, &refs(&values))
 }
 
@@ -339,11 +432,15 @@ pub(crate) fn processed(
     state: &str,
     xml: &str,
 ) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    let done = conn.execute(
         "UPDATE recordings SET archive = 'done', state = ?3, xml = ?4, failure = NULL, seen_at = ?5 \
          WHERE record_id = ?1 AND integration_id = ?2 AND archive IN ('stored', 'failed', 'done')",
         params![record_id, integration.0, state, xml, now_ms()],
-    )? == 1)
+    )? == 1;
+    if done {
+        index_meta(conn, record_id)?;
+    }
+    Ok(done)
 }
 
 /// The recorder refused the archive of `record_id` (kept for inspection).
@@ -417,6 +514,7 @@ pub(crate) fn delete(
          WHERE record_id = ?1 AND integration_id = ?2",
         params![record_id, integration.0, xml],
     )?;
+    index_meta(conn, record_id)?;
     if matches!(archived, Some(Some(_))) {
         push_change(conn, integration, record_id, &Change::Delete)?;
     }
@@ -435,7 +533,7 @@ pub(crate) fn set_xml(
         "UPDATE recordings SET state = ?2, xml = ?3, protected = ?4 WHERE record_id = ?1",
         params![record_id, state, xml, protected],
     )?;
-    Ok(())
+    index_meta(conn, record_id)
 }
 
 /// Recordings of `integration` that ended before `before_ms` and are not deleted yet.
@@ -460,13 +558,19 @@ mod tests {
     use conflux_shared::Query;
 
     fn ids(conn: &Db<'_>, integration: IntegrationId, query: &str) -> Vec<String> {
-        let q = RecordingQuery::from_query(&Query::parse(query).unwrap()).unwrap();
+        ids_by(conn, integration, query, MetaRule::All)
+    }
+
+    fn ids_by(
+        conn: &Db<'_>,
+        integration: IntegrationId,
+        query: &str,
+        rule: MetaRule,
+    ) -> Vec<String> {
+        let mut q = RecordingQuery::from_query(&Query::parse(query).unwrap()).unwrap();
+        q.meta_rule = rule;
         let rows = super::query(conn, integration, &q).unwrap();
-        rows.into_iter()
-            .map(|r| Recording::from_xml(&r.xml).unwrap())
-            .filter(|r| q.meta.is_empty() || q.matches(r))
-            .map(|r| r.record_id)
-            .collect()
+        rows.into_iter().map(|r| r.record_id).collect()
     }
 
     #[test]
@@ -524,7 +628,10 @@ mod tests {
                             state: "published".into(),
                             published: true,
                             start_time: n as u64,
-                            metadata: vec![("course".into(), course.into())],
+                            metadata: vec![
+                                ("course".into(), course.into()),
+                                ("meetingName".into(), "Hidden".into()),
+                            ],
                             ..Recording::default()
                         };
                         let record = RecordingRecord {
@@ -546,6 +653,35 @@ mod tests {
                     assert_eq!(ids(c, i, "meta_course=math&meetingID=m2"), ["ABC-3"]);
                     assert_eq!(ids(c, i, "meta_Course=Physics%20%26%20Co"), ["abc-1"]);
                     assert_eq!(ids(c, i, "state=deleted"), Vec::<String>::new());
+                    // Metadata on its index: paginated in SQL, values exact, hidden keys
+                    // (BBB's repeated ones) not searchable, Scalelite's rule on request.
+                    let math = ["a*c-4", "ABC-3", "abc-2"];
+                    assert_eq!(ids(c, i, "meta_course=math"), math);
+                    assert_eq!(ids(c, i, "meta_course=math&limit=1&offset=1"), ["ABC-3"]);
+                    assert!(ids(c, i, "meta_course=MATH").is_empty());
+                    assert!(ids(c, i, "meta_meetingName=Hidden").is_empty());
+                    assert!(ids(c, i, "meta_course=math&meta_term=fall").is_empty());
+                    let any = |q| ids_by(c, i, q, MetaRule::AnyOf);
+                    assert_eq!(
+                        any("meta_course=Physics%20%26%20Co,none&meta_term=fall"),
+                        ["abc-1"]
+                    );
+                    assert_eq!(any("meta_course=math&meta_term=fall").len(), 3);
+                    // The index follows an edit.
+                    let edited = Recording {
+                        record_id: "abc-1".into(),
+                        metadata: vec![("course".into(), "math".into())],
+                        ..Recording::default()
+                    };
+                    set_xml(
+                        c,
+                        "abc-1",
+                        "published",
+                        &edited.to_element().to_xml(),
+                        false,
+                    )?;
+                    assert_eq!(ids(c, i, "meta_course=math").len(), 4);
+                    assert!(ids(c, i, "meta_course=Physics%20%26%20Co").is_empty());
                     Ok(())
                 })
                 .unwrap();

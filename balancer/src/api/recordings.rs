@@ -100,8 +100,8 @@ pub async fn handle(
     })
 }
 
-/// getRecordings from the store: filters, state, metadata and pagination as BBB 2.7 applies
-/// them; the store filters and paginates in SQL unless metadata filters are given.
+/// getRecordings from the store: filters, state, metadata (Scalelite's rule) and pagination
+/// as BBB 2.7 applies them, all in SQL on the store's indexes.
 async fn list(
     state: &Arc<AppState>,
     req: &ApiRequest,
@@ -117,14 +117,10 @@ async fn list(
         .store
         .recordings(integration.id, filters.clone())
         .await?;
-    let shown = rows
+    let found: Vec<Recording> = rows
         .iter()
-        .filter_map(|row| present(state, integration, row));
-    let found: Vec<Recording> = if filters.meta.is_empty() {
-        shown.collect()
-    } else {
-        filters.apply(shown)
-    };
+        .filter_map(|row| present(state, integration, row))
+        .collect();
     let empty = found.is_empty();
     let response = Response::success(Body::Recordings(found));
     Ok(Answer::Xml(if empty {
@@ -133,10 +129,6 @@ async fn list(
         response
     }))
 }
-
-/// Metadata BBB repeats from the recording's own elements; Scalelite's importer leaves them
-/// out of the listing, and so does the balancer.
-const REPEATED_META: [&str; 3] = ["isBreakout", "meetingId", "meetingName"];
 
 /// A stored recording as the integration sees it (Scalelite's document): the balancer's own
 /// metadata and the repeated keys hidden, formats by name; archived ones say whether they are
@@ -147,11 +139,7 @@ fn present(
     row: &RecordingRecord,
 ) -> Option<Recording> {
     let mut r = Recording::from_xml(&row.xml).ok()?;
-    r.metadata.retain(|(k, _)| {
-        !k.to_ascii_lowercase()
-            .starts_with(transfer::RESERVED_META_PREFIX)
-            && !REPEATED_META.contains(&k.as_str())
-    });
+    r.metadata.retain(|(k, _)| Recording::lists_meta(k));
     r.playback.sort_by(|a, b| a.format_type.cmp(&b.format_type));
     if row.archive.is_none() {
         return Some(r);

@@ -107,6 +107,15 @@ impl Recording {
         e
     }
 
+    /// Whether getRecordings lists the metadata `key` (as Scalelite lists it): not the
+    /// balancer's own (`conflux-*`), nor the ids and name BBB repeats from the recording's own
+    /// elements.
+    pub fn lists_meta(key: &str) -> bool {
+        const REPEATED: [&str; 3] = ["isbreakout", "meetingid", "meetingname"];
+        let key = key.to_ascii_lowercase();
+        !key.starts_with(crate::transfer::RESERVED_META_PREFIX) && !REPEATED.contains(&key.as_str())
+    }
+
     /// The metadata value of `key` (keys compare case-insensitively, as BBB lower-cases them).
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata

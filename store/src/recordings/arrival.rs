@@ -86,6 +86,7 @@ pub(crate) fn arrive(tx: &Db<'_>, a: &Arrival) -> Result<Arrived, StoreError> {
                 a.protected
             ],
         )?;
+        super::index_meta(tx, &a.record_id)?;
         push_change(
             tx,
             a.integration_id,

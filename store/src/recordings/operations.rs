@@ -113,7 +113,7 @@ impl Store {
         xml: String,
     ) -> Result<(), StoreError> {
         let id = record_id.to_owned();
-        self.run(move |c| delete(c, integration, &id, &xml)).await
+        self.write(move |c| delete(c, integration, &id, &xml)).await
     }
 
     /// The integration's recordings older than `before_ms` (retention).
@@ -160,7 +160,7 @@ impl Store {
         xml: String,
     ) -> Result<bool, StoreError> {
         let id = record_id.to_owned();
-        self.run(move |c| processed(c, integration, &id, &state, &xml))
+        self.write(move |c| processed(c, integration, &id, &state, &xml))
             .await
     }
 
