@@ -33,8 +33,11 @@ pub(crate) enum Mode {
 pub(crate) const CHANNEL: &str = "conflux_changes";
 
 /// The most read-only SQLite connections kept; more concurrent reads open (and close) their
-/// own.
-const IDLE_READERS: usize = 4;
+/// own, with a cold page cache.
+const IDLE_READERS: usize = 16;
+/// Pages are read through a shared memory map of this many bytes of the database at most
+/// (the operating system's page cache, instead of a copy into each connection's cache).
+const MMAP_SIZE: i64 = 1 << 30;
 
 pub(crate) struct Sqlite {
     conn: Mutex<Connection>,
@@ -59,6 +62,7 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         migrations::run_sqlite(&mut conn)?;
         Ok(Sqlite {
             conn: Mutex::new(conn),
@@ -106,6 +110,7 @@ impl Sqlite {
                         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 conn.busy_timeout(Duration::from_secs(10))?;
+                conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
                 conn
             }
         };
