@@ -7,6 +7,12 @@
 
 pub mod procfs;
 
+use std::time::{Duration, Instant};
+
+use conflux_balancer::placement::{self, Candidate, Wish};
+use conflux_geoip::Position;
+use conflux_store::NodeId;
+
 /// Opens (creating) a store in `data` with one integration, `bench`, signed with `secret`, as
 /// the benchmarks that fill a store directly start; returns the store and the integration.
 pub async fn bench_store(
@@ -28,4 +34,60 @@ pub async fn bench_store(
         .ok_or_else(|| anyhow::anyhow!("the integration was not stored"))?
         .id;
     Ok((store, integration))
+}
+
+/// p50/p99 of building the candidates of `nodes` nodes and `placement::choose`, in process,
+/// with the given policy (geo: nodes spread over the globe, clients in many places).
+pub fn placement_figures(nodes: usize, policy: placement::Policy) -> String {
+    let candidates: Vec<Candidate> = (0..nodes)
+        .map(|i| Candidate {
+            id: NodeId(i as i64),
+            name: format!("node{i}"),
+            host: format!("node{i}.example.org"),
+            eligible: i % 10 != 0,
+            load: ((i * 7919) % 1000) as f64,
+            tags: if i % 3 == 0 {
+                vec!["gpu".into()]
+            } else {
+                Vec::new()
+            },
+            position: Position::new(
+                ((i * 37) % 160) as f64 - 80.0,
+                ((i * 53) % 360) as f64 - 180.0,
+            ),
+            cpu: Some(((i * 13) % 100) as f64),
+            users: (i % 50) as u32,
+            meetings: (i % 7) as u32,
+        })
+        .collect();
+    let rules = placement::Rules {
+        policy,
+        ..placement::Rules::default()
+    };
+    let mut times: Vec<Duration> = (0..10_000)
+        .map(|i| {
+            let tag = if i % 2 == 0 { Some("gpu") } else { None };
+            let client = Position::new((i % 140) as f64 - 70.0, (i % 340) as f64 - 170.0);
+            let t = Instant::now();
+            // The create path builds the candidates from the node table each time: included.
+            let snapshot = candidates.clone();
+            let d = placement::choose(
+                &snapshot,
+                &Wish {
+                    tag,
+                    preferred: None,
+                    client,
+                },
+                &rules,
+            );
+            std::hint::black_box(d).ok();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    format!(
+        "p50 {:.1} µs, p99 {:.1} µs",
+        times[5000].as_secs_f64() * 1e6,
+        times[9899].as_secs_f64() * 1e6
+    )
 }

@@ -168,6 +168,12 @@ impl Store {
         self.run(move |c| insert(c, &new)).await
     }
 
+    /// Stores many placed meetings in one transaction (imports, benchmarks).
+    pub async fn add_meetings(&self, meetings: Vec<NewMeeting>) -> Result<(), StoreError> {
+        self.write(move |c| meetings.iter().try_for_each(|m| insert(c, m).map(|_| ())))
+            .await
+    }
+
     /// The node's answer to a create: the meeting's `<meeting>` element and internal id, with
     /// its `meeting_created` event, in one transaction.
     /// `create_query`: the create as forwarded, for a meeting that may still move to its first

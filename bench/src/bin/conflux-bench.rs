@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use conflux_balancer::placement::{self, Candidate, Wish};
+use conflux_balancer::placement;
 use conflux_bench::procfs::memory_mb;
-use conflux_geoip::Position;
 use conflux_shared::Algorithm;
-use conflux_store::NodeId;
 use conflux_tests::harness::{binary, BbbClient, Process};
 use conflux_tests::sim::{self, SimConfig};
 
@@ -61,11 +59,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "placement among 1000 nodes, scalelite policy: {}",
-        placement_figures(placement::Policy::Scalelite)
+        conflux_bench::placement_figures(1000, placement::Policy::Scalelite)
     );
     println!(
         "placement among 1000 nodes, geo policy: {}",
-        placement_figures(placement::Policy::Geo)
+        conflux_bench::placement_figures(1000, placement::Policy::Geo)
     );
     let dir = tempfile::tempdir()?;
     let mut nodes = Vec::new();
@@ -338,60 +336,4 @@ where
     stats.elapsed = start.elapsed();
     stats.latencies.sort();
     stats
-}
-
-/// p50/p99 of building the candidates of 1,000 nodes and `placement::choose`, in process,
-/// with the given policy (geo: nodes spread over the globe, clients in many places).
-fn placement_figures(policy: placement::Policy) -> String {
-    let candidates: Vec<Candidate> = (0..1000)
-        .map(|i| Candidate {
-            id: NodeId(i),
-            name: format!("node{i}"),
-            host: format!("node{i}.example.org"),
-            eligible: i % 10 != 0,
-            load: ((i * 7919) % 1000) as f64,
-            tags: if i % 3 == 0 {
-                vec!["gpu".into()]
-            } else {
-                Vec::new()
-            },
-            position: Position::new(
-                ((i * 37) % 160) as f64 - 80.0,
-                ((i * 53) % 360) as f64 - 180.0,
-            ),
-            cpu: Some(((i * 13) % 100) as f64),
-            users: (i % 50) as u32,
-            meetings: (i % 7) as u32,
-        })
-        .collect();
-    let rules = placement::Rules {
-        policy,
-        ..placement::Rules::default()
-    };
-    let mut times: Vec<Duration> = (0..10_000)
-        .map(|i| {
-            let tag = if i % 2 == 0 { Some("gpu") } else { None };
-            let client = Position::new((i % 140) as f64 - 70.0, (i % 340) as f64 - 170.0);
-            let t = Instant::now();
-            // The create path builds the candidates from the node table each time: included.
-            let snapshot = candidates.clone();
-            let d = placement::choose(
-                &snapshot,
-                &Wish {
-                    tag,
-                    preferred: None,
-                    client,
-                },
-                &rules,
-            );
-            std::hint::black_box(d).ok();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    format!(
-        "p50 {:.1} µs, p99 {:.1} µs",
-        times[5000].as_secs_f64() * 1e6,
-        times[9899].as_secs_f64() * 1e6
-    )
 }

@@ -218,6 +218,10 @@ fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
     };
     for record in meetings::for_node(c, id)? {
         match list.iter().find(|m| m.meeting_id == record.meeting_id) {
+            // Unchanged since the last poll: nothing written (nor signalled to other balancers).
+            Some(m)
+                if record.info_xml.as_deref() == Some(m.info_xml.as_str())
+                    && record.internal_meeting_id == m.internal_meeting_id => {}
             Some(m) => meetings::set_info(c, &m.meeting_id, &m.internal_meeting_id, &m.info_xml)?,
             None if record.created_at < p.started - p.grace_ms => {
                 meetings::remove(c, &record.meeting_id)?;
@@ -245,8 +249,8 @@ fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
 impl Store {
     /// Stores one node's poll in one transaction: its counters and health streaks (with the
     /// online/offline events, forgetting the meetings of a node gone offline), each listed
-    /// meeting's element, the meetings it no longer lists, and a cordoned node disabled once
-    /// empty.
+    /// meeting's element when it changed, the meetings it no longer lists, and a cordoned node
+    /// disabled once empty.
     pub async fn record_poll_round(&self, poll: Poll) -> Result<Polled, StoreError> {
         self.write(move |c| store_poll(c, &poll)).await
     }
