@@ -241,9 +241,10 @@ impl Monitor {
     /// forgets nodes that were removed.
     pub fn evaluate_ages(&self, nodes: &[Arc<Node>], config: &Config) {
         let now = store::now_ms();
+        let known: std::collections::HashSet<NodeId> = nodes.iter().map(|n| n.id).collect();
         let stale: Vec<(NodeId, Status, String)> = {
             let mut health = self.health.write().unwrap_or_else(|p| p.into_inner());
-            health.retain(|id, _| nodes.iter().any(|n| n.id == *id));
+            health.retain(|id, _| known.contains(id));
             health
                 .iter()
                 .filter_map(|(id, h)| {
