@@ -26,17 +26,18 @@ use conflux_geoip::Position;
 
 use conflux_store::NodeId;
 
-/// One node as placement sees it.
+/// One node as placement sees it, borrowing its names and tags from the node table (a create
+/// among 10,000 nodes builds 10,000 of these).
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     pub id: NodeId,
-    pub name: String,
+    pub name: &'a str,
     /// Host of the node's URL, also accepted by `preferredServer`.
-    pub host: String,
+    pub host: &'a str,
     pub eligible: bool,
     /// Scalelite's load, young meetings included.
     pub load: f64,
-    pub tags: Vec<String>,
+    pub tags: &'a [String],
     pub position: Option<Position>,
     /// CPU use from the node's agent, %.
     pub cpu: Option<f64>,
@@ -136,7 +137,7 @@ pub enum NoPlacement {
 }
 
 pub fn choose(
-    candidates: &[Candidate],
+    candidates: &[Candidate<'_>],
     wish: &Wish<'_>,
     rules: &Rules,
 ) -> Result<Decision, NoPlacement> {
@@ -195,7 +196,7 @@ pub fn choose(
 }
 
 /// Applies the policy to a non-empty pool.
-fn pick(pool: &[&Candidate], among: &str, wish: &Wish<'_>, rules: &Rules) -> Option<Decision> {
+fn pick(pool: &[&Candidate<'_>], among: &str, wish: &Wish<'_>, rules: &Rules) -> Option<Decision> {
     if pool.is_empty() {
         return None;
     }
@@ -245,7 +246,12 @@ fn pick(pool: &[&Candidate], among: &str, wish: &Wish<'_>, rules: &Rules) -> Opt
     }
 }
 
-fn by_policy(pool: &[&Candidate], policy: Policy, among: &str, rules: &Rules) -> Option<Decision> {
+fn by_policy(
+    pool: &[&Candidate<'_>],
+    policy: Policy,
+    among: &str,
+    rules: &Rules,
+) -> Option<Decision> {
     let chosen = match policy {
         Policy::LeastCpu => pool.iter().min_by(|a, b| {
             cpu_order(a, rules)
@@ -261,7 +267,7 @@ fn by_policy(pool: &[&Candidate], policy: Policy, among: &str, rules: &Rules) ->
         // Scalelite breaks ties by server id, its sorted set's order: here the node's name.
         Policy::Scalelite => pool
             .iter()
-            .min_by(|a, b| a.load.total_cmp(&b.load).then(a.name.cmp(&b.name))),
+            .min_by(|a, b| a.load.total_cmp(&b.load).then(a.name.cmp(b.name))),
         Policy::Geo => pool.iter().min_by(|a, b| by_load(a, b)),
     }?;
     let figure = match policy {
@@ -290,7 +296,7 @@ fn cpu_text(cpu: Option<f64>) -> String {
     cpu.map_or_else(|| "CPU unknown".into(), |c| format!("CPU {c:.0}%"))
 }
 
-fn decision(c: &Candidate, reason: String) -> Decision {
+fn decision(c: &Candidate<'_>, reason: String) -> Decision {
     Decision {
         node: c.id,
         reason: format!("{}: {reason}", c.name),
@@ -307,14 +313,23 @@ pub fn load(users: u32, young_meetings: u32, min_user_count: u32, multiplier: f6
 mod tests {
     use super::*;
 
-    fn node(id: i64, load: f64, tags: &[&str], eligible: bool) -> Candidate {
+    /// Leaked, so that the candidate may borrow it for the test's life.
+    fn leak(text: String) -> &'static str {
+        Box::leak(text.into_boxed_str())
+    }
+
+    fn node(id: i64, load: f64, tags: &[&str], eligible: bool) -> Candidate<'static> {
         Candidate {
             id: NodeId(id),
-            name: format!("bbb{id}"),
-            host: format!("bbb{id}.example.org"),
+            name: leak(format!("bbb{id}")),
+            host: leak(format!("bbb{id}.example.org")),
             eligible,
             load,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
+            tags: Box::leak(
+                tags.iter()
+                    .map(|t| t.to_string())
+                    .collect::<Box<[String]>>(),
+            ),
             position: None,
             cpu: None,
             users: 0,
@@ -430,7 +445,7 @@ mod tests {
     }
 
     /// Three cities: Porto Alegre and Canoas (15 km apart), São Paulo (850 km away).
-    fn cities() -> Vec<Candidate> {
+    fn cities() -> Vec<Candidate<'static>> {
         let at = |id: i64, lat: f64, lon: f64, cpu: Option<f64>| Candidate {
             position: Position::new(lat, lon),
             cpu,

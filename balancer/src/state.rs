@@ -101,6 +101,8 @@ pub struct AppState {
 #[derive(Debug, Default)]
 pub struct NodeTable {
     pub nodes: Vec<Arc<Node>>,
+    /// Each node's host (`host_of` its URL), in the order of `nodes`.
+    pub hosts: Vec<String>,
     by_id: HashMap<NodeId, usize>,
 }
 
@@ -114,8 +116,13 @@ pub struct Route {
 impl NodeTable {
     pub fn new(nodes: Vec<Node>) -> NodeTable {
         let by_id = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+        let hosts = nodes
+            .iter()
+            .map(|n| conflux_shared::signed_url::host_of(&n.url))
+            .collect();
         NodeTable {
             nodes: nodes.into_iter().map(Arc::new).collect(),
+            hosts,
             by_id,
         }
     }

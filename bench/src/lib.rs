@@ -39,18 +39,20 @@ pub async fn bench_store(
 /// p50/p99 of building the candidates of `nodes` nodes and `placement::choose`, in process,
 /// with the given policy (geo: nodes spread over the globe, clients in many places).
 pub fn placement_figures(nodes: usize, policy: placement::Policy) -> String {
-    let candidates: Vec<Candidate> = (0..nodes)
-        .map(|i| Candidate {
+    let names: Vec<(String, String)> = (0..nodes)
+        .map(|i| (format!("node{i}"), format!("node{i}.example.org")))
+        .collect();
+    let (gpu, untagged) = (vec!["gpu".to_owned()], Vec::new());
+    let candidates: Vec<Candidate> = names
+        .iter()
+        .enumerate()
+        .map(|(i, (name, host))| Candidate {
             id: NodeId(i as i64),
-            name: format!("node{i}"),
-            host: format!("node{i}.example.org"),
+            name,
+            host,
             eligible: i % 10 != 0,
             load: ((i * 7919) % 1000) as f64,
-            tags: if i % 3 == 0 {
-                vec!["gpu".into()]
-            } else {
-                Vec::new()
-            },
+            tags: if i % 3 == 0 { &gpu } else { &untagged },
             position: Position::new(
                 ((i * 37) % 160) as f64 - 80.0,
                 ((i * 53) % 360) as f64 - 180.0,

@@ -227,13 +227,14 @@ pub(super) fn choose(
     let mut candidates: Vec<Candidate> = nodes
         .nodes
         .iter()
-        .map(|n| Candidate {
+        .zip(&nodes.hosts)
+        .map(|(n, host)| Candidate {
             id: n.id,
-            name: n.name.clone(),
-            host: conflux_shared::signed_url::host_of(&n.url),
+            name: &n.name,
+            host,
             eligible: n.state == NodeState::Enabled && n.online && state.monitor.accepts(n),
             load: 0.0,
-            tags: n.tags.clone(),
+            tags: &n.tags,
             position: state.monitor.position(n),
             cpu: state.monitor.cpu(n.id, config, now),
             users: n.users,

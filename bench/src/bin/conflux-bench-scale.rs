@@ -4,8 +4,8 @@
 //! getMeetings with `--users` attendees a meeting, getMeetingInfo, the index), starts the real
 //! release `conflux-balancer` on the store, and prints: how long it took to answer with every
 //! meeting routed; its CPU per poll round of every node (and as a share of one core at a 60 s
-//! interval); its RSS per meeting; placement among that many nodes (in process); getMeetings of
-//! the big integration; a join storm. A benchmark: it prints figures and asserts nothing.
+//! interval); its RSS per meeting; placement among that many nodes (in process, before the
+//! balancer starts); getMeetings of the big integration; a join storm. A benchmark: it prints figures and asserts nothing.
 #![allow(clippy::print_stdout)] // the figures are the output
 
 use std::sync::Arc;
@@ -182,6 +182,13 @@ async fn main() -> anyhow::Result<()> {
         filled.elapsed().as_secs_f64()
     );
 
+    // Before the balancer runs: the machine is quiet.
+    println!(
+        "placement among {} nodes: scalelite {}; geo {}",
+        args.nodes,
+        conflux_bench::placement_figures(args.nodes, Policy::Scalelite),
+        conflux_bench::placement_figures(args.nodes, Policy::Geo)
+    );
     let config = bench_config(
         dir.path(),
         &format!(
@@ -229,12 +236,6 @@ async fn main() -> anyhow::Result<()> {
         "memory: RSS {rss:.1} MB after the rounds = {:.2} kB a meeting ({anon:.1} MB of it the process's own, {:.2} kB a meeting; the rest the database's pages, mapped)",
         rss * 1024.0 / args.meetings as f64,
         anon * 1024.0 / args.meetings as f64
-    );
-    println!(
-        "placement among {} nodes: scalelite {}; geo {}",
-        args.nodes,
-        conflux_bench::placement_figures(args.nodes, Policy::Scalelite),
-        conflux_bench::placement_figures(args.nodes, Policy::Geo)
     );
 
     let url = big_client.url("getMeetings", &[]);
