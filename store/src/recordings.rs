@@ -9,9 +9,11 @@ use conflux_shared::transfer::{Change, Feed, FeedEntry};
 use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
 
 mod arrival;
+mod meta;
 mod operations;
 
 pub use arrival::*;
+pub(crate) use meta::{index_all_meta, index_meta};
 pub use operations::*;
 
 /// A stored recording.
@@ -84,60 +86,6 @@ pub(crate) fn upsert(
         ],
     )?;
     index_meta(conn, &r.record_id)
-}
-
-/// Rebuilds the metadata index of `record_id` from its stored `<recording>`: the keys
-/// getRecordings lists, lower-cased (BBB lower-cases them), with their values.
-pub(crate) fn index_meta(conn: &Db<'_>, record_id: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM recording_meta WHERE record_id = ?1",
-        params![record_id],
-    )?;
-    let stored: Option<(i64, String)> = conn.query_opt(
-        "SELECT integration_id, xml FROM recordings WHERE record_id = ?1",
-        params![record_id],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
-    if let Some((integration, xml)) = stored {
-        insert_meta(conn, record_id, integration, &xml)?;
-    }
-    Ok(())
-}
-
-/// Indexes the metadata of every stored recording (when the index is created).
-pub(crate) fn index_all_meta(conn: &Db<'_>) -> Result<(), StoreError> {
-    let rows: Vec<(String, i64, String)> = conn.query(
-        "SELECT record_id, integration_id, xml FROM recordings",
-        params![],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-    )?;
-    for (record_id, integration, xml) in rows {
-        insert_meta(conn, &record_id, integration, &xml)?;
-    }
-    Ok(())
-}
-
-fn insert_meta(
-    conn: &Db<'_>,
-    record_id: &str,
-    integration: i64,
-    xml: &str,
-) -> Result<(), StoreError> {
-    let Ok(recording) = conflux_shared::response::Recording::from_xml(xml) else {
-        return Ok(()); // unreadable: listed by nobody's metadata
-    };
-    for (key, value) in recording
-        .metadata
-        .iter()
-        .filter(|(k, _)| conflux_shared::response::Recording::lists_meta(k))
-    {
-        conn.execute(
-            "INSERT INTO recording_meta (record_id, integration_id, key, value) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (record_id, key) DO NOTHING",
-            params![record_id, integration, key.to_ascii_lowercase(), value],
-        )?;
-    }
-    Ok(())
 }
 
 const COLUMNS: &str =
