@@ -93,3 +93,13 @@ pub fn placement_figures(nodes: usize, policy: placement::Policy) -> String {
         times[9899].as_secs_f64() * 1e6
     )
 }
+
+/// The p50 and p99 of `times`, in milliseconds (`times` must not be empty).
+pub fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
+    times.sort();
+    let at = |q: f64| {
+        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
+        times[i].as_secs_f64() * 1000.0
+    };
+    (at(0.5), at(0.99))
+}

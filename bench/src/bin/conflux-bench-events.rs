@@ -5,7 +5,7 @@
 //! `offset`) and the balancer's RSS before and after. A benchmark: it asserts nothing.
 #![allow(clippy::print_stdout)] // the figures are the output
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
 use conflux_bench::procfs;
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
             assert_eq!(answer.status, 200);
             times.push(started.elapsed());
         }
-        let (p50, p99) = percentiles(times);
+        let (p50, p99) = conflux_bench::percentiles(times);
         println!(
             "{label:<28} {p50:>9.2} {p99:>9.2} {events:>8} {:>9.1}",
             rss()
@@ -83,15 +83,6 @@ async fn main() -> anyhow::Result<()> {
         procfs::memory_mb(balancer.pid(), "VmHWM:")
     );
     Ok(())
-}
-
-fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
-    times.sort();
-    let at = |q: f64| {
-        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
-        times[i].as_secs_f64() * 1000.0
-    };
-    (at(0.5), at(0.99))
 }
 
 /// `reuses` runs of meeting `room` (create, joins, end) and as many other meetings, in one

@@ -81,19 +81,10 @@ async fn main() -> anyhow::Result<()> {
             .buffer_unordered(args.concurrency)
             .collect()
             .await;
-        let (p50, p99) = percentiles(times);
+        let (p50, p99) = conflux_bench::percentiles(times);
         println!("{label:<36} {p50:>9.2} {p99:>9.2} {results:>8}");
     }
     Ok(())
-}
-
-fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
-    times.sort();
-    let at = |q: f64| {
-        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
-        times[i].as_secs_f64() * 1000.0
-    };
-    (at(0.5), at(0.99))
 }
 
 /// N recordings of one integration, in one transaction.

@@ -251,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
     for (_, size) in &times {
         sizes = *size;
     }
-    let (p50, p99) = percentiles(times.iter().map(|(t, _)| *t).collect());
+    let (p50, p99) = conflux_bench::percentiles(times.iter().map(|(t, _)| *t).collect());
     println!(
         "getMeetings of {} meetings ({:.1} MB): p50 {p50:.2} ms, p99 {p99:.2} ms (8 clients)",
         args.big,
@@ -294,7 +294,7 @@ async fn main() -> anyhow::Result<()> {
         latencies.push(t);
         failed += usize::from(!ok);
     }
-    let (p50, p99) = percentiles(latencies);
+    let (p50, p99) = conflux_bench::percentiles(latencies);
     println!(
         "join storm: {} joins in {:.1} s, {failed} failed, p50 {p50:.2} ms, p99 {p99:.2} ms; balancer CPU {:.2} s",
         args.joins,
@@ -321,13 +321,4 @@ where
         .buffer_unordered(concurrency)
         .collect()
         .await
-}
-
-fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
-    times.sort();
-    let at = |q: f64| {
-        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
-        times[i].as_secs_f64() * 1000.0
-    };
-    (at(0.5), at(0.99))
 }
