@@ -219,14 +219,32 @@ pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<Node>, StoreError> {
     Ok(nodes)
 }
 
-/// A node by id (digits) or name.
+/// A node by name, else by id (digits), each on its index (an operator's key).
 pub(crate) fn find(conn: &Db<'_>, key: &str) -> Result<Node, StoreError> {
-    conn.query_opt(
-        &format!("SELECT {COLUMNS} FROM nodes WHERE name = ?1 OR CAST(id AS TEXT) = ?1"),
+    let by_name = conn.query_opt(
+        &format!("SELECT {COLUMNS} FROM nodes WHERE name = ?1"),
         params![key],
         from_row,
-    )?
-    .ok_or_else(|| StoreError::NotFound(format!("server {key:?}")))
+    )?;
+    let found = match (by_name, key.parse::<i64>()) {
+        (Some(node), _) => Some(node),
+        (None, Ok(id)) => by_id(conn, NodeId(id))?,
+        (None, Err(_)) => None,
+    };
+    found.ok_or_else(|| StoreError::NotFound(format!("server {key:?}")))
+}
+
+/// A node by its id (the balancer's own lookups: a poll, a change).
+pub(crate) fn get(conn: &Db<'_>, id: NodeId) -> Result<Node, StoreError> {
+    by_id(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("server {id}")))
+}
+
+fn by_id(conn: &Db<'_>, id: NodeId) -> Result<Option<Node>, StoreError> {
+    conn.query_opt(
+        &format!("SELECT {COLUMNS} FROM nodes WHERE id = ?1"),
+        params![id.0],
+        from_row,
+    )
 }
 
 pub(crate) fn insert(conn: &Db<'_>, node: &NewNode) -> Result<Node, StoreError> {
@@ -255,7 +273,7 @@ pub(crate) fn insert(conn: &Db<'_>, node: &NewNode) -> Result<Node, StoreError> 
         ],
         |r| r.get(0),
     )?;
-    find(conn, &id.to_string())
+    get(conn, NodeId(id))
 }
 
 /// Sets or clears an admin's override of monitoring.
@@ -337,7 +355,7 @@ pub(crate) fn update(conn: &Db<'_>, id: NodeId, change: &NodeUpdate) -> Result<N
             params![id.0, ports.join(",")],
         )?;
     }
-    find(conn, &id.0.to_string())
+    get(conn, id)
 }
 
 /// Stores a poll's counters and health streaks. Returns the node's new online flag when it
@@ -349,7 +367,7 @@ pub(crate) fn record_poll(
     healthy: u32,
     unhealthy: u32,
 ) -> Result<Option<bool>, StoreError> {
-    let node = find(conn, &id.0.to_string())?;
+    let node = get(conn, id)?;
     let (healthy_streak, unhealthy_streak) = if result.ok {
         (node.healthy_streak.saturating_add(1), 0)
     } else {

@@ -44,7 +44,7 @@ pub struct Enrolment {
 }
 
 fn apply(c: &Db<'_>, change: NodeChange) -> Result<NodeChanged, StoreError> {
-    let now = |id: NodeId| find(c, &id.0.to_string()).map(Some);
+    let now = |id: NodeId| get(c, id).map(Some);
     let (node, forgotten) = match change {
         NodeChange::Add(new) => (Some(insert(c, &new)?), Vec::new()),
         NodeChange::Update(id, change) => (Some(update(c, id, &change)?), Vec::new()),
@@ -237,7 +237,7 @@ fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
             None => {}
         }
     }
-    let node = find(c, &id.0.to_string())?;
+    let node = get(c, id)?;
     if node.state == NodeState::Cordoned && list.iter().all(|m| m.ended) {
         set_state(c, id, NodeState::Disabled)?;
         let data = json!({ "state": "disabled", "why": "cordoned and empty" });
