@@ -169,29 +169,23 @@ async fn analytics(
         return refuse(StatusCode::NOT_FOUND, "no analytics URL for this meeting");
     };
     tokio::spawn(async move {
-        let Ok(client) = state.node_client.http() else {
-            return;
-        };
         let exp = conflux_store::now_ms() / 1000 + 86_400;
-        for secret in &integration.secrets {
-            let token = transfer::jwt(JwtAlg::Hs512, &secret.0, &json!({ "exp": exp }));
-            let sent = client
-                .post(&url)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(answer) if answer.status().is_success() => {
-                    return tracing::info!(%url, meeting_id, "Analytics callback relayed.");
-                }
-                Ok(answer) => {
-                    tracing::warn!(%url, status = answer.status().as_u16(), "Analytics callback refused.")
-                }
-                Err(e) => return tracing::warn!(%url, error = %e, "Analytics callback failed."),
-            }
-        }
+        relay(
+            &state,
+            "Analytics",
+            &url,
+            &integration,
+            &[],
+            |client, secret| {
+                let token = transfer::jwt(JwtAlg::Hs512, secret, &json!({ "exp": exp }));
+                client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+            },
+        )
+        .await;
     });
     StatusCode::NO_CONTENT.into_response()
 }
@@ -268,18 +262,7 @@ async fn ended(
     }
     // The node says what became of it: the stored meeting shows it ended.
     state.changing.mark(&meeting_id);
-    let url = match state
-        .store
-        .created_params(&meeting_id, integration.id)
-        .await
-    {
-        Ok(params) => params.and_then(|p| param(&p, &[ENDED_KEY])),
-        Err(e) => {
-            tracing::error!(error = %e, "Could not read the meeting's create parameters.");
-            None
-        }
-    };
-    let Some(url) = url else {
+    let Some(url) = stored_url(&state, &integration, &meeting_id, &[ENDED_KEY]).await else {
         return refuse(
             StatusCode::NOT_FOUND,
             "no meeting-ended URL for this meeting",
@@ -376,11 +359,50 @@ async fn front_end_url(
     if !owns(state, integration, node, meeting_id).await {
         return None;
     }
+    stored_url(state, integration, meeting_id, keys).await
+}
+
+/// The front-end's URL under one of `keys` in the stored create of `meeting_id`.
+async fn stored_url(
+    state: &AppState,
+    integration: &Integration,
+    meeting_id: &str,
+    keys: &[&str],
+) -> Option<String> {
     match state.store.created_params(meeting_id, integration.id).await {
         Ok(params) => params.and_then(|p| param(&p, keys)),
         Err(e) => {
             tracing::error!(error = %e, "Could not read the meeting's create parameters.");
             None
+        }
+    }
+}
+
+/// Sends the front-end the request `signed` builds with each of the integration's secrets in
+/// turn, until one is accepted (2xx); a status in `final_refusals`, or no answer, stops.
+async fn relay(
+    state: &AppState,
+    what: &'static str,
+    url: &str,
+    integration: &Integration,
+    final_refusals: &[u16],
+    signed: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) {
+    let client = match state.node_client.http() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "No HTTP client for the callback."),
+    };
+    for secret in &integration.secrets {
+        let status = match signed(&client, &secret.0).send().await {
+            Ok(answer) => answer.status().as_u16(),
+            Err(e) => return tracing::warn!(what, %url, error = %e, "Callback failed."),
+        };
+        if (200..300).contains(&status) {
+            return tracing::info!(what, %url, "Callback relayed.");
+        }
+        tracing::warn!(what, %url, status, "Callback refused.");
+        if final_refusals.contains(&status) {
+            return;
         }
     }
 }
@@ -403,53 +425,26 @@ fn param(params: &serde_json::Map<String, Value>, keys: &[&str]) -> Option<Strin
 /// recording-ready URL the front-end gave at create, trying the integration's secrets in turn
 /// until one is accepted; 404 and 410 stop (Scalelite's rules).
 pub async fn relay_ready(state: &AppState, integration: &Integration, recording: &Recording) {
-    let url = match state
-        .store
-        .created_params(&recording.meeting_id, integration.id)
-        .await
-    {
-        Ok(params) => params.and_then(|p| param(&p, &transfer::READY_URL_KEYS)),
-        Err(e) => {
-            tracing::error!(error = %e, "Could not read the meeting's create parameters.");
-            None
-        }
-    };
-    let Some(url) = url else {
+    let keys = transfer::READY_URL_KEYS;
+    let Some(url) = stored_url(state, integration, &recording.meeting_id, &keys).await else {
         return;
-    };
-    let client = match state.node_client.http() {
-        Ok(c) => c,
-        Err(e) => return tracing::error!(error = %e, "No HTTP client for the callback."),
     };
     let claims = json!({
         "meeting_id": recording.meeting_id,
         "record_id": recording.record_id,
     });
-    for secret in &integration.secrets {
-        let token = transfer::jwt(JwtAlg::Hs256, &secret.0, &claims);
-        match client
-            .post(&url)
-            .form(&[("signed_parameters", token)])
-            .send()
-            .await
-        {
-            Ok(answer) if answer.status().is_success() => {
-                tracing::info!(%url, record_id = %recording.record_id, "Recording-ready callback sent.");
-                return;
-            }
-            Ok(answer) if matches!(answer.status().as_u16(), 404 | 410) => {
-                tracing::warn!(%url, status = answer.status().as_u16(), "Recording-ready callback refused; giving up.");
-                return;
-            }
-            Ok(answer) => {
-                tracing::warn!(%url, status = answer.status().as_u16(), "Recording-ready callback refused.")
-            }
-            Err(e) => {
-                tracing::warn!(%url, error = %e, "Recording-ready callback failed.");
-                return;
-            }
-        }
-    }
+    relay(
+        state,
+        "Recording-ready",
+        &url,
+        integration,
+        &[404, 410],
+        |client, secret| {
+            let token = transfer::jwt(JwtAlg::Hs256, secret, &claims);
+            client.post(&url).form(&[("signed_parameters", token)])
+        },
+    )
+    .await;
 }
 
 /// Reads the recording from its node into the store, filed under `integration`.

@@ -290,7 +290,8 @@ pub struct UpdateIntegration {
     pub max_users: Option<u32>,
     /// A short name (a-z, 0-9, -) that selects this integration by URL path
     /// (`/PREFIX/bigbluebutton/api/...`) or by the first label of the Host header, so requests
-    /// are checked against its secrets only; empty clears it.
+    /// are checked against its secrets only; empty clears it. `mobile`, `bigbluebutton` and
+    /// `demo` are paths of the API, refused.
     #[arg(long)]
     pub prefix: Option<String>,
     /// The integration's recording server (conflux-recorder) base URL; with --recorder-key.

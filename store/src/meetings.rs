@@ -207,13 +207,30 @@ impl Store {
         meeting_id: &str,
         from: NodeId,
     ) -> Result<Option<String>, StoreError> {
+        const MOVABLE: &str = "meeting_id = ?1 AND node_id = ?2 AND relocated_at IS NULL \
+             AND create_query IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events \
+             WHERE events.meeting_id = ?1 AND events.kind = 'user_joined' \
+             AND events.at >= meetings.created_at)";
         let id = meeting_id.to_owned();
+        // Read first: most joins that ask are of meetings already joined, and a write (even of
+        // no row) would take the write lock and, on PostgreSQL, signal every balancer.
+        let (key, node) = (id.clone(), from.0);
+        let movable = self
+            .read(move |c| {
+                c.exists(
+                    &format!("SELECT 1 FROM meetings WHERE {MOVABLE}"),
+                    params![key, node],
+                )
+            })
+            .await?;
+        if !movable {
+            return Ok(None);
+        }
         self.write(move |c| {
             c.query_opt(
-                "UPDATE meetings SET relocated_at = ?3 WHERE meeting_id = ?1 AND node_id = ?2 \
-                 AND relocated_at IS NULL AND create_query IS NOT NULL AND NOT EXISTS \
-                 (SELECT 1 FROM events WHERE events.meeting_id = ?1 AND events.kind = 'user_joined' \
-                 AND events.at >= meetings.created_at) RETURNING create_query",
+                &format!(
+                    "UPDATE meetings SET relocated_at = ?3 WHERE {MOVABLE} RETURNING create_query"
+                ),
                 params![id, from.0, now_ms()],
                 |r| r.get(0),
             )

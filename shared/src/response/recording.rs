@@ -111,9 +111,12 @@ impl Recording {
     /// balancer's own (`conflux-*`), nor the ids and name BBB repeats from the recording's own
     /// elements.
     pub fn lists_meta(key: &str) -> bool {
-        const REPEATED: [&str; 3] = ["isbreakout", "meetingid", "meetingname"];
-        let key = key.to_ascii_lowercase();
-        !key.starts_with(crate::transfer::RESERVED_META_PREFIX) && !REPEATED.contains(&key.as_str())
+        const REPEATED: [&str; 3] = ["isBreakout", "meetingId", "meetingName"];
+        let prefix = crate::transfer::RESERVED_META_PREFIX;
+        let reserved = key
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+        !reserved && !REPEATED.iter().any(|r| r.eq_ignore_ascii_case(key))
     }
 
     /// The metadata value of `key` (keys compare case-insensitively, as BBB lower-cases them).
