@@ -2,18 +2,16 @@
 //! read the node's BBB answer. Used by the API's proxied calls, the poller, the admin commands
 //! and the recordings' retention; knows nothing of clients or of the store.
 
-use std::cell::OnceCell;
 use std::time::Duration;
 
 use conflux_shared::{Algorithm, Response};
 use conflux_store::Node;
-use warp::http::header::CONTENT_TYPE;
-use warp::http::{Method, StatusCode};
+use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
 
-mod plain;
+mod http1;
 
-use plain::SendError;
+use http1::SendError;
 
 /// How nodes are called: the checksum algorithm they are signed with and the timeouts.
 #[derive(Debug, Clone)]
@@ -116,11 +114,16 @@ impl NodeClient {
         let body = body.filter(|(_, b)| !b.is_empty());
         let timeout = self.response_timeout;
         let exchange = async {
-            if url.starts_with("http://") {
-                self.plain(url, body).await
-            } else {
-                self.tls(&url, body).await
-            }
+            let (status, body) = http1::send(http1::Call {
+                url: &url,
+                body,
+                connect_timeout: self.connect_timeout,
+                limit: ANSWER_LIMIT,
+                tls: None,
+            })
+            .await?;
+            check_status(status).map_err(SendError::Failed)?;
+            Ok(body)
         };
         let answer = match tokio::time::timeout(timeout, exchange).await {
             Ok(answer) => answer,
@@ -134,67 +137,6 @@ impl NodeClient {
             }
         })
     }
-
-    /// A plain-HTTP node (the hot path of every proxied call).
-    async fn plain(
-        &self,
-        url: String,
-        body: Option<(Option<&str>, Bytes)>,
-    ) -> Result<Bytes, SendError> {
-        let (status, body) = plain::send(plain::Call {
-            url: &url,
-            body,
-            connect_timeout: self.connect_timeout,
-            limit: ANSWER_LIMIT,
-        })
-        .await?;
-        check_status(status).map_err(SendError::Failed)?;
-        Ok(body)
-    }
-
-    /// An HTTPS node, through reqwest (rustls with the system's roots).
-    async fn tls(
-        &self,
-        url: &str,
-        body: Option<(Option<&str>, Bytes)>,
-    ) -> Result<Bytes, SendError> {
-        let client = self
-            .tls_client()
-            .map_err(|e| SendError::NotSent(error_chain(&e)))?;
-        let request = match body {
-            Some((content_type, body)) => {
-                let mut r = client.request(Method::POST, url).body(body);
-                if let Some(ct) = content_type {
-                    r = r.header(CONTENT_TYPE, ct);
-                }
-                r
-            }
-            None => client.get(url),
-        };
-        let response = request.send().await.map_err(|e| {
-            if e.is_connect() {
-                SendError::NotSent(error_chain(&e))
-            } else {
-                SendError::Failed(error_chain(&e))
-            }
-        })?;
-        check_status(response.status()).map_err(SendError::Failed)?;
-        response
-            .bytes()
-            .await
-            .map_err(|e| SendError::Failed(error_chain(&e)))
-    }
-
-    /// This thread's HTTPS client (see [`TLS`]).
-    fn tls_client(&self) -> reqwest::Result<reqwest::Client> {
-        TLS.with(|c| match c.get() {
-            Some(client) => Ok(client.clone()),
-            None => {
-                let client = self.http()?;
-                Ok(c.get_or_init(|| client).clone())
-            }
-        })
-    }
 }
 
 fn check_status(status: StatusCode) -> Result<(), String> {
@@ -202,23 +144,4 @@ fn check_status(status: StatusCode) -> Result<(), String> {
         return Err(format!("HTTP {status}"));
     }
     Ok(())
-}
-
-/// An error and its causes on one line ("client error (Connect): tcp connect error: ...").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
-thread_local! {
-    /// One HTTPS client per server thread: its pooled connections are driven by the thread's
-    /// own runtime, so a proxied call never wakes another thread. (One balancer per process:
-    /// the first client built on a thread keeps its timeouts.)
-    static TLS: OnceCell<reqwest::Client> = const { OnceCell::new() };
 }

@@ -4,12 +4,19 @@
 # secret, and 50 meetings created through the balancer so that getMeetings answers a list of
 # the same size as the fake node's (50 meetings). Polling is slow so the fake node's fixed
 # getMeetings answer does not make the balancer forget those meetings during the run.
+# CONFLUX_BENCH_TLS=1 registers the node's HTTPS URL instead (trusting peers.sh's private CA),
+# to be measured against peers.sh's proxy-https target.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 lb="$root/target/release/conflux-balancer"
 port="${CONFLUX_BENCH_PORT:-18190}"
 export CONFLUX_DATA_DIR="$EXTRA_DIR/data" LOADBALANCER_SECRET="$BENCH_SECRET" POLL_INTERVAL=3600
-"$lb" servers add "$NODE_URL" "$NODE_SECRET" --name node --enable >/dev/null
+node_url="$NODE_URL"
+if [ "${CONFLUX_BENCH_TLS:-0}" = 1 ]; then
+  node_url="$NODE_TLS_URL"
+  export SSL_CERT_FILE="$NODE_CA"
+fi
+"$lb" servers add "$node_url" "$NODE_SECRET" --name node --enable >/dev/null
 "$lb" serve --listen "127.0.0.1:$port" &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT TERM INT

@@ -16,8 +16,10 @@ use tempfile::TempDir;
 
 mod haproxy;
 mod recorder;
+mod tls;
 pub use haproxy::{haproxy, HaProxy};
 pub use recorder::{recorder, Recorder};
+pub use tls::{client_trusting, TestCa};
 
 /// How long a process may take to print its `listening on` line and answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -85,7 +87,10 @@ impl Process {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
+                let addr = line
+                    .strip_prefix("listening on http://")
+                    .or_else(|| line.strip_prefix("listening on https://"));
+                if let Some(addr) = addr {
                     let _ = tx.send(addr.trim().to_owned());
                 }
             }
@@ -224,12 +229,14 @@ pub struct SimBuilder {
     minute_secs: f64,
     ended_retention_secs: f64,
     recordings_dir: Option<PathBuf>,
+    /// Its certificate, and the CA's PEM that signed it.
+    tls: Option<(crate::sim::TlsFiles, PathBuf)>,
 }
 
 /// A running `conflux-bbb-sim`.
 pub struct SimNode {
     pub process: Process,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when served over TLS)
     pub url: String,
     pub secret: String,
     /// Where the node writes finished recordings.
@@ -245,6 +252,7 @@ pub fn sim() -> SimBuilder {
         minute_secs: 60.0,
         ended_retention_secs: 60.0,
         recordings_dir: None,
+        tls: None,
     }
 }
 
@@ -282,12 +290,19 @@ impl SimBuilder {
         self
     }
 
+    /// Serves HTTPS with `files`, signed by the CA whose PEM is `ca` (its start is awaited
+    /// with a client trusting that CA).
+    pub fn tls(mut self, files: crate::sim::TlsFiles, ca: &Path) -> Self {
+        self.tls = Some((files, ca.to_path_buf()));
+        self
+    }
+
     pub async fn start(self) -> SimNode {
         let dir = tempfile::tempdir().expect("temporary directory");
         let recordings = self
             .recordings_dir
             .unwrap_or_else(|| dir.path().join("recordings"));
-        let args = vec![
+        let mut args = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--secret".into(),
@@ -303,15 +318,28 @@ impl SimBuilder {
             "--ended-retention-secs".into(),
             self.ended_retention_secs.to_string(),
         ];
+        let (scheme, client) = match &self.tls {
+            Some((files, ca)) => {
+                args.extend([
+                    "--tls-cert".into(),
+                    files.certificate.display().to_string(),
+                    "--tls-key".into(),
+                    files.key.display().to_string(),
+                ]);
+                ("https", client_trusting(ca))
+            }
+            None => ("http", http()),
+        };
         let (process, addr) = Process::start("conflux-bbb-sim", &args, dir.path());
         let node = SimNode {
             process,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             secret: self.secret,
             recordings,
             dir,
         };
-        wait_until_answering(&format!("{}/bigbluebutton/api", node.url), &node.process).await;
+        let api = format!("{}/bigbluebutton/api", node.url);
+        wait_until_answering_with(&client, &api, &node.process).await;
         node
     }
 }
@@ -345,9 +373,13 @@ impl SimNode {
 
 /// Polls `url` until it answers HTTP at all.
 async fn wait_until_answering(url: &str, process: &Process) {
+    wait_until_answering_with(&http(), url, process).await
+}
+
+async fn wait_until_answering_with(client: &reqwest::Client, url: &str, process: &Process) {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if http().get(url).send().await.is_ok() {
+        if client.get(url).send().await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

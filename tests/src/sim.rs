@@ -12,6 +12,7 @@ mod lifecycle;
 mod meetings;
 mod recordings;
 mod state;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use warp::Filter;
 
 pub use state::{Audio, Fault, Role};
+pub use tls::TlsFiles;
 
 /// How a simulated node behaves.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct SimConfig {
     pub minute: Duration,
     /// How long an ended meeting stays visible in getMeetings/getMeetingInfo.
     pub ended_retention: Duration,
+    /// Serve HTTPS with this certificate instead of HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for SimConfig {
@@ -57,6 +61,7 @@ impl Default for SimConfig {
             public_url: None,
             minute: Duration::from_secs(60),
             ended_retention: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -86,10 +91,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_owned();
     let mut inner = state::Inner::default();
@@ -97,6 +107,7 @@ pub async fn serve(
         std::fs::create_dir_all(dir)?;
         inner.recordings = recordings::load_all(dir);
     }
+    let tls = config.tls.clone();
     let sim = Arc::new(Sim {
         config,
         public_url,
@@ -107,13 +118,19 @@ pub async fn serve(
     let routes = api::routes(sim.clone())
         .or(control::routes(sim.clone()))
         .or(client_page());
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let served = match tls {
+        Some(files) => tls::serve(listener, &files, routes, shutdown).await,
+        None => {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(shutdown)
+                .run()
+                .await;
+            Ok(())
+        }
+    };
     sweeper.abort();
-    Ok(())
+    served
 }
 
 /// HTTP 413 for a body over the limit.

@@ -55,6 +55,12 @@ struct Cli {
     /// Seconds an ended meeting stays listed.
     #[arg(long, default_value_t = 60.0)]
     ended_retention_secs: f64,
+    /// Serve HTTPS with this certificate chain (PEM), as a real BBB node does; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +93,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         public_url: cli.public_url,
         minute: seconds("minute-secs", cli.minute_secs)?,
         ended_retention: seconds("ended-retention-secs", cli.ended_retention_secs)?,
+        tls: cli
+            .tls_cert
+            .zip(cli.tls_key)
+            .map(|(certificate, key)| sim::TlsFiles { certificate, key }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,7 +108,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         #[allow(clippy::print_stdout)] // the one stdout line tests and scripts parse
         {
-            println!("listening on http://{addr}");
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            println!("listening on {scheme}://{addr}");
         }
         sim::serve(listener, config, conflux_shared::process::shutdown_signal()).await
     })

@@ -12,6 +12,7 @@ mod balancer_scalelite;
 mod callbacks;
 mod demo;
 mod hardening;
+mod https_nodes;
 mod interop;
 mod monitoring;
 mod nagios;

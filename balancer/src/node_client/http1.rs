@@ -1,4 +1,4 @@
-//! HTTP/1.1 to plain-HTTP nodes, with keep-alive connections kept per thread: each runtime
+//! HTTP/1.1 to nodes, over TCP or TLS, with keep-alive connections kept per thread: each runtime
 //! thread has its own, so a proxied call and the node connection it uses never wake another
 //! thread, and taking a connection needs no lock.
 //!
@@ -6,17 +6,20 @@
 //! by `httparse`, the parser hyper uses; body by Content-Length, chunked or until close). A
 //! general client drives each connection from a task of its own and hands requests, answers and
 //! body chunks over channels; for one small request and one answer that machinery was the
-//! largest cost left on the proxy's hot path.
+//! largest cost left on the proxy's hot path, for HTTPS nodes (every real BBB node) as for
+//! plain ones.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
+
+mod stream;
+
+use stream::{Scheme, Stream};
 
 /// Idle connections kept per node and thread; more are closed when their call ends.
 const IDLE_PER_NODE: usize = 256;
@@ -30,26 +33,28 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// A connection to a node and its read buffer.
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buffer: Vec<u8>,
     idle_since: Instant,
 }
 
 thread_local! {
-    /// Idle connections by node authority (`host:port`), most recently used last.
+    /// Idle connections by node origin (`https://host:port`), most recently used last.
     static KEPT: RefCell<HashMap<String, VecDeque<Connection>, foldhash::fast::RandomState>> =
         RefCell::new(HashMap::default());
 }
 
 /// One request to a node.
 pub struct Call<'a> {
-    /// `http://AUTHORITY/PATH?QUERY`
+    /// `http://AUTHORITY/PATH?QUERY` or `https://…`
     pub url: &'a str,
     /// A POST's body and its Content-Type; `None` sends a GET.
     pub body: Option<(Option<&'a str>, Bytes)>,
     pub connect_timeout: Duration,
     /// The largest answer body read.
     pub limit: usize,
+    /// TLS settings for `https://`; `None`: the system's roots (see [`stream`]).
+    pub tls: Option<&'a std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// Why an exchange failed.
@@ -65,7 +70,10 @@ impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;
         match e.kind() {
-            BrokenPipe | ConnectionReset | ConnectionAborted => Failure::ClosedEarly,
+            // UnexpectedEof: a TLS connection closed without its close_notify.
+            BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => {
+                Failure::ClosedEarly
+            }
             _ => Failure::Other(e.to_string()),
         }
     }
@@ -84,11 +92,10 @@ pub enum SendError {
 
 /// Sends `call` and reads the whole answer.
 pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), SendError> {
-    let rest = call
-        .url
-        .strip_prefix("http://")
-        .ok_or_else(|| SendError::NotSent(format!("{} is not an http:// URL", call.url)))?;
+    let (scheme, rest) = Scheme::split(call.url)
+        .ok_or_else(|| SendError::NotSent(format!("{} is not an HTTP(S) URL", call.url)))?;
     let (authority, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let origin = &call.url[..call.url.len() - target.len()];
     let target = if target.is_empty() { "/" } else { target };
     if let Some(b) = target.bytes().find(|b| *b <= b' ' || *b == 0x7f) {
         return Err(SendError::NotSent(format!(
@@ -97,19 +104,24 @@ pub async fn send(call: Call<'_>) -> Result<(StatusCode, Bytes), SendError> {
     }
     let (head, body) = request(authority, target, call.body);
     loop {
-        let (mut connection, reused) = match checkout(authority) {
+        let (mut connection, reused) = match checkout(origin) {
             Some(connection) => (connection, true),
-            None => (
-                connect(authority, call.connect_timeout)
+            None => {
+                let stream = Stream::connect(scheme, authority, call.connect_timeout, call.tls)
                     .await
-                    .map_err(SendError::NotSent)?,
-                false,
-            ),
+                    .map_err(SendError::NotSent)?;
+                let connection = Connection {
+                    stream,
+                    buffer: Vec::with_capacity(READ_CHUNK),
+                    idle_since: Instant::now(),
+                };
+                (connection, false)
+            }
         };
         match exchange(&mut connection, &head, &body, call.limit).await {
             Ok((status, answer, keep)) => {
                 if keep {
-                    give_back(authority, connection);
+                    give_back(origin, connection);
                 }
                 return Ok((status, answer));
             }
@@ -172,6 +184,8 @@ async fn exchange(
         }
         None => connection.stream.write_all(head).await?,
     }
+    // TLS may keep records of the request back until flushed (TCP's flush does nothing).
+    connection.stream.flush().await?;
     let answer = Answer::read(connection, limit).await?;
     Ok((answer.status, answer.body, answer.keep_alive))
 }
@@ -225,44 +239,15 @@ impl Answer {
             }
         };
         connection.buffer.drain(..head_len);
-        let too_large = || Failure::Other(format!("answer larger than {limit} bytes"));
-        let body = match framing {
-            Framing::Empty => Vec::new(),
-            Framing::Length(n) if n > limit => return Err(too_large()),
-            Framing::Length(n) => {
-                let mut body = Vec::with_capacity(n);
-                let buffered = connection.buffer.len().min(n);
-                body.extend_from_slice(&connection.buffer[..buffered]);
-                connection.buffer.drain(..buffered);
-                while body.len() < n {
-                    let want = n - body.len();
-                    let read = (&mut connection.stream)
-                        .take(want as u64)
-                        .read_buf(&mut body)
-                        .await?;
-                    if read == 0 {
-                        return Err(Failure::Other(
-                            "the connection closed inside the answer".into(),
-                        ));
-                    }
+        let body = read_body(connection, framing, limit, &mut keep_alive)
+            .await
+            .map_err(|f| match f {
+                // Past the head, a close is a broken answer, not a connection to replace.
+                Failure::ClosedEarly => {
+                    Failure::Other("the connection closed inside the answer".into())
                 }
-                body
-            }
-            Framing::Chunked => read_chunked(connection, limit).await?,
-            Framing::UntilClose => {
-                keep_alive = false;
-                let mut body = std::mem::take(&mut connection.buffer);
-                loop {
-                    if body.len() > limit {
-                        return Err(too_large());
-                    }
-                    body.reserve(READ_CHUNK);
-                    if connection.stream.read_buf(&mut body).await? == 0 {
-                        break body;
-                    }
-                }
-            }
-        };
+                other => other,
+            })?;
         // Bytes after the answer were never asked for: do not reuse such a connection.
         keep_alive &= connection.buffer.is_empty();
         Ok(Answer {
@@ -271,6 +256,54 @@ impl Answer {
             keep_alive,
         })
     }
+}
+
+/// The body after the head, as `framing` delimits it; an answer read until close leaves its
+/// connection not to be kept.
+async fn read_body(
+    connection: &mut Connection,
+    framing: Framing,
+    limit: usize,
+    keep_alive: &mut bool,
+) -> Result<Vec<u8>, Failure> {
+    let too_large = || Failure::Other(format!("answer larger than {limit} bytes"));
+    Ok(match framing {
+        Framing::Empty => Vec::new(),
+        Framing::Length(n) if n > limit => return Err(too_large()),
+        Framing::Length(n) => {
+            let mut body = Vec::with_capacity(n);
+            let buffered = connection.buffer.len().min(n);
+            body.extend_from_slice(&connection.buffer[..buffered]);
+            connection.buffer.drain(..buffered);
+            while body.len() < n {
+                let want = n - body.len();
+                let read = (&mut connection.stream)
+                    .take(want as u64)
+                    .read_buf(&mut body)
+                    .await?;
+                if read == 0 {
+                    return Err(Failure::Other(
+                        "the connection closed inside the answer".into(),
+                    ));
+                }
+            }
+            body
+        }
+        Framing::Chunked => read_chunked(connection, limit).await?,
+        Framing::UntilClose => {
+            *keep_alive = false;
+            let mut body = std::mem::take(&mut connection.buffer);
+            loop {
+                if body.len() > limit {
+                    return Err(too_large());
+                }
+                body.reserve(READ_CHUNK);
+                if connection.stream.read_buf(&mut body).await? == 0 {
+                    break body;
+                }
+            }
+        }
+    })
 }
 
 /// An answer head: status, framing, keep-alive, length in bytes.
@@ -402,12 +435,12 @@ async fn read_more(connection: &mut Connection) -> std::io::Result<usize> {
     connection.stream.read_buf(&mut connection.buffer).await
 }
 
-/// A kept connection to `authority` that still looks open.
-fn checkout(authority: &str) -> Option<Connection> {
+/// A kept connection to `origin` that still looks open.
+fn checkout(origin: &str) -> Option<Connection> {
     KEPT.with_borrow_mut(|kept| {
-        let idle = kept.get_mut(authority)?;
+        let idle = kept.get_mut(origin)?;
         while let Some(connection) = idle.pop_back() {
-            if connection.idle_since.elapsed() < IDLE_TIMEOUT && is_open(&connection.stream) {
+            if connection.idle_since.elapsed() < IDLE_TIMEOUT && connection.stream.is_open() {
                 return Some(connection);
             }
         }
@@ -415,25 +448,12 @@ fn checkout(authority: &str) -> Option<Connection> {
     })
 }
 
-/// Whether an idle connection is still open: not readable (the usual case, no system call), or
-/// readable but with nothing to read yet. Readable with data or an end means the node closed it
-/// or sent something unasked.
-fn is_open(stream: &TcpStream) -> bool {
-    match stream.ready(tokio::io::Interest::READABLE).now_or_never() {
-        None => true,
-        Some(_) => matches!(
-            stream.try_read(&mut [0u8; 1]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-        ),
-    }
-}
-
-fn give_back(authority: &str, mut connection: Connection) {
+fn give_back(origin: &str, mut connection: Connection) {
     connection.idle_since = Instant::now();
     KEPT.with_borrow_mut(|kept| {
-        let idle = match kept.get_mut(authority) {
+        let idle = match kept.get_mut(origin) {
             Some(idle) => idle,
-            None => kept.entry(authority.to_owned()).or_default(),
+            None => kept.entry(origin.to_owned()).or_default(),
         };
         while idle
             .front()
@@ -445,32 +465,6 @@ fn give_back(authority: &str, mut connection: Connection) {
             idle.push_back(connection);
         }
     });
-}
-
-async fn connect(authority: &str, timeout: Duration) -> Result<Connection, String> {
-    let address = with_port(authority);
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address.as_ref()))
-        .await
-        .map_err(|_| format!("tcp connect error: no connection within {timeout:?}"))?
-        .map_err(|e| format!("tcp connect error: {e}"))?;
-    stream.set_nodelay(true).ok();
-    Ok(Connection {
-        stream,
-        buffer: Vec::with_capacity(READ_CHUNK),
-        idle_since: Instant::now(),
-    })
-}
-
-/// `authority` with HTTP's port 80 when it names none (`host`, `[::1]`).
-fn with_port(authority: &str) -> std::borrow::Cow<'_, str> {
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
-    if has_port {
-        std::borrow::Cow::Borrowed(authority)
-    } else {
-        std::borrow::Cow::Owned(format!("{authority}:80"))
-    }
 }
 
 #[cfg(test)]

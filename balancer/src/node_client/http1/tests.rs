@@ -1,13 +1,18 @@
-//! The exchange against scripted servers on loopback: each server reads one request head at a
-//! time and writes the given bytes.
+//! The exchange against scripted servers on loopback, plain and TLS: each server reads one
+//! request head at a time and writes the given bytes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::TlsAcceptor;
 
 use super::*;
+
+mod tls;
 
 /// What a scripted connection does with each request it reads.
 #[derive(Clone)]
@@ -18,11 +23,19 @@ enum Reply {
     Close,
 }
 
+type Heads = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// A server whose n-th connection answers its requests with `scripts[n]` (the last script
 /// repeats). Returns its address, the number of connections accepted and the request heads.
-async fn server(
+async fn server(scripts: Vec<Vec<Reply>>) -> (String, Arc<AtomicUsize>, Heads) {
+    server_with(scripts, None).await
+}
+
+/// [`server`], over TLS when `tls` is given.
+async fn server_with(
     scripts: Vec<Vec<Reply>>,
-) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    tls: Option<TlsAcceptor>,
+) -> (String, Arc<AtomicUsize>, Heads) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -33,17 +46,26 @@ async fn server(
             let (stream, _) = listener.accept().await.unwrap();
             let n = count.fetch_add(1, Ordering::SeqCst);
             let script = scripts[n.min(scripts.len() - 1)].clone();
-            tokio::spawn(serve(stream, script, seen.clone()));
+            let (tls, seen) = (tls.clone(), seen.clone());
+            tokio::spawn(async move {
+                match tls {
+                    None => serve(stream, script, seen).await,
+                    // A failed handshake ends the connection before any request.
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            serve(stream, script, seen).await
+                        }
+                    }
+                }
+            });
         }
     });
     (address, accepted, heads)
 }
 
-async fn serve(
-    mut stream: TcpStream,
-    script: Vec<Reply>,
-    heads: Arc<std::sync::Mutex<Vec<String>>>,
-) {
+/// Answers the requests of one connection by `script`; closes it cleanly (TLS: close_notify)
+/// when the script is done, and abruptly on [`Reply::Close`].
+async fn serve(mut stream: impl AsyncRead + AsyncWrite + Unpin, script: Vec<Reply>, heads: Heads) {
     let mut pending = Vec::new();
     for reply in script {
         let head = loop {
@@ -72,7 +94,10 @@ async fn serve(
         heads.lock().unwrap().push(head);
         match reply {
             Reply::Close => return,
-            Reply::Bytes(bytes, 0) => stream.write_all(bytes).await.unwrap(),
+            Reply::Bytes(bytes, 0) => {
+                stream.write_all(bytes).await.unwrap();
+                stream.flush().await.unwrap();
+            }
             Reply::Bytes(bytes, piece) => {
                 for part in bytes.chunks(piece) {
                     stream.write_all(part).await.unwrap();
@@ -82,6 +107,7 @@ async fn serve(
             }
         }
     }
+    stream.shutdown().await.ok();
 }
 
 async fn get(address: &str, path: &str) -> Result<(StatusCode, Bytes), String> {
@@ -95,6 +121,7 @@ async fn send_get(address: &str, path: &str) -> Result<(StatusCode, Bytes), Send
         body: None,
         connect_timeout: Duration::from_secs(2),
         limit: 1024,
+        tls: None,
     })
     .await
 }
@@ -197,6 +224,7 @@ async fn a_get_the_node_dropped_unanswered_is_sent_again_but_a_post_is_not() {
         body: Some((Some("application/xml"), Bytes::from_static(b"<modules/>"))),
         connect_timeout: Duration::from_secs(2),
         limit: 1024,
+        tls: None,
     })
     .await;
     assert!(posted.is_err(), "a POST is never sent twice: {posted:?}");
@@ -242,7 +270,7 @@ async fn targets_with_blanks_or_controls_are_refused_before_sending() {
 }
 
 #[test]
-fn ports_default_to_80() {
+fn ports_default_to_the_schemes() {
     for (authority, address) in [
         ("127.0.0.1:18081", "127.0.0.1:18081"),
         ("bbb1.example.org", "bbb1.example.org:80"),
@@ -250,8 +278,17 @@ fn ports_default_to_80() {
         ("[::1]", "[::1]:80"),
         ("[::1]:8090", "[::1]:8090"),
     ] {
-        assert_eq!(with_port(authority), address, "{authority}");
+        assert_eq!(
+            stream::with_port(authority, Scheme::Http),
+            address,
+            "{authority}"
+        );
     }
+    assert_eq!(
+        stream::with_port("bbb1.example.org", Scheme::Https),
+        "bbb1.example.org:443"
+    );
+    assert_eq!(stream::with_port("[::1]", Scheme::Https), "[::1]:443");
 }
 
 #[tokio::test]
