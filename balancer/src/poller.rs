@@ -51,20 +51,27 @@ pub async fn poll_all(state: &Arc<AppState>, recordings: bool) {
         .filter(|n| n.state != NodeState::Disabled)
         .cloned()
         .collect();
-    let polled: Vec<Vec<(String, u32)>> = futures_util::stream::iter(nodes)
+    let polled: Vec<(Vec<(String, u32)>, bool)> = futures_util::stream::iter(nodes)
         .map(|node| poll_node(state, node, recordings))
         .buffer_unordered(state.config.poller.concurrency)
         .collect()
         .await;
     let mut users: HashMap<IntegrationId, u32> = HashMap::new();
-    for (meeting_id, participants) in polled.into_iter().flatten() {
-        if let Some(route) = state.route(&meeting_id) {
-            *users.entry(route.integration).or_default() += participants;
+    let mut changed = false;
+    for (counts, node_changed) in polled {
+        changed |= node_changed;
+        for (meeting_id, participants) in counts {
+            if let Some(route) = state.route(&meeting_id) {
+                *users.entry(route.integration).or_default() += participants;
+            }
         }
     }
     record_usage(state, &users).await;
     state.integration_users.store(Arc::new(users));
-    state.meetings_changed(); // the poll rewrote the nodes' meeting data
+    if changed {
+        // Cached getMeetings answers are rebuilt only when a poll rewrote a meeting.
+        state.meetings_changed();
+    }
     if let Err(e) = state.refresh().await {
         tracing::error!(error = %e, "Could not refresh the node table.");
     }
@@ -97,8 +104,13 @@ async fn record_usage(state: &Arc<AppState>, users: &HashMap<IntegrationId, u32>
     }
 }
 
-/// Polls one node; returns its running meetings' ids and participant counts.
-async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> Vec<(String, u32)> {
+/// Polls one node; returns its running meetings' ids and participant counts, and whether a
+/// stored meeting changed.
+async fn poll_node(
+    state: &Arc<AppState>,
+    node: Arc<Node>,
+    recordings: bool,
+) -> (Vec<(String, u32)>, bool) {
     let started = store::now_ms();
     let meetings = fetch(state, &node).await;
     if recordings && meetings.is_ok() {
@@ -163,20 +175,25 @@ async fn poll_node(state: &Arc<AppState>, node: Arc<Node>, recordings: bool) -> 
         grace_ms: FORGET_GRACE_MS,
     };
     let outcome = state.store.record_poll_round(poll).await;
-    match outcome {
-        Ok(store::Polled {
-            online: Some(true), ..
-        }) => tracing::info!(node = %name, "Node online."),
-        Ok(store::Polled {
-            online: Some(false),
-            forgotten,
-        }) => {
-            tracing::warn!(node = %name, forgotten = forgotten.len(), "Node offline; its meetings are forgotten.")
+    let changed = match outcome {
+        Ok(polled) => {
+            match polled.online {
+                Some(true) => tracing::info!(node = %name, "Node online."),
+                Some(false) => tracing::warn!(
+                    node = %name,
+                    forgotten = polled.forgotten.len(),
+                    "Node offline; its meetings are forgotten."
+                ),
+                None => {}
+            }
+            polled.meetings_changed
         }
-        Ok(_) => {}
-        Err(e) => tracing::error!(node = %name, error = %e, "Could not store a poll result."),
-    }
-    counts
+        Err(e) => {
+            tracing::error!(node = %name, error = %e, "Could not store a poll result.");
+            false
+        }
+    };
+    (counts, changed)
 }
 
 async fn fetch(state: &AppState, node: &Node) -> Result<Vec<Meeting>, NodeError> {

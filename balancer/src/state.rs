@@ -230,12 +230,12 @@ impl AppState {
         let routes = snapshot
             .meetings
             .into_iter()
-            .map(|m| {
+            .map(|(meeting_id, m)| {
                 let route = Route {
                     integration: m.integration_id,
                     node: m.node_id,
                 };
-                (m.meeting_id, route)
+                (meeting_id, route)
             })
             .collect::<HashMap<_, _>>();
         let mut routes = routes;

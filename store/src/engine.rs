@@ -41,6 +41,10 @@ const MMAP_SIZE: i64 = 1 << 30;
 
 pub(crate) struct Sqlite {
     conn: Mutex<Connection>,
+    /// The queue for `conn` of the store's async callers: first come, first served. `conn`'s
+    /// own lock is not fair, and a poll round's dozens of writes racing for it starved a
+    /// join's one write for over a second.
+    pub(crate) turns: tokio::sync::Mutex<()>,
     /// Idle read-only connections; `None` for an in-memory store (reads use `conn`).
     readers: Option<Mutex<Vec<Connection>>>,
     pub(crate) path: PathBuf,
@@ -66,6 +70,7 @@ impl Sqlite {
         migrations::run_sqlite(&mut conn)?;
         Ok(Sqlite {
             conn: Mutex::new(conn),
+            turns: tokio::sync::Mutex::new(()),
             readers: None,
             path,
         })

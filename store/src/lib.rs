@@ -35,7 +35,7 @@ pub use integrations::{
     Integration, IntegrationChange, IntegrationId, IntegrationUpdate, NewIntegration,
 };
 pub use lease::Lease;
-pub use meetings::{MeetingRecord, NewMeeting};
+pub use meetings::{MeetingRecord, MeetingRoute, NewMeeting};
 pub use nodes::{
     Enrolment, Forced, NewNode, Node, NodeChange, NodeChanged, NodeId, NodeState, NodeUpdate, Poll,
     PollResult, Polled, PolledMeeting,
@@ -181,6 +181,11 @@ impl Store {
         mode: Mode,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // SQLite's one writer connection is taken in turn, in the order callers came.
+        let _turn = match &*self.engine {
+            Engine::Sqlite(sqlite) => Some(sqlite.turns.lock().await),
+            Engine::Postgres(_) => None,
+        };
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.with(mode, f))
             .await

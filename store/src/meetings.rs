@@ -51,6 +51,31 @@ fn from_row(row: &Row<'_>) -> Result<MeetingRecord, StoreError> {
     })
 }
 
+/// Where a meeting lives: what a balancer keeps of every meeting in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeetingRoute {
+    pub integration_id: IntegrationId,
+    pub node_id: NodeId,
+}
+
+/// Every meeting's route, without the rest of its row (a snapshot of 100,000 meetings read
+/// their stored `<meeting>` elements too: hundreds of MB, holding the writer for seconds).
+pub(crate) fn routes(conn: &Db<'_>) -> Result<Vec<(String, MeetingRoute)>, StoreError> {
+    conn.query(
+        "SELECT meeting_id, integration_id, node_id FROM meetings",
+        params![],
+        |r| {
+            Ok((
+                r.get(0)?,
+                MeetingRoute {
+                    integration_id: IntegrationId(r.get(1)?),
+                    node_id: NodeId(r.get(2)?),
+                },
+            ))
+        },
+    )
+}
+
 pub(crate) fn list(conn: &Db<'_>) -> Result<Vec<MeetingRecord>, StoreError> {
     let rows = conn.query(
         &format!("SELECT {COLUMNS} FROM meetings ORDER BY created_at"),

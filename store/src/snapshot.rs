@@ -9,14 +9,15 @@ use crate::sql::Db;
 
 use crate::monitor::CheckRow;
 use crate::{engine, integrations, meetings, monitor, nodes, Store, StoreError};
-use crate::{Integration, MeetingRecord, Node, NodeId};
+use crate::{Integration, MeetingRoute, Node, NodeId};
 
 /// The tables a process keeps in memory, read in one transaction.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub nodes: Vec<Node>,
     pub integrations: Vec<Integration>,
-    pub meetings: Vec<MeetingRecord>,
+    /// Each meeting's id and route.
+    pub meetings: Vec<(String, MeetingRoute)>,
 }
 
 /// The stored monitoring state: each check's row and each node's last report.
@@ -59,7 +60,7 @@ fn read_snapshot(c: &Db<'_>) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         nodes: nodes::list(c)?,
         integrations: integrations::list(c)?,
-        meetings: meetings::list(c)?,
+        meetings: meetings::routes(c)?,
     })
 }
 

@@ -189,12 +189,14 @@ pub struct Poll {
     pub grace_ms: i64,
 }
 
-/// What storing a poll changed: the node's new online flag (when it flipped) and the meetings
-/// forgotten because the node went offline.
+/// What storing a poll changed: the node's new online flag (when it flipped), the meetings
+/// forgotten because the node went offline, and whether any stored meeting changed.
 #[derive(Debug, Clone, Default)]
 pub struct Polled {
     pub online: Option<bool>,
     pub forgotten: Vec<String>,
+    /// A meeting's element was rewritten or a meeting removed (getMeetings answers change).
+    pub meetings_changed: bool,
 }
 
 fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
@@ -213,8 +215,13 @@ fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
         }
         None => {}
     }
+    let mut meetings_changed = !forgotten.is_empty();
     let Some(list) = &p.meetings else {
-        return Ok(Polled { online, forgotten });
+        return Ok(Polled {
+            online,
+            forgotten,
+            meetings_changed,
+        });
     };
     for record in meetings::for_node(c, id)? {
         match list.iter().find(|m| m.meeting_id == record.meeting_id) {
@@ -222,9 +229,13 @@ fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
             Some(m)
                 if record.info_xml.as_deref() == Some(m.info_xml.as_str())
                     && record.internal_meeting_id == m.internal_meeting_id => {}
-            Some(m) => meetings::set_info(c, &m.meeting_id, &m.internal_meeting_id, &m.info_xml)?,
+            Some(m) => {
+                meetings::set_info(c, &m.meeting_id, &m.internal_meeting_id, &m.info_xml)?;
+                meetings_changed = true;
+            }
             None if record.created_at < p.started - p.grace_ms => {
                 meetings::remove(c, &record.meeting_id)?;
+                meetings_changed = true;
                 log(
                     c,
                     EventKind::MeetingEnded,
@@ -243,7 +254,11 @@ fn store_poll(c: &Db<'_>, p: &Poll) -> Result<Polled, StoreError> {
         let data = json!({ "state": "disabled", "why": "cordoned and empty" });
         log(c, EventKind::NodeState, None, None, Some(id), &data)?;
     }
-    Ok(Polled { online, forgotten })
+    Ok(Polled {
+        online,
+        forgotten,
+        meetings_changed,
+    })
 }
 
 impl Store {
