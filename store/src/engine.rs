@@ -45,6 +45,9 @@ pub(crate) struct Sqlite {
     /// own lock is not fair, and a poll round's dozens of writes racing for it starved a
     /// join's one write for over a second.
     pub(crate) turns: tokio::sync::Mutex<()>,
+    /// Background writes (polls, monitoring, node recordings) queue here first, so that one of
+    /// them at most is in `turns` at a time: a request's write waits for one, not for dozens.
+    pub(crate) background: tokio::sync::Mutex<()>,
     /// Idle read-only connections; `None` for an in-memory store (reads use `conn`).
     readers: Option<Mutex<Vec<Connection>>>,
     pub(crate) path: PathBuf,
@@ -71,6 +74,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn: Mutex::new(conn),
             turns: tokio::sync::Mutex::new(()),
+            background: tokio::sync::Mutex::new(()),
             readers: None,
             path,
         })

@@ -232,6 +232,20 @@ impl Store {
         self.pooled(Mode::Write, f).await
     }
 
+    /// [`Store::write`] for work no request waits on (a poll's results, monitoring, a node's
+    /// recordings): on SQLite these take turns among themselves before joining the writer's
+    /// queue, so requests' writes never queue behind a poll round's many.
+    pub(crate) async fn write_background<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _one = match &*self.engine {
+            Engine::Sqlite(sqlite) => Some(sqlite.background.lock().await),
+            Engine::Postgres(_) => None,
+        };
+        self.write(f).await
+    }
+
     /// [`Store::blocking_consistent`] on the blocking pool.
     pub(crate) async fn consistent<T: Send + 'static>(
         &self,

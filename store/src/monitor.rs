@@ -323,7 +323,7 @@ impl Store {
 
     /// Writes a batch of check states and reports in one transaction.
     pub async fn write_health(&self, batch: Vec<Write>) -> Result<(), StoreError> {
-        self.write(move |c| apply(c, &batch)).await
+        self.write_background(move |c| apply(c, &batch)).await
     }
 
     /// Drops history past each resolution's retention; returns the rows removed.

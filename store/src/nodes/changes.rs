@@ -267,6 +267,6 @@ impl Store {
     /// meeting's element when it changed, the meetings it no longer lists, and a cordoned node
     /// disabled once empty.
     pub async fn record_poll_round(&self, poll: Poll) -> Result<Polled, StoreError> {
-        self.write(move |c| store_poll(c, &poll)).await
+        self.write_background(move |c| store_poll(c, &poll)).await
     }
 }

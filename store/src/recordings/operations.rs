@@ -66,7 +66,7 @@ impl Store {
         list: Vec<conflux_shared::response::Recording>,
         started: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |c| {
+        self.write_background(move |c| {
             for r in list {
                 let Some(owner) = owner_of(c, &r.meeting_id, Some(node))? else {
                     continue;
