@@ -182,6 +182,30 @@ impl Store {
         self.run(move |c| for_integration(c, integration)).await
     }
 
+    /// The stored `<meeting>` elements of `integration`'s meetings, oldest first, concatenated
+    /// (the body of its getMeetings answer), and how many. Read on a read-only connection,
+    /// beside the writer.
+    pub async fn meeting_elements(
+        &self,
+        integration: IntegrationId,
+    ) -> Result<(usize, String), StoreError> {
+        self.read(move |c| {
+            let (mut count, mut xml) = (0, String::new());
+            c.scan(
+                "SELECT info_xml FROM meetings WHERE integration_id = ?1 \
+                 AND info_xml IS NOT NULL ORDER BY integration_id, created_at",
+                params![integration.0],
+                |row| {
+                    xml.push_str(&row.get::<String>(0)?);
+                    count += 1;
+                    Ok(std::ops::ControlFlow::Continue(()))
+                },
+            )?;
+            Ok((count, xml))
+        })
+        .await
+    }
+
     /// The meetings placed on a node.
     pub async fn meetings_on(&self, node: NodeId) -> Result<Vec<MeetingRecord>, StoreError> {
         self.run(move |c| for_node(c, node)).await

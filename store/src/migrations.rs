@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_given_url.sql"),
     include_str!("migrations/0015_relocation.sql"),
     include_str!("migrations/0016_recording_meta.sql"),
+    include_str!("migrations/0017_meetings_listing.sql"),
 ];
 
 /// The version after which the recordings' metadata is indexed from their XML (Rust, in the

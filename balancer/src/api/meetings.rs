@@ -29,21 +29,19 @@ pub async fn handle(
         return Ok(Answer::Raw(cached));
     }
     let generation = state.generation();
-    let records = state.store.meetings_of(integration.id).await?;
     // The stored <meeting> elements were written by this balancer: concatenated, not reparsed.
-    let stored: Vec<&str> = records
-        .iter()
-        .filter_map(|r| r.info_xml.as_deref())
-        .collect();
-    let xml = if stored.is_empty() {
+    let (count, elements) = state.store.meeting_elements(integration.id).await?;
+    let xml = if count == 0 {
         Response::success(Body::Meetings(Vec::new()))
             .with_message(messages::NO_MEETINGS)
             .to_xml()
     } else {
-        let mut xml = String::with_capacity(stored.iter().map(|s| s.len()).sum::<usize>() + 96);
-        xml.push_str("<response><returncode>SUCCESS</returncode><meetings>");
-        stored.iter().for_each(|m| xml.push_str(m));
-        xml.push_str("</meetings></response>");
+        const HEAD: &str = "<response><returncode>SUCCESS</returncode><meetings>";
+        const TAIL: &str = "</meetings></response>";
+        let mut xml = String::with_capacity(HEAD.len() + elements.len() + TAIL.len());
+        xml.push_str(HEAD);
+        xml.push_str(&elements);
+        xml.push_str(TAIL);
         xml
     };
     let bytes = warp::hyper::body::Bytes::from(xml);
