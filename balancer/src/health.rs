@@ -26,8 +26,7 @@ use conflux_store::{self as store, Forced, Node, NodeId, Store};
 mod signed;
 pub use signed::{authenticate_agent, header_reader, signed_report, ReportError, SignedReport};
 
-/// A check whose state is unchanged is rewritten (its `checked_at`, and an OK check's new
-/// output) this often (ms).
+/// A check whose state and output are unchanged is rewritten (its `checked_at`) this often (ms).
 const REWRITE_AFTER_MS: i64 = 60_000;
 
 /// One check's state.
@@ -114,13 +113,8 @@ impl Monitor {
             Some(c) if !changed => c.since,
             _ => now,
         };
-        // An OK check's output drifts with every poll ("answered in 12 ms"): stored once a
-        // minute, not 10,000 rows a round. A problem's new output is stored at once.
         let rewrite = changed
-            || previous.is_none_or(|c| {
-                (c.output != output && status != Status::Ok)
-                    || now - c.stored_at >= REWRITE_AFTER_MS
-            });
+            || previous.is_none_or(|c| c.output != output || now - c.stored_at >= REWRITE_AFTER_MS);
         if changed {
             let from = previous.map_or("none", |c| c.status.as_str());
             if status.is_problem() {
