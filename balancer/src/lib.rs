@@ -198,6 +198,10 @@ async fn refresh_loop(state: Arc<AppState>, mut shutdown: tokio::sync::broadcast
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 } else if let Err(e) = state.refresh().await {
                     tracing::error!(error = %e, "Could not refresh snapshots.");
+                } else {
+                    // Another writer (the lease holder's poller, a CLI) may have rewritten
+                    // meetings' elements without moving any route.
+                    state.meetings_changed();
                 }
             }
             _ = shutdown.recv() => return,

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use conflux_shared::response::Body;
 use conflux_shared::Algorithm;
 use conflux_tests::harness::{
     a_report, agent, balancer, eventually, fixture_key, haproxy, host, http, log_in, now_ms,
@@ -48,6 +49,14 @@ async fn what_one_balancer_did_the_others_see() {
         .call("getMeetingInfo", &[("meetingID", "lecture")])
         .await;
     assert!(info.is_success(), "{info:?}");
+    // B answers getMeetings (and caches the answer) before anyone joined.
+    let participants = || async {
+        match on_b.call("getMeetings", &[]).await.body {
+            Body::Meetings(list) => list.first().map(|m| m.participant_count),
+            _ => None,
+        }
+    };
+    assert_eq!(participants().await, Some(0));
     let join = [
         ("meetingID", "lecture"),
         ("fullName", "Ada"),
@@ -55,6 +64,11 @@ async fn what_one_balancer_did_the_others_see() {
         ("redirect", "false"),
     ];
     assert!(on_c.call("join", &join).await.is_success());
+    // The poll that finds Ada (whichever balancer holds the lease) reaches B's answer.
+    assert!(
+        eventually(|| async { participants().await == Some(1) }).await,
+        "B's getMeetings kept its answer from before the join"
+    );
     // Created again through C, it stays where it is (C knows it exists).
     let hosting = host(&[&n1, &n2], "lecture").await.url.clone();
     assert!(on_c.call("create", &create).await.is_success());
