@@ -56,7 +56,7 @@ async fn refresh(state: &AppState, meeting_id: &str) {
         .set_meeting_info(meeting_id.to_owned(), meeting.internal_meeting_id, xml)
         .await;
     match stored {
-        Ok(()) => state.meetings_changed(),
+        Ok(()) => state.meetings_changed_in(route.integration),
         Err(e) => tracing::warn!(meeting_id, error = %e, "Could not store a refreshed meeting."),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -87,14 +87,26 @@ pub struct AppState {
     /// Meetings placed recently, per node: counted at once so bursts spread (see placement).
     pub recent: Mutex<HashMap<NodeId, Vec<Instant>>>,
     pub shutdown: broadcast::Sender<()>,
-    /// Bumped whenever meetings may have changed; invalidates `meetings_cache`.
+    /// Bumped whenever any meeting may have changed; invalidates all of `meetings_cache`.
     generation: AtomicU64,
-    /// Each integration's rendered getMeetings answer, with the generation it was built at.
-    meetings_cache: Mutex<HashMap<IntegrationId, (u64, Bytes)>>,
+    /// Each integration's rendered getMeetings answer, with the [`Generation`] it was built at;
+    /// an integration's own count is bumped when one of its meetings changed, so a create in
+    /// one integration leaves the others' answers cached.
+    meetings_cache: Mutex<MeetingsCache>,
     /// Users in each integration's meetings, as of the last poll.
     pub integration_users: ArcSwap<HashMap<IntegrationId, u32>>,
     /// Held while a getMeetings answer is rebuilt, so concurrent misses build it once.
     pub meetings_rebuild: tokio::sync::Mutex<()>,
+}
+
+/// What a cached getMeetings answer was built at: the global count and its integration's own.
+pub type Generation = (u64, u64);
+
+#[derive(Default)]
+struct MeetingsCache {
+    /// Each integration's own count of changes (absent: none yet).
+    changes: HashMap<IntegrationId, u64>,
+    answers: HashMap<IntegrationId, (Generation, Bytes)>,
 }
 
 /// The nodes, by id.
@@ -205,7 +217,7 @@ impl AppState {
             load_bumps: Mutex::new(HashMap::new()),
             shutdown: broadcast::channel(1).0,
             generation: AtomicU64::new(0),
-            meetings_cache: Mutex::new(HashMap::new()),
+            meetings_cache: Mutex::default(),
             meetings_rebuild: tokio::sync::Mutex::new(()),
             integration_users: ArcSwap::from_pointee(HashMap::new()),
         });
@@ -349,44 +361,61 @@ impl AppState {
 
     /// Sets or clears one meeting route in the snapshot (the store was written already).
     pub fn set_route(&self, meeting_id: &str, route: Option<Route>) {
-        self.meetings_changed();
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         self.route_changes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((Instant::now(), meeting_id.to_owned(), route));
-        match route {
+        let previous = match route {
             Some(r) => routes.insert(meeting_id.to_owned(), r),
             None => routes.remove(meeting_id),
         };
+        drop(routes);
+        for changed in [previous, route].into_iter().flatten() {
+            self.meetings_changed_in(changed.integration);
+        }
     }
 
-    /// Marks cached meeting lists stale.
+    /// Marks every cached meeting list stale.
     pub fn meetings_changed(&self) {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// Marks `integration`'s cached meeting list stale.
+    pub fn meetings_changed_in(&self, integration: IntegrationId) {
+        let mut cache = self.meetings_cache();
+        *cache.changes.entry(integration).or_default() += 1;
+    }
+
+    fn meetings_cache(&self) -> MutexGuard<'_, MeetingsCache> {
+        self.meetings_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The cached getMeetings answer of `integration`, if still current.
     pub fn cached_meetings(&self, integration: IntegrationId) -> Option<Bytes> {
-        let cache = self
-            .meetings_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (generation, bytes) = cache.get(&integration)?;
-        (*generation == self.generation.load(Ordering::Acquire)).then(|| bytes.clone())
+        let cache = self.meetings_cache();
+        let (built_at, bytes) = cache.answers.get(&integration)?;
+        (*built_at == self.generation_in(&cache, integration)).then(|| bytes.clone())
     }
 
-    /// Caches `integration`'s getMeetings answer, built at generation `generation`.
-    pub fn cache_meetings(&self, integration: IntegrationId, generation: u64, answer: Bytes) {
-        let mut cache = self
-            .meetings_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        cache.insert(integration, (generation, answer));
+    /// Caches `integration`'s getMeetings answer, built from what the store held at `built_at`.
+    pub fn cache_meetings(&self, integration: IntegrationId, built_at: Generation, answer: Bytes) {
+        self.meetings_cache()
+            .answers
+            .insert(integration, (built_at, answer));
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// Where `integration`'s meeting list stands now: taken before reading the store for it.
+    pub fn meetings_generation(&self, integration: IntegrationId) -> Generation {
+        let cache = self.meetings_cache();
+        self.generation_in(&cache, integration)
+    }
+
+    fn generation_in(&self, cache: &MeetingsCache, integration: IntegrationId) -> Generation {
+        let own = cache.changes.get(&integration).copied().unwrap_or(0);
+        (self.generation.load(Ordering::Acquire), own)
     }
 
     /// Where `meeting_id` lives, if the balancer knows it.
@@ -432,3 +461,6 @@ impl AppState {
             .count()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -311,7 +311,8 @@ async fn record_created(
         .store
         .meeting_created(internal, xml, create_query, event)
         .await?;
-    state.meetings_changed(); // after the write, so no stale list is cached as current
+    // After the write, so no stale list is cached as current.
+    state.meetings_changed_in(integration_id);
     Ok(())
 }
 

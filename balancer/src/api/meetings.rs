@@ -28,7 +28,7 @@ pub async fn handle(
     if let Some(cached) = state.cached_meetings(integration.id) {
         return Ok(Answer::Raw(cached));
     }
-    let generation = state.generation();
+    let generation = state.meetings_generation(integration.id);
     // The stored <meeting> elements were written by this balancer: concatenated, not reparsed.
     let (count, elements) = state.store.meeting_elements(integration.id).await?;
     let xml = if count == 0 {

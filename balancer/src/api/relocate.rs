@@ -143,7 +143,6 @@ pub(super) async fn first_join(
             node: to.id,
         }),
     );
-    state.meetings_changed();
     tracing::info!(meeting_id, from = %from.name, to = %to.name, %reason, "Meeting moved to its first user.");
     if let Err(e) = state
         .node_client
