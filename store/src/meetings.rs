@@ -174,23 +174,25 @@ impl Store {
         self.run(move |c| find(c, &id)).await
     }
 
-    /// The meetings of an integration (getMeetings).
+    /// The meetings of an integration (the mobile getMeetings), read on a read-only
+    /// connection, beside the writer.
     pub async fn meetings_of(
         &self,
         integration: IntegrationId,
     ) -> Result<Vec<MeetingRecord>, StoreError> {
-        self.run(move |c| for_integration(c, integration)).await
+        self.read(move |c| for_integration(c, integration)).await
     }
 
-    /// The stored `<meeting>` elements of `integration`'s meetings, oldest first, concatenated
-    /// (the body of its getMeetings answer), and how many. Read on a read-only connection,
-    /// beside the writer.
+    /// Appends the stored `<meeting>` elements of `integration`'s meetings, oldest first, to
+    /// `xml` (the body of its getMeetings answer after its head); returns it and how many.
+    /// Read on a read-only connection, beside the writer.
     pub async fn meeting_elements(
         &self,
         integration: IntegrationId,
+        mut xml: String,
     ) -> Result<(usize, String), StoreError> {
         self.read(move |c| {
-            let (mut count, mut xml) = (0, String::new());
+            let mut count = 0;
             c.scan(
                 "SELECT info_xml FROM meetings WHERE integration_id = ?1 \
                  AND info_xml IS NOT NULL ORDER BY integration_id, created_at",

@@ -389,11 +389,14 @@ async fn wait_until_answering_with(client: &reqwest::Client, url: &str, process:
 
 /// One HTTP client for the harness: short timeouts, no redirects followed.
 pub fn http() -> reqwest::Client {
+    http_builder().build().expect("HTTP client builds")
+}
+
+/// The settings of [`http`], to add to.
+fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client builds")
 }
 
 /// A minimal BBB API client that signs like any front-end does.

@@ -30,18 +30,17 @@ pub async fn handle(
     }
     let generation = state.meetings_generation(integration.id);
     // The stored <meeting> elements were written by this balancer: concatenated, not reparsed.
-    let (count, elements) = state.store.meeting_elements(integration.id).await?;
+    const HEAD: &str = "<response><returncode>SUCCESS</returncode><meetings>";
+    let (count, mut xml) = state
+        .store
+        .meeting_elements(integration.id, String::from(HEAD))
+        .await?;
     let xml = if count == 0 {
         Response::success(Body::Meetings(Vec::new()))
             .with_message(messages::NO_MEETINGS)
             .to_xml()
     } else {
-        const HEAD: &str = "<response><returncode>SUCCESS</returncode><meetings>";
-        const TAIL: &str = "</meetings></response>";
-        let mut xml = String::with_capacity(HEAD.len() + elements.len() + TAIL.len());
-        xml.push_str(HEAD);
-        xml.push_str(&elements);
-        xml.push_str(TAIL);
+        xml.push_str("</meetings></response>");
         xml
     };
     let bytes = warp::hyper::body::Bytes::from(xml);

@@ -59,9 +59,7 @@ impl TestCa {
 /// The harness's HTTP client, also trusting the CA certificate in `pem`.
 pub fn client_trusting(pem: &Path) -> reqwest::Client {
     let pem = std::fs::read(pem).expect("read the CA");
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
+    super::http_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
         .build()
         .expect("HTTP client builds")
