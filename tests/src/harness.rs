@@ -803,11 +803,15 @@ impl Balancer {
         self.wait_online(self.expected_nodes).await;
     }
 
-    /// Waits until `n` nodes show `online` in the status table.
+    /// Waits until `n` nodes show `online` in the status table (the store), and as many in the
+    /// balancer's own node table (its `/metrics`, when they are open): a poll round stores each
+    /// node as it goes and refreshes the balancer's table at its end.
     pub async fn wait_online(&self, n: usize) {
         for _ in 0..200 {
             let status = self.cli_ok(&["servers", "status"]);
-            if status.lines().filter(|l| l.contains(" online ")).count() == n {
+            if status.lines().filter(|l| l.contains(" online ")).count() == n
+                && self.serves_online().await.is_none_or(|online| online == n)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -816,6 +820,26 @@ impl Balancer {
             "{n} nodes never came online:\n{}",
             self.cli_ok(&["servers", "status"])
         );
+    }
+
+    /// How many nodes the balancer's own table has online (`conflux_node_online` gauges at 1);
+    /// `None` when `/metrics` does not answer (protected by a token).
+    async fn serves_online(&self) -> Option<usize> {
+        let answer = http()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .ok()?;
+        if !answer.status().is_success() {
+            return None;
+        }
+        let text = answer.text().await.ok()?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with("conflux_node_online{"))
+                .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()) == Some(1.0))
+                .count(),
+        )
     }
 }
 
