@@ -191,6 +191,7 @@ where
             .map(|r| ApiRequest {
                 prefix,
                 user_ip,
+                gzip: request::accepts_gzip(header(header::ACCEPT_ENCODING)),
                 ..r
             });
             handle(state, req).await
@@ -244,7 +245,7 @@ async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> war
     };
     let outcome = match &answer {
         Ok(Answer::Xml(r)) if r.is_success() => Outcome::Success,
-        Ok(Answer::Raw(_) | Answer::Json(_)) => Outcome::Proxied,
+        Ok(Answer::Raw(_) | Answer::Json(_) | Answer::Gzip(_)) => Outcome::Proxied,
         Ok(Answer::Redirect(_)) => Outcome::Redirect,
         Ok(Answer::Xml(_)) | Err(_) => Outcome::Failed,
     };
@@ -252,6 +253,19 @@ async fn handle(state: &Arc<AppState>, req: Result<ApiRequest, ApiError>) -> war
     match answer {
         Ok(Answer::Xml(response)) => xml(&response),
         Ok(Answer::Raw(body)) => xml_bytes(body),
+        Ok(Answer::Gzip(body)) => {
+            let mut reply = xml_bytes(body);
+            let headers = reply.headers_mut();
+            headers.insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static("gzip"),
+            );
+            headers.insert(
+                header::VARY,
+                header::HeaderValue::from_static("Accept-Encoding"),
+            );
+            reply
+        }
         Ok(Answer::Json(body)) => {
             let mut reply = warp::reply::Response::new(body.into());
             reply.headers_mut().insert(
@@ -284,6 +298,8 @@ pub(crate) enum Answer {
     Raw(Bytes),
     /// A node's JSON answer passed on unchanged.
     Json(Bytes),
+    /// An XML answer gzipped, for a caller that accepts gzip.
+    Gzip(Bytes),
     Redirect(String),
 }
 
@@ -327,6 +343,7 @@ fn build_request(
         client_ip,
         user_ip: None,
         prefix: None,
+        gzip: false,
     })
 }
 
@@ -361,7 +378,7 @@ async fn dispatch(state: &Arc<AppState>, req: ApiRequest) -> Result<Answer, ApiE
     let integration = authenticated?;
     let response = match call {
         Call::Create => create::handle(state, req, integration).await?,
-        Call::GetMeetings => return meetings::handle(state, integration).await,
+        Call::GetMeetings => return meetings::handle(state, integration, req.gzip).await,
         Call::GetServers => lb_calls::get_servers(state),
         Call::GetMeetingEvents => lb_calls::get_meeting_events(state, &req, integration).await?,
         Call::GetRecordings
@@ -415,7 +432,7 @@ impl Answer {
             Answer::Raw(body) => std::str::from_utf8(&body)
                 .ok()
                 .and_then(|t| Response::from_xml(t).ok()),
-            Answer::Redirect(_) | Answer::Json(_) => None,
+            Answer::Redirect(_) | Answer::Json(_) | Answer::Gzip(_) => None,
         }
     }
 }

@@ -106,7 +106,14 @@ pub type Generation = (u64, u64);
 struct MeetingsCache {
     /// Each integration's own count of changes (absent: none yet).
     changes: HashMap<IntegrationId, u64>,
-    answers: HashMap<IntegrationId, (Generation, Bytes)>,
+    answers: HashMap<IntegrationId, (Generation, Arc<MeetingsAnswer>)>,
+}
+
+/// A rendered getMeetings answer, and its gzip once a client that accepts it asked.
+#[derive(Debug)]
+pub struct MeetingsAnswer {
+    pub xml: Bytes,
+    pub gzip: std::sync::OnceLock<Bytes>,
 }
 
 /// The nodes, by id.
@@ -394,17 +401,27 @@ impl AppState {
     }
 
     /// The cached getMeetings answer of `integration`, if still current.
-    pub fn cached_meetings(&self, integration: IntegrationId) -> Option<Bytes> {
+    pub fn cached_meetings(&self, integration: IntegrationId) -> Option<Arc<MeetingsAnswer>> {
         let cache = self.meetings_cache();
-        let (built_at, bytes) = cache.answers.get(&integration)?;
-        (*built_at == self.generation_in(&cache, integration)).then(|| bytes.clone())
+        let (built_at, answer) = cache.answers.get(&integration)?;
+        (*built_at == self.generation_in(&cache, integration)).then(|| answer.clone())
     }
 
     /// Caches `integration`'s getMeetings answer, built from what the store held at `built_at`.
-    pub fn cache_meetings(&self, integration: IntegrationId, built_at: Generation, answer: Bytes) {
+    pub fn cache_meetings(
+        &self,
+        integration: IntegrationId,
+        built_at: Generation,
+        xml: Bytes,
+    ) -> Arc<MeetingsAnswer> {
+        let answer = Arc::new(MeetingsAnswer {
+            xml,
+            gzip: std::sync::OnceLock::new(),
+        });
         self.meetings_cache()
             .answers
-            .insert(integration, (built_at, answer));
+            .insert(integration, (built_at, answer.clone()));
+        answer
     }
 
     /// Where `integration`'s meeting list stands now: taken before reading the store for it.

@@ -256,6 +256,7 @@ fn internal_request(call: &str, raw: &str, client_ip: Option<std::net::IpAddr>) 
         client_ip,
         user_ip: None,
         prefix: None,
+        gzip: false,
     }
 }
 

@@ -30,6 +30,31 @@ pub struct ApiRequest {
     pub user_ip: Option<IpAddr>,
     /// The integration prefix from the path or Host header, if any.
     pub prefix: Option<String>,
+    /// The caller takes a gzipped answer (`Accept-Encoding`).
+    pub gzip: bool,
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (RFC 9110 12.5.3): `gzip` or `x-gzip` with
+/// a weight above zero, or else `*` with one.
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(value) = accept_encoding else {
+        return false;
+    };
+    let weight_of = |names: &[&str]| {
+        value.split(',').find_map(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next()?;
+            names.iter().any(|n| name.eq_ignore_ascii_case(n)).then(|| {
+                parts
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                    .map_or(1.0, |(_, q)| q.trim().parse::<f32>().unwrap_or(0.0))
+            })
+        })
+    };
+    weight_of(&["gzip", "x-gzip"])
+        .or_else(|| weight_of(&["*"]))
+        .is_some_and(|q| q > 0.0)
 }
 
 impl ApiRequest {
@@ -167,4 +192,39 @@ pub(crate) enum Refusal {
     Limited,
     /// Checked and wrong.
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn gzip_is_accepted_as_rfc_9110_weighs_it() {
+        for yes in [
+            "gzip",
+            "GZIP",
+            "gzip;q=1.0,deflate;q=0.6,identity;q=0.3", // Ruby's Net::HTTP
+            "deflate, gzip",
+            "x-gzip",
+            "*",
+            "br;q=1, *;q=0.5",
+            "gzip; q=0.001",
+        ] {
+            assert!(accepts_gzip(Some(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "identity",
+            "deflate, br",
+            "gzip;q=0",
+            "gzip;q=0.000",
+            "gzip;q=0, *",
+            "*;q=0",
+            "gzip;q=nonsense",
+            "gzipped",
+        ] {
+            assert!(!accepts_gzip(Some(no)), "{no}");
+        }
+        assert!(!accepts_gzip(None));
+    }
 }

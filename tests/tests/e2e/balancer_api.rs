@@ -1008,3 +1008,65 @@ async fn a_multipart_body_may_carry_the_parameters_and_the_checksum() {
     let wrong = multipart("getMeetingInfo", &[("meetingID", "room")], "0000").await;
     assert_eq!(wrong.key(), Some("checksumError"));
 }
+
+#[tokio::test]
+async fn a_large_get_meetings_is_gzipped_for_callers_that_accept_it() {
+    let (_node, lb) = one_meeting(&[], "m0").await;
+    let uni = lb.client(UNI, Algorithm::Sha1);
+    for i in 1..8 {
+        let name = format!("A meeting with a rather long name, number {i}");
+        let created = uni
+            .call(
+                "create",
+                &[("meetingID", &format!("m{i}")), ("name", &name)],
+            )
+            .await;
+        assert!(created.is_success(), "{created:?}");
+    }
+    let url = uni.url("getMeetings", &[]);
+    let get = |accept: &'static str| {
+        let url = url.clone();
+        async move {
+            let answer = http()
+                .get(&url)
+                .header("accept-encoding", accept)
+                .send()
+                .await
+                .unwrap();
+            let encoding = answer
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (encoding, answer.bytes().await.unwrap())
+        }
+    };
+    let (encoding, plain) = get("identity").await;
+    assert_eq!(encoding, None);
+    let plain = String::from_utf8(plain.to_vec()).unwrap();
+    assert!(plain.len() > 4096 && plain.matches("<meeting>").count() == 8);
+
+    // Ruby's Net::HTTP (Greenlight, Scalelite's own clients) asks so by default.
+    let (encoding, zipped) = get("gzip;q=1.0,deflate;q=0.6,identity;q=0.3").await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(zipped.len() < plain.len() / 3, "{} bytes", zipped.len());
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&zipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain);
+    assert_eq!(get("gzip").await.1, zipped, "the gzip is cached");
+
+    assert_eq!(get("gzip;q=0").await, (None, plain.clone().into()));
+    // A change is seen in both forms.
+    uni.call("end", &[("meetingID", "m7")]).await;
+    let (_, zipped) = get("gzip").await;
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&zipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped.matches("<meeting>").count(), 7);
+}
