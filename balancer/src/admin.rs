@@ -33,6 +33,15 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
         Some(_) => "the PostgreSQL store (store.url)".to_owned(),
         None => format!("data dir {}", config.data_dir.display()),
     };
+    let file = conflux_store::Store::sqlite_file(&config.data_dir);
+    if config.store_url.is_none() && command.only_reads() && !file.exists() {
+        return Err(UsageError(format!(
+            "there is no store at {}: nothing to show. The balancer creates it when it first \
+             starts or is changed; check --data-dir, server.data_dir or --config.",
+            file.display()
+        ))
+        .into());
+    }
     let state = match AppState::open(config) {
         Ok(state) => state,
         // A database that does not answer is the operator's to fix, like bad configuration.

@@ -57,6 +57,28 @@ pub enum Command {
     Poll,
 }
 
+impl Command {
+    /// Whether the command only reads the store (and so must not create one).
+    pub fn only_reads(&self) -> bool {
+        use ServersCommand as S;
+        match self {
+            Command::Servers(c) => {
+                matches!(
+                    c,
+                    S::List | S::Status | S::Checks { .. } | S::History { .. } | S::Yaml { .. }
+                ) || matches!(c, S::Sync { dry_run: true, .. })
+            }
+            Command::Meetings(c) => {
+                matches!(c, MeetingsCommand::List | MeetingsCommand::Info { .. })
+            }
+            Command::Integrations(c) => matches!(c, IntegrationsCommand::List),
+            Command::Users(c) => matches!(c, UsersCommand::List),
+            Command::Tokens(c) => matches!(c, TokensCommand::List),
+            Command::Serve { .. } | Command::Demo { .. } | Command::Poll => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// List the accounts and their roles.
@@ -190,6 +212,9 @@ pub struct AddServer {
     /// Enable the node at once.
     #[arg(long)]
     pub enable: bool,
+    /// Add the node without first checking that its API answers and accepts the secret.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Debug, Args)]

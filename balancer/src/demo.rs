@@ -56,10 +56,15 @@ fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
         })
 }
 
-pub fn run(listen: &str) -> anyhow::Result<()> {
+/// Runs the demo on `listen`, its data in `data_dir` (kept, and taken up again by the next
+/// demo there) or else in a temporary folder removed at the end.
+pub fn run(listen: &str, data_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     let sim = sibling("conflux-bbb-sim")?;
     let agent = sibling("conflux-agent")?;
-    let data = std::env::temp_dir().join(format!("conflux-demo-{}", std::process::id()));
+    let data = data_dir.map_or_else(
+        || std::env::temp_dir().join(format!("conflux-demo-{}", std::process::id())),
+        std::path::Path::to_path_buf,
+    );
     let mut children = Children(Vec::new());
     let mut urls = Vec::new();
     for i in 1..=3 {
@@ -96,8 +101,8 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     raw.poller.interval_secs = 2.0;
     raw.monitor.enrolment_token = Some(Secret(ENROLMENT_TOKEN.into()));
     raw.web.secure_cookies = false; // plain HTTP on loopback
-                                    // The three agents report this one machine: its CPU says nothing about the simulated nodes,
-                                    // so only a saturated machine counts as a problem.
+                                    // The three agents report this one machine: its CPU says nothing about the simulated
+                                    // nodes, so only a saturated machine counts as a problem.
     raw.monitor.cpu_warning = 100.0;
     raw.monitor.cpu_critical = 100.0;
     let mut config = Config::validate(raw)?;
@@ -112,12 +117,28 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     // The dashboard's account: a fresh password each run, printed below.
     let password = crate::auth::random_password();
     runtime.block_on(async {
-        ops::users::add(&state, DEMO, "admin", password.clone(), Role::Admin).await?;
+        match ops::users::add(&state, DEMO, "admin", password.clone(), Role::Admin).await {
+            // A kept data folder: the account of the last demo there gets this run's password.
+            Err(ops::OpError::Conflict(_)) => {
+                ops::users::set_password(&state, DEMO, "admin", password.clone()).await?;
+            }
+            added => added?,
+        }
         for (i, url) in urls.iter().enumerate() {
+            let name = format!("bbb{}", i + 1);
+            // A kept data folder has this node from the last demo, on another port.
+            if let Ok(node) = state.store.node(&name).await {
+                let edit = ops::nodes::NodeEdit {
+                    url: Some(url.clone()),
+                    ..Default::default()
+                };
+                ops::nodes::edit(&state, DEMO, &node, edit).await?;
+                continue;
+            }
             let spec = NodeSpec {
                 url: url.clone(),
                 secret: NODE_SECRET.into(),
-                name: Some(format!("bbb{}", i + 1)),
+                name: Some(name),
                 load_multiplier: 1.0,
                 tags: Vec::new(),
                 enabled: true,
@@ -195,7 +216,9 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     })?;
     drop(children);
     std::thread::sleep(Duration::from_millis(100));
-    // The demo's data is throwaway: nothing is left behind in the temporary directory.
-    let _ = std::fs::remove_dir_all(&data);
+    // Unless a folder was given, the demo's data is throwaway: nothing is left behind.
+    if data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data);
+    }
     Ok(())
 }

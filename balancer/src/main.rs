@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Demo { listen } => demo::run(&listen),
+        Command::Demo { listen } => demo::run(&listen, cli.data_dir.as_deref()),
         command => admin::run(config, command),
     };
     match result {

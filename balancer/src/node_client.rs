@@ -111,11 +111,30 @@ impl NodeClient {
         context: &'static str,
     ) -> Result<NodeAnswer, NodeError> {
         let url = self.url(node, call, raw_query);
+        let answer = self.exchange(&url, body).await;
+        answer.map(|body| NodeAnswer { body }).map_err(|e| {
+            let detail = format!("{}: {e}", node.name);
+            match e {
+                SendError::NotSent(_) => NodeError::Unreachable { context, detail },
+                SendError::Failed(_) => NodeError::Failed { context, detail },
+            }
+        })
+    }
+}
+
+impl NodeClient {
+    /// Sends one request to `url` and reads the answer, within the response timeout; an HTTP
+    /// error status is a failure.
+    async fn exchange(
+        &self,
+        url: &str,
+        body: Option<(Option<&str>, Bytes)>,
+    ) -> Result<Bytes, SendError> {
         let body = body.filter(|(_, b)| !b.is_empty());
         let timeout = self.response_timeout;
         let exchange = async {
             let (status, body) = http1::send(http1::Call {
-                url: &url,
+                url,
                 body,
                 connect_timeout: self.connect_timeout,
                 limit: ANSWER_LIMIT,
@@ -125,17 +144,47 @@ impl NodeClient {
             check_status(status).map_err(SendError::Failed)?;
             Ok(body)
         };
-        let answer = match tokio::time::timeout(timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(answer) => answer,
             Err(_) => Err(SendError::Failed(format!("no answer within {timeout:?}"))),
+        }
+    }
+
+    /// Whether a BBB API answers at `url` (its base) and accepts `secret`, before the node is
+    /// added: its index, then a signed getMeetings. The node's BBB version, or why not.
+    pub async fn probe(&self, url: &str, secret: &str) -> Result<String, String> {
+        let read = |body: Bytes| {
+            std::str::from_utf8(&body)
+                .ok()
+                .and_then(|text| Response::from_xml(text).ok())
+                .ok_or_else(|| format!("{url} does not answer as a BBB API"))
         };
-        answer.map(|body| NodeAnswer { body }).map_err(|e| {
-            let detail = format!("{}: {e}", node.name);
-            match e {
-                SendError::NotSent(_) => NodeError::Unreachable { context, detail },
-                SendError::Failed(_) => NodeError::Failed { context, detail },
-            }
-        })
+        let index = self
+            .exchange(url, None)
+            .await
+            .map_err(|e| format!("{url} cannot be reached: {e}"))?;
+        let index = read(index)?;
+        if !index.is_success() {
+            return Err(format!("{url} does not answer as a BBB API"));
+        }
+        let version = index.field("version").unwrap_or("unknown").to_owned();
+        let signed =
+            conflux_shared::signed_url::sign(url, "getMeetings", "", secret, self.algorithm);
+        let meetings = self
+            .exchange(&signed, None)
+            .await
+            .map_err(|e| format!("{url} failed a signed getMeetings: {e}"))?;
+        let meetings = read(meetings)?;
+        match meetings.key() {
+            _ if meetings.is_success() => Ok(version),
+            Some("checksumError") => Err(format!(
+                "the node at {url} refuses the secret (checksumError with {})",
+                self.algorithm
+            )),
+            key => Err(format!(
+                "the node at {url} answered getMeetings with {key:?}"
+            )),
+        }
     }
 }
 

@@ -91,13 +91,18 @@ enum Engine {
 }
 
 impl Store {
+    /// The SQLite file of a store in `data_dir`.
+    pub fn sqlite_file(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("conflux.sqlite3")
+    }
+
     /// Opens (creating if needed) `conflux.sqlite3` in `data_dir` and migrates it.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.to_owned(),
             source,
         })?;
-        let sqlite = engine::Sqlite::open(data_dir.join("conflux.sqlite3"))?;
+        let sqlite = engine::Sqlite::open(Store::sqlite_file(data_dir))?;
         Ok(Store::with_engine(Engine::Sqlite(sqlite)))
     }
 

@@ -72,9 +72,28 @@ async fn add_server(state: &AppState, add: AddServer) -> anyhow::Result<()> {
         tags: add.tags,
         enabled: add.enable,
     };
+    let checked = match add.no_check {
+        true => None,
+        false => {
+            let new = spec.clone().validate().map_err(|e| UsageError(e.0))?;
+            let version = state
+                .node_client
+                .probe(&new.url, &new.secret.0)
+                .await
+                .map_err(|e| UsageError(format!("{e}. Add it anyway with --no-check.")))?;
+            Some(format!(
+                "checked: BBB {version} at {} accepts the secret",
+                new.url
+            ))
+        }
+    };
     let node = ops::nodes::add(state, CLI, spec).await.map_err(usage)?;
+    // Scalelite's two lines first: scripts read them.
     println!("OK");
     println!("id: {}", node.id);
+    if let Some(checked) = checked {
+        println!("{checked}");
+    }
     Ok(())
 }
 
@@ -248,7 +267,7 @@ async fn panic(state: &Arc<AppState>, key: &str, keep_state: bool) -> anyhow::Re
 /// Scalelite's status table.
 pub async fn status(state: &AppState) -> anyhow::Result<()> {
     let nodes = state.store.nodes().await?;
-    let rows: Vec<[String; 7]> = nodes
+    let rows: Vec<[String; 8]> = nodes
         .iter()
         .map(|n| {
             [
@@ -259,9 +278,11 @@ pub async fn status(state: &AppState) -> anyhow::Result<()> {
                 n.users.to_string(),
                 n.largest_meeting.to_string(),
                 n.videos.to_string(),
+                n.name.clone(),
             ]
         })
         .collect();
+    // Scalelite's columns, in its order (scripts read them), then the node's name.
     let header = [
         "HOSTNAME",
         "STATE",
@@ -270,8 +291,9 @@ pub async fn status(state: &AppState) -> anyhow::Result<()> {
         "USERS",
         "LARGEST MEETING",
         "VIDEOS",
+        "NAME",
     ];
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..8)
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].len())

@@ -167,8 +167,80 @@ async fn admin_cli_refuses_bad_input_and_changes_nothing() {
     let header: Vec<&str> = status.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["HOSTNAME", "STATE", "STATUS", "MEETINGS", "USERS", "LARGEST", "MEETING", "VIDEOS"]
+        [
+            "HOSTNAME", "STATE", "STATUS", "MEETINGS", "USERS", "LARGEST", "MEETING", "VIDEOS",
+            "NAME"
+        ]
     );
+    assert!(
+        status.lines().nth(1).unwrap().ends_with(" bbb1"),
+        "{status}"
+    );
+
+    // servers add checks the node first: its index, then a signed getMeetings.
+    let other = sim().start().await;
+    for (url, secret, why) in [
+        (other.url.as_str(), "wrong-secret", "refuses the secret"),
+        (
+            "http://127.0.0.1:9/bigbluebutton/api",
+            "s",
+            "cannot be reached",
+        ),
+    ] {
+        let out = lb.cli(&["servers", "add", url, secret, "--name", "bbb2"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(why) && stderr.contains("--no-check"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(lb.cli_ok(&["servers", "list"]).matches("bbb2").count(), 0);
+    let added = lb.cli_ok(&[
+        "servers",
+        "add",
+        &other.url,
+        &other.secret,
+        "--name",
+        "bbb2",
+    ]);
+    assert!(
+        added.starts_with("OK\nid: ") && added.contains("checked: BBB "),
+        "{added}"
+    );
+    let unchecked = lb.cli_ok(&[
+        "servers",
+        "add",
+        "http://127.0.0.1:9/bigbluebutton/api",
+        "s",
+        "--name",
+        "bbb3",
+        "--no-check",
+    ]);
+    assert!(unchecked.starts_with("OK\nid: "), "{unchecked}");
+
+    // A read-only command never creates a store where there is none.
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        &["servers", "list"][..],
+        &["servers", "status"],
+        &["meetings", "list"],
+        &["integrations", "list"],
+        &["users", "list"],
+        &["servers", "sync", "-", "--dry-run"],
+    ] {
+        let out = std::process::Command::new(binary("conflux-balancer"))
+            .arg("--data-dir")
+            .arg(empty.path().join("data"))
+            .args(args)
+            .env_remove("CONFLUX_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("there is no store at"), "{stderr}");
+        assert!(!empty.path().join("data").exists(), "{args:?} made a store");
+    }
     let with_config = |path: &std::path::Path| {
         std::process::Command::new(binary("conflux-balancer"))
             .arg("--config")

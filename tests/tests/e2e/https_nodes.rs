@@ -32,7 +32,7 @@ async fn https_nodes_are_polled_and_proxied_and_untrusted_ones_never_used() {
         .tls(other_ca.issue("stray", &["127.0.0.1"]), &other_ca.pem)
         .start()
         .await;
-    lb.cli_ok(&[
+    let args = [
         "servers",
         "add",
         &stray.url,
@@ -40,7 +40,15 @@ async fn https_nodes_are_polled_and_proxied_and_untrusted_ones_never_used() {
         "--name",
         "stray",
         "--enable",
-    ]);
+    ];
+    let refused = lb.cli(&args);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "the check refuses an untrusted node"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--no-check"));
+    lb.cli_ok(&[&args[..], &["--no-check"]].concat());
 
     for i in 0..4 {
         let id = format!("secure-{i}");
