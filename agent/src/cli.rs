@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// encrypted for their institution's recording server; also runs as a Nagios plugin.
 #[derive(Debug, Parser)]
 #[command(name = "conflux-agent", version, arg_required_else_help = true)]
+#[command(
+    after_help = "Example:\n  conflux-agent --config /etc/conflux/agent.toml run\n  conflux-agent check cpu --warning 70 --critical 90"
+)]
 pub struct Cli {
     /// The agent's TOML configuration (env CONFLUX_AGENT_CONFIG). Every key can also be set
     /// with CONFLUX_<SECTION>__<KEY>, e.g. CONFLUX_NODE__SECRET.
@@ -26,11 +29,16 @@ pub struct Cli {
 pub enum Command {
     /// Enrol with the balancer (first run), then report every interval and work the recordings
     /// outbox until stopped.
+    #[command(after_help = "Example:\n  conflux-agent --config /etc/conflux/agent.toml run")]
     Run,
     /// Nagios plugin: measure once, print one status line with perfdata, exit 0/1/2/3
     /// (OK/WARNING/CRITICAL/UNKNOWN). Thresholds are percentages for cpu, memory and disk,
     /// Mbit/s for network (the busier direction) and users for bbb.
+    #[command(
+        after_help = "Example:\n  conflux-agent check network --warning 500 --critical 800\n  conflux-agent check bbb --warning 200 --critical 300"
+    )]
     Check {
+        /// What to measure.
         #[arg(value_enum)]
         what: CheckKind,
         /// WARNING at or above this value.
@@ -43,6 +51,22 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         sample_secs: f64,
     },
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  conflux-agent completions bash > /etc/bash_completion.d/conflux-agent"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: conflux_shared::cli_docs::Shell,
+    },
+    /// Write the man pages of every command into a folder (for packages).
+    #[command(hide = true)]
+    ManPages {
+        /// The folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,4 +76,19 @@ pub enum CheckKind {
     Disk,
     Network,
     Bbb,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_has_an_example_and_every_argument_a_description() {
+        let cmd = super::Cli::command();
+        cmd.clone().debug_assert();
+        assert_eq!(
+            conflux_shared::cli_docs::undocumented(&cmd),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -31,6 +31,25 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Completions { shell } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            // A closed pipe (`| head`) is not worth an error.
+            let _ = conflux_shared::cli_docs::completions(cmd, shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::ManPages { out } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match conflux_shared::cli_docs::man_pages(cmd, &out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write the man pages into {}: {e}",
+                        out.display()
+                    );
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run => {
             conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
             let config = match Config::load(&cli.config, &env, false) {

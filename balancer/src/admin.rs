@@ -62,7 +62,9 @@ pub fn run(config: Config, command: Command) -> anyhow::Result<()> {
                 crate::poller::poll_all(&state, true).await;
                 servers::status(&state).await
             }
-            Command::Demo { .. } => Err(UsageError("demo is not an admin command".into()).into()),
+            Command::Demo { .. } | Command::Completions { .. } | Command::ManPages { .. } => {
+                Err(UsageError("not an admin command".into()).into())
+            }
         }
     })
 }

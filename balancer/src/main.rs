@@ -15,6 +15,29 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // What the command line tells about itself needs no configuration.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            // A closed pipe (`| head`) is not worth an error.
+            let _ = conflux_shared::cli_docs::completions(cmd, *shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::ManPages { out } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match conflux_shared::cli_docs::man_pages(cmd, out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write the man pages into {}: {e}",
+                        out.display()
+                    );
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = match Config::load(cli.config.as_deref(), cli.data_dir.clone(), &env) {

@@ -20,6 +20,25 @@ use conflux_shared::crypto::RecorderKey;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions { shell } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            // A closed pipe (`| head`) is not worth an error.
+            let _ = conflux_shared::cli_docs::completions(cmd, shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::ManPages { out } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match conflux_shared::cli_docs::man_pages(cmd, &out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write the man pages into {}: {e}",
+                        out.display()
+                    );
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Keygen { out, bits } => match keygen(&out, bits) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

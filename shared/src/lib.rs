@@ -10,6 +10,8 @@
 pub mod body;
 pub mod call;
 pub mod checksum;
+#[cfg(feature = "cli")]
+pub mod cli_docs;
 #[cfg(feature = "process")]
 pub mod config;
 pub mod crypto;
