@@ -19,6 +19,7 @@ mod monitor;
 mod placement;
 mod poller;
 mod recordings;
+mod scalelite_env;
 mod server;
 mod store;
 mod web;
@@ -267,12 +268,16 @@ impl Config {
         data_dir: Option<PathBuf>,
         env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
+        let env = &scalelite_env::with_listen(env)?;
         let raw: RawConfig = conflux_shared::config::load(Sources {
             file: path,
             required: true,
             env,
             aliases: ALIASES,
         })?;
+        if let Some(warning) = scalelite_env::unused(env) {
+            tracing::warn!("{warning}");
+        }
         let mut config = Config::validate(raw)?;
         if let Some(dir) = data_dir {
             config.data_dir = dir;

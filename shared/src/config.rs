@@ -5,11 +5,21 @@
 //! environment. The keys the environment may set are the raw type's own fields: there is no
 //! list to keep in step. A variable's value is typed by trying it as a TOML value (a number, a
 //! boolean), as text, as a comma-separated list and as `key=value` pairs, and taking the first
-//! the field accepts. Variables without `__` (`CONFLUX_CONFIG`) are not configuration keys.
+//! the field accepts. Variables without `__` are the binaries' command-line options
+//! ([`OPTIONS`], `CONFLUX_CONFIG`); any other is a misspelling and refused, except
+//! `CONFLUX_TEST_*` and `CONFLUX_BENCH_*`, the test suite's and the benchmarks' own.
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+
+/// The `CONFLUX_` variables that are not configuration keys: the three binaries' options.
+pub const OPTIONS: &[&str] = &[
+    "CONFLUX_CONFIG",
+    "CONFLUX_DATA_DIR",
+    "CONFLUX_AGENT_CONFIG",
+    "CONFLUX_RECORDER_CONFIG",
+];
 
 /// One of Scalelite's environment names and the key it sets.
 #[derive(Debug, Clone, Copy)]
@@ -80,10 +90,11 @@ pub fn load<Raw: DeserializeOwned>(sources: Sources<'_>) -> Result<Raw, LoadErro
     }
     let mut table = base.clone();
     for (name, value) in sources.env {
-        let Some((section, key)) = name
-            .strip_prefix("CONFLUX_")
-            .and_then(|rest| rest.split_once("__"))
-        else {
+        let Some(rest) = name.strip_prefix("CONFLUX_") else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            check_option(name)?;
             continue;
         };
         let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
@@ -95,6 +106,26 @@ pub fn load<Raw: DeserializeOwned>(sources: Sources<'_>) -> Result<Raw, LoadErro
         set(&mut table, &section, &key, value);
     }
     parse(table).map_err(LoadError::Parse)
+}
+
+/// Refuses a `CONFLUX_` variable without `__` that is no option of ours (a misspelling would
+/// otherwise be silently ignored), naming the closest option.
+fn check_option(name: &str) -> Result<(), LoadError> {
+    let ours = ["CONFLUX_TEST_", "CONFLUX_BENCH_"];
+    if OPTIONS.contains(&name) || ours.iter().any(|p| name.starts_with(p)) {
+        return Ok(());
+    }
+    let closest = OPTIONS
+        .iter()
+        .min_by_key(|option| strsim::levenshtein(option, name))
+        .copied()
+        .unwrap_or("CONFLUX_CONFIG");
+    Err(LoadError::Env {
+        var: name.to_owned(),
+        problem: format!(
+            "not a Conflux variable: did you mean {closest}, or a key as CONFLUX_<SECTION>__<KEY>?"
+        ),
+    })
 }
 
 /// `value` as the first type the key accepts, tried on `base` with only this key set. When
@@ -269,6 +300,25 @@ mod tests {
         ] {
             let e = load_env(&[(var, value)]).unwrap_err().to_string();
             assert!(e.starts_with(var), "{e}");
+        }
+        for var in [
+            "CONFLUX_DATADIR",
+            "CONFLUX_CONFIG_FILE",
+            "CONFLUX_API_SECRET",
+        ] {
+            let e = load_env(&[(var, "x")]).unwrap_err().to_string();
+            assert!(e.starts_with(var) && e.contains("did you mean"), "{e}");
+        }
+        let e = load_env(&[("CONFLUX_DATADIR", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CONFLUX_DATA_DIR"), "{e}");
+        for var in [
+            "CONFLUX_CONFIG",
+            "CONFLUX_TEST_POSTGRES",
+            "CONFLUX_BENCH_TLS",
+        ] {
+            assert!(load_env(&[(var, "x")]).is_ok(), "{var}");
         }
         let e = load_env(&[("SCALELITE_ON", "maybe")])
             .unwrap_err()

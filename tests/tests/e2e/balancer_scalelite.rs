@@ -3,7 +3,7 @@
 
 use conflux_shared::checksum::compute;
 use conflux_shared::{Algorithm, Response};
-use conflux_tests::harness::{balancer, http, sim, Balancer};
+use conflux_tests::harness::{balancer, binary, http, sim, Balancer, BbbClient, Process};
 use serde_json::{json, Value};
 
 const LB_SECRET: &str = "scalelite-lb-secret-0123456789";
@@ -304,5 +304,58 @@ async fn the_scalelite_policy_places_and_counts_load_as_scalelite_does() {
         .await,
         "{:?}",
         loads().await
+    );
+}
+
+#[tokio::test]
+async fn a_scalelite_environment_is_read_and_what_it_cannot_mean_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        ("BIND", "tcp://127.0.0.1"),
+        ("PORT", &port.to_string()),
+        ("REDIS_URL", "redis://redis:6379"),
+        ("SECRET_KEY_BASE", "0123456789abcdef"),
+        ("LOADBALANCER_SECRET", "a-scalelite-secret-0123"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let data = dir.path().join("data").display().to_string();
+    let args = ["--data-dir", &data, "serve"].map(String::from);
+    let (mut lb, addr) = Process::start_with_env("conflux-balancer", &args, dir.path(), &env);
+    assert_eq!(addr, format!("127.0.0.1:{port}"), "puma's PORT and BIND");
+    let client = BbbClient::new(
+        &format!("http://{addr}"),
+        "a-scalelite-secret-0123",
+        Algorithm::Sha256,
+    );
+    assert!(client.call("getMeetings", &[]).await.is_success());
+    let log = lb.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("mean nothing to Conflux"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("SECRET_KEY_BASE, REDIS_URL"),
+        "{}",
+        warnings[0]
+    );
+    lb.stop();
+
+    // A misspelled CONFLUX_ variable is refused, not silently ignored.
+    let out = std::process::Command::new(binary("conflux-balancer"))
+        .args(["--data-dir", &data, "servers", "list"])
+        .env("CONFLUX_DATADIR", "/somewhere/else")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("CONFLUX_DATADIR") && stderr.contains("did you mean CONFLUX_DATA_DIR"),
+        "{stderr}"
     );
 }
