@@ -1068,14 +1068,16 @@ impl AgentBuilder {
             self.interval_secs,
             dir.path().join("state.json").display().to_string()
         );
-        let text = match &self.published {
-            Some(published) => format!(
-                "{text}[recordings]\npublished_dir = {:?}\noutbox_dir = {:?}\ninterval_secs = 0.3\n",
-                published.display().to_string(),
-                dir.path().join("outbox").display().to_string()
-            ),
-            None => text,
-        };
+        // Never the system's folders (the packages test installs the real agent there).
+        let published = self
+            .published
+            .clone()
+            .unwrap_or_else(|| dir.path().join("no-recordings"));
+        let text = format!(
+            "{text}[recordings]\npublished_dir = {:?}\noutbox_dir = {:?}\ninterval_secs = 0.3\n",
+            published.display().to_string(),
+            dir.path().join("outbox").display().to_string()
+        );
         std::fs::write(&config, text).expect("write the agent config");
         let args = [
             "--config".to_string(),

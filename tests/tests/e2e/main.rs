@@ -16,6 +16,7 @@ mod https_nodes;
 mod interop;
 mod monitoring;
 mod nagios;
+mod packages;
 mod recordings_network;
 mod sim_api;
 mod sim_faults;
