@@ -13,6 +13,7 @@ mod callbacks;
 mod demo;
 mod hardening;
 mod https_nodes;
+mod images;
 mod interop;
 mod monitoring;
 mod nagios;
