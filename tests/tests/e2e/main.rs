@@ -15,6 +15,7 @@ mod hardening;
 mod https_nodes;
 mod images;
 mod interop;
+mod manifests;
 mod monitoring;
 mod nagios;
 mod packages;
