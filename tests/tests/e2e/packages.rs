@@ -197,6 +197,10 @@ async fn the_packages_install_and_their_services_start_as_their_users() {
     assert!(errors.is_empty(), "lintian: {errors:#?}");
 
     purge();
+    // BBB's published recordings, as on a node: the agent must be able to remove them.
+    let published = Path::new("/var/bigbluebutton/published");
+    let made_bbb = !Path::new("/var/bigbluebutton").exists();
+    std::fs::create_dir_all(published.join("presentation/before-install")).unwrap();
     let mut args = vec!["-i"];
     args.extend(&debs);
     ok("dpkg", &args);
@@ -230,6 +234,29 @@ async fn the_packages_install_and_their_services_start_as_their_users() {
             mode.trim(),
             format!("root {} 640", setting(&unit(name), "Group"))
         );
+    }
+
+    // A recording published before the installation and one after it (BBB's umask): the
+    // agent's user may remove both.
+    std::fs::create_dir_all(published.join("presentation/after-install/video")).unwrap();
+    for rid in ["before-install", "after-install"] {
+        let folder = published.join("presentation").join(rid);
+        ok(
+            "setpriv",
+            &[
+                "--reuid=conflux-agent",
+                "--regid=conflux-agent",
+                "--init-groups",
+                "--",
+                "rm",
+                "-r",
+                folder.to_str().unwrap(),
+            ],
+        );
+        assert!(!folder.exists());
+    }
+    if made_bbb {
+        std::fs::remove_dir_all("/var/bigbluebutton").unwrap();
     }
 
     // Unconfigured, the agent and the recorder refuse to start: exit 2 names the key.
