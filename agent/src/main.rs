@@ -13,7 +13,7 @@ mod report;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 use config::Config;
 
@@ -32,23 +32,10 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Completions { shell } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            // A closed pipe (`| head`) is not worth an error.
-            let _ = conflux_shared::cli_docs::completions(cmd, shell, &mut std::io::stdout());
-            ExitCode::SUCCESS
+            conflux_shared::cli_docs::print_completions(Cli::command(), shell)
         }
         Command::ManPages { out } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            match conflux_shared::cli_docs::man_pages(cmd, &out) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot write the man pages into {}: {e}",
-                        out.display()
-                    );
-                    ExitCode::from(1)
-                }
-            }
+            conflux_shared::cli_docs::write_man_pages(Cli::command(), &out)
         }
         Command::Run => {
             conflux_shared::telemetry::init(conflux_shared::telemetry::DEFAULT_FILTER);

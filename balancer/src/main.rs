@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use conflux_balancer::cli::{Cli, Command};
 use conflux_balancer::config::Config;
 use conflux_balancer::{admin, demo};
@@ -18,23 +18,10 @@ fn main() -> ExitCode {
     // What the command line tells about itself needs no configuration.
     match &cli.command {
         Command::Completions { shell } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            // A closed pipe (`| head`) is not worth an error.
-            let _ = conflux_shared::cli_docs::completions(cmd, *shell, &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            return conflux_shared::cli_docs::print_completions(Cli::command(), *shell)
         }
         Command::ManPages { out } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            return match conflux_shared::cli_docs::man_pages(cmd, out) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot write the man pages into {}: {e}",
-                        out.display()
-                    );
-                    ExitCode::from(1)
-                }
-            };
+            return conflux_shared::cli_docs::write_man_pages(Cli::command(), out)
         }
         _ => {}
     }

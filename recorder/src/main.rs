@@ -12,7 +12,7 @@ mod unpack;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 use config::Config;
 use conflux_shared::crypto::RecorderKey;
@@ -21,23 +21,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Completions { shell } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            // A closed pipe (`| head`) is not worth an error.
-            let _ = conflux_shared::cli_docs::completions(cmd, shell, &mut std::io::stdout());
-            ExitCode::SUCCESS
+            conflux_shared::cli_docs::print_completions(Cli::command(), shell)
         }
         Command::ManPages { out } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            match conflux_shared::cli_docs::man_pages(cmd, &out) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot write the man pages into {}: {e}",
-                        out.display()
-                    );
-                    ExitCode::from(1)
-                }
-            }
+            conflux_shared::cli_docs::write_man_pages(Cli::command(), &out)
         }
         Command::Keygen { out, bits } => match keygen(&out, bits) {
             Ok(()) => ExitCode::SUCCESS,

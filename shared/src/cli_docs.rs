@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 
 pub use clap_complete::Shell;
 
@@ -26,6 +27,27 @@ pub fn completions(
 pub fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     clap_mangen::generate_to(cmd, dir)
+}
+
+/// The `completions SHELL` command of a binary: the script on stdout (a closed pipe, as in
+/// `| head`, is not worth an error).
+pub fn print_completions(cmd: clap::Command, shell: Shell) -> ExitCode {
+    let _ = completions(cmd, shell, &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+/// The hidden `man-pages --out DIR` command of a binary (the packages run it).
+pub fn write_man_pages(cmd: clap::Command, dir: &Path) -> ExitCode {
+    match man_pages(cmd, dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the man pages into {}: {e}",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Where `cmd` falls short: each visible command without an `Example` in its long help's
