@@ -49,6 +49,10 @@ pub struct NodeHealth {
     pub received_at: i64,
     /// The latest accepted report's own timestamp (ms): later ones must be newer.
     pub last_signed: i64,
+    /// Bytes received and sent since this balancer started, as the reports' rates add up
+    /// (each rate over the time since the report before it): Prometheus counters.
+    pub received_bytes: f64,
+    pub sent_bytes: f64,
 }
 
 pub struct Monitor {
@@ -178,6 +182,13 @@ impl Monitor {
             let h = health.entry(node).or_default();
             if timestamp <= h.last_signed {
                 return Err(ReportError::Replay);
+            }
+            if let Some(before) = &h.report {
+                // At most three intervals: a gap in the reports is not filled with guesses.
+                let secs = ((timestamp - h.last_signed) as f64 / 1000.0)
+                    .min(3.0 * before.interval_secs.max(report.interval_secs));
+                h.received_bytes += report.net_in.max(0.0) * secs;
+                h.sent_bytes += report.net_out.max(0.0) * secs;
             }
             h.last_signed = timestamp;
             h.received_at = now;

@@ -82,24 +82,23 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
         warp::get()
             .and(warp::path!("metrics"))
             .and(warp::header::optional::<String>("authorization"))
-            .map(move |authorization: Option<String>| {
-                if !metrics::authorized(&state.config, authorization.as_deref()) {
-                    let reply = warp::reply::with_status(
-                        "a bearer token is needed (metrics.token)\n",
-                        warp::http::StatusCode::UNAUTHORIZED,
-                    );
-                    return warp::reply::with_header(reply, "www-authenticate", "Bearer")
-                        .into_response();
-                }
-                warp::reply::with_header(
-                    state
-                        .metrics
-                        .render(&state.nodes.load().nodes, &state.monitor),
-                    "content-type",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
-                .into_response()
-            })
+            .and(warp::header::optional::<String>("accept"))
+            .map(
+                move |authorization: Option<String>, accept: Option<String>| {
+                    if !metrics::authorized(&state.config, authorization.as_deref()) {
+                        let reply = warp::reply::with_status(
+                            "a bearer token is needed (metrics.token)\n",
+                            warp::http::StatusCode::UNAUTHORIZED,
+                        );
+                        return warp::reply::with_header(reply, "www-authenticate", "Bearer")
+                            .into_response();
+                    }
+                    let format = metrics::Format::negotiate(accept.as_deref());
+                    let text = state.metrics.render(&scrape(&state), format);
+                    warp::reply::with_header(text, "content-type", format.content_type())
+                        .into_response()
+                },
+            )
     };
     let live = warp::get()
         .and(warp::path!("healthz"))
@@ -136,6 +135,29 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
         .or(warp::any().map(api::unsupported))
         .unify()
         .boxed()
+}
+
+/// What `/metrics` shows of the state beside the request metrics.
+fn scrape(state: &AppState) -> metrics::Scrape<'_> {
+    let meetings = state.meetings_per_integration();
+    let users = state.integration_users.load();
+    let integrations = state
+        .integrations
+        .load()
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                meetings.get(&i.id).copied().unwrap_or(0),
+                users.get(&i.id).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    metrics::Scrape {
+        nodes: state.nodes.load().nodes.clone(),
+        health: &state.monitor,
+        integrations,
+    }
 }
 
 /// One more acceptor per core beyond the first, each a single-threaded runtime on its own

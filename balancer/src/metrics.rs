@@ -11,7 +11,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Metric, Registry};
+
+mod exposition;
+mod process;
+
+use exposition::Described;
+pub use exposition::Format;
 
 use crate::failures::Api;
 use crate::health::Monitor;
@@ -51,6 +58,16 @@ struct LatencyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabels {
     node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntegrationLabels {
+    integration: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -160,155 +177,227 @@ pub fn authorized(config: &crate::config::Config, authorization: Option<&str>) -
     crate::auth::same(given, &token.0)
 }
 
+/// What a scrape shows beside the request metrics.
+pub struct Scrape<'a> {
+    pub nodes: Vec<Arc<Node>>,
+    pub health: &'a Monitor,
+    /// Each integration's name, meetings and users.
+    pub integrations: Vec<(String, usize, u32)>,
+}
+
+/// The families registered for one scrape, so each is described even without a sample.
+struct Families {
+    registry: Registry,
+    described: Vec<Described>,
+}
+
+impl Families {
+    /// Registers `metric` as `conflux_NAME` (`process_NAME` for `process`, the names
+    /// Prometheus' client libraries use).
+    fn add(&mut self, name: &'static str, help: &'static str, metric: impl Metric) {
+        let kind = match metric.metric_type() {
+            MetricType::Counter => "counter",
+            MetricType::Histogram => "histogram",
+            _ => "gauge",
+        };
+        if name.starts_with("process_") {
+            self.registry.register(name, help, metric);
+        } else {
+            self.registry
+                .sub_registry_with_prefix("conflux")
+                .register(name, help, metric);
+        }
+        let name = if name.starts_with("process_") {
+            name.to_owned()
+        } else {
+            format!("conflux_{name}")
+        };
+        self.described.push(Described { name, help, kind });
+    }
+
+    fn gauge<L>(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+    ) -> Family<L, Gauge<f64, AtomicU64>>
+    where
+        L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Gauge<f64, AtomicU64>>::default();
+        self.add(name, help, family.clone());
+        family
+    }
+}
+
 impl Metrics {
-    /// The whole exposition for one scrape.
-    pub fn render(&self, nodes: &[Arc<Node>], health: &Monitor) -> String {
-        let mut registry = Registry::with_prefix("conflux");
-        registry.register(
+    /// The whole exposition for one scrape, in `format`.
+    pub fn render(&self, scrape: &Scrape<'_>, format: Format) -> String {
+        let mut f = Families {
+            registry: Registry::default(),
+            described: Vec::new(),
+        };
+        self.requests_families(&mut f);
+        nodes_families(&mut f, scrape);
+        let integration_meetings = f.gauge::<IntegrationLabels>(
+            "integration_meetings",
+            "Meetings of the integration (institution) now",
+        );
+        let integration_users = f.gauge::<IntegrationLabels>(
+            "integration_users",
+            "Participants in the integration's meetings, as of the last poll",
+        );
+        for (name, meetings, users) in &scrape.integrations {
+            let l = IntegrationLabels {
+                integration: name.clone(),
+            };
+            integration_meetings.get_or_create(&l).set(*meetings as f64);
+            integration_users.get_or_create(&l).set(f64::from(*users));
+        }
+        let build = f.gauge::<BuildLabels>("build_info", "The balancer's version (always 1)");
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1.0);
+        process::register(&mut f);
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &f.registry) {
+            tracing::error!(error = %e, "Could not encode metrics.");
+        }
+        exposition::render(&text, &f.described, format)
+    }
+}
+
+impl Metrics {
+    fn requests_families(&self, f: &mut Families) {
+        f.add(
             "api_requests",
             "BBB API calls answered, by call and outcome",
             self.requests.clone(),
         );
-        registry.register(
+        f.add(
             "api_request_duration_seconds",
             "Time to answer a BBB API call",
             self.latency.clone(),
         );
-        registry.register(
+        f.add(
             "open_connections",
             "Client connections open now",
             self.open_connections.clone(),
         );
-        registry.register(
+        f.add(
             "connections_refused",
             "Client connections refused for being over server.max_connections",
             self.connections_refused.clone(),
         );
-        registry.register(
+        f.add(
             "api_checksum_failures",
             "API requests whose checksum matched no secret, by API (bbb, mobile)",
             self.checksum_failures.clone(),
         );
-        registry.register(
+        f.add(
             "api_checksum_refusals",
             "API requests refused unchecked after too many failed checksums, by API",
             self.checksum_refusals.clone(),
         );
-        registry.register(
+        f.add(
             "recording_archives_refused",
             "Recording archives refused, by the balancer on upload or by the recorder",
             self.archives_refused.clone(),
         );
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let family = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
-            registry.register(name, help, family.clone());
-            family
+    }
+}
+
+/// The per-node families, in base units (ratios 0 to 1, bytes). An offline node counts no
+/// meetings or users: what it last reported is gone with it.
+fn nodes_families(f: &mut Families, scrape: &Scrape<'_>) {
+    let online = f.gauge::<NodeLabels>("node_online", "1 if the node answers its API");
+    let enabled = f.gauge::<NodeLabels>(
+        "node_enabled",
+        "1 if the node takes new meetings (admin state)",
+    );
+    let accepted = f.gauge::<NodeLabels>(
+        "node_accepting",
+        "1 if monitoring lets the node take new meetings",
+    );
+    let meetings = f.gauge::<NodeLabels>("node_meetings", "Meetings on the node (last poll)");
+    let users = f.gauge::<NodeLabels>("node_users", "Participants on the node (last poll)");
+    let voice = f.gauge::<NodeLabels>(
+        "node_voice_users",
+        "Participants with a microphone (last poll)",
+    );
+    let video = f.gauge::<NodeLabels>("node_video_users", "Participants with a camera (last poll)");
+    let largest = f.gauge::<NodeLabels>(
+        "node_largest_meeting_users",
+        "Participants of the node's largest meeting (last poll)",
+    );
+    let cpu = f.gauge::<NodeLabels>(
+        "node_cpu_usage_ratio",
+        "CPU in use, 0 to 1, from the node's agent",
+    );
+    let memory = f.gauge::<NodeLabels>(
+        "node_memory_usage_ratio",
+        "Memory in use, 0 to 1, from the node's agent",
+    );
+    let disk = f.gauge::<NodeLabels>(
+        "node_disk_usage_ratio",
+        "The fullest reported disk's use, 0 to 1, from the node's agent",
+    );
+    let received = Family::<NodeLabels, Counter<f64, AtomicU64>>::default();
+    f.add(
+        "node_network_receive_bytes",
+        "Bytes the node received since this balancer started, from its agent's rates",
+        received.clone(),
+    );
+    let sent = Family::<NodeLabels, Counter<f64, AtomicU64>>::default();
+    f.add(
+        "node_network_transmit_bytes",
+        "Bytes the node sent since this balancer started, from its agent's rates",
+        sent.clone(),
+    );
+    let checks = Family::<CheckLabels, Gauge<f64, AtomicU64>>::default();
+    f.add(
+        "node_check_state",
+        "Each check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+        checks.clone(),
+    );
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    for node in &scrape.nodes {
+        let l = NodeLabels {
+            node: node.name.clone(),
         };
-        let online = gauge(
-            &mut registry,
-            "node_online",
-            "1 if the node answers its API",
-        );
-        let enabled = gauge(
-            &mut registry,
-            "node_enabled",
-            "1 if the node takes new meetings (admin state)",
-        );
-        let accepted = gauge(
-            &mut registry,
-            "node_accepting",
-            "1 if monitoring lets the node take new meetings",
-        );
-        let meetings = gauge(
-            &mut registry,
-            "node_meetings",
-            "Meetings on the node (last poll)",
-        );
-        let users = gauge(
-            &mut registry,
-            "node_users",
-            "Participants on the node (last poll)",
-        );
-        let voice = gauge(
-            &mut registry,
-            "node_voice_users",
-            "Participants with a microphone (last poll)",
-        );
-        let video = gauge(
-            &mut registry,
-            "node_video_users",
-            "Participants with a camera (last poll)",
-        );
-        let cpu = gauge(
-            &mut registry,
-            "node_cpu_percent",
-            "CPU use from the node's agent",
-        );
-        let memory = gauge(
-            &mut registry,
-            "node_memory_percent",
-            "Memory use from the node's agent",
-        );
-        let disk = gauge(
-            &mut registry,
-            "node_disk_percent",
-            "Fullest disk from the node's agent",
-        );
-        let net_in = gauge(
-            &mut registry,
-            "node_network_in_bytes_per_second",
-            "Received, from the node's agent",
-        );
-        let net_out = gauge(
-            &mut registry,
-            "node_network_out_bytes_per_second",
-            "Sent, from the node's agent",
-        );
-        let checks = Family::<CheckLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "node_check_state",
-            "Each check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
-            checks.clone(),
-        );
-        let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        for node in nodes {
-            let l = NodeLabels {
+        let counted = |n: u32| if node.online { f64::from(n) } else { 0.0 };
+        online.get_or_create(&l).set(flag(node.online));
+        enabled
+            .get_or_create(&l)
+            .set(flag(node.state == NodeState::Enabled));
+        accepted
+            .get_or_create(&l)
+            .set(flag(scrape.health.accepts(node)));
+        meetings.get_or_create(&l).set(counted(node.meetings));
+        users.get_or_create(&l).set(counted(node.users));
+        voice.get_or_create(&l).set(counted(node.voice));
+        video.get_or_create(&l).set(counted(node.videos));
+        largest.get_or_create(&l).set(counted(node.largest_meeting));
+        let Some(health) = scrape.health.health(node.id) else {
+            continue;
+        };
+        if let Some(r) = &health.report {
+            cpu.get_or_create(&l).set(r.cpu_percent / 100.0);
+            memory.get_or_create(&l).set(r.memory_percent() / 100.0);
+            disk.get_or_create(&l)
+                .set(r.fullest_disk().map_or(0.0, |d| d.percent() / 100.0));
+            received.get_or_create(&l).inc_by(health.received_bytes);
+            sent.get_or_create(&l).inc_by(health.sent_bytes);
+        }
+        for (name, check) in &health.checks {
+            let labels = CheckLabels {
                 node: node.name.clone(),
+                check: name.as_str().to_owned(),
             };
-            online.get_or_create(&l).set(flag(node.online));
-            enabled
-                .get_or_create(&l)
-                .set(flag(node.state == NodeState::Enabled));
-            accepted.get_or_create(&l).set(flag(health.accepts(node)));
-            meetings.get_or_create(&l).set(f64::from(node.meetings));
-            users.get_or_create(&l).set(f64::from(node.users));
-            voice.get_or_create(&l).set(f64::from(node.voice));
-            video.get_or_create(&l).set(f64::from(node.videos));
-            let Some(health) = health.health(node.id) else {
-                continue;
-            };
-            if let Some(r) = &health.report {
-                cpu.get_or_create(&l).set(r.cpu_percent);
-                memory.get_or_create(&l).set(r.memory_percent());
-                disk.get_or_create(&l)
-                    .set(r.fullest_disk().map_or(0.0, |d| d.percent()));
-                net_in.get_or_create(&l).set(r.net_in);
-                net_out.get_or_create(&l).set(r.net_out);
-            }
-            for (name, check) in &health.checks {
-                let labels = CheckLabels {
-                    node: node.name.clone(),
-                    check: name.as_str().to_owned(),
-                };
-                checks
-                    .get_or_create(&labels)
-                    .set(f64::from(check.status.exit_code()));
-            }
+            checks
+                .get_or_create(&labels)
+                .set(f64::from(check.status.exit_code()));
         }
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-            tracing::error!(error = %e, "Could not encode metrics.");
-        }
-        text
     }
 }

@@ -469,6 +469,16 @@ impl AppState {
         Some(route)
     }
 
+    /// How many meetings each integration has (one pass over the routes).
+    pub fn meetings_per_integration(&self) -> HashMap<IntegrationId, usize> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let mut counts = HashMap::new();
+        for route in routes.values() {
+            *counts.entry(route.integration).or_default() += 1;
+        }
+        counts
+    }
+
     /// How many meetings `integration` has.
     pub fn meetings_of(&self, integration: IntegrationId) -> usize {
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());

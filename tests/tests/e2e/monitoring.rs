@@ -290,7 +290,7 @@ async fn geo_placement_follows_health_and_location() {
     let metrics = lb.metrics().await;
     for line in [
         "conflux_node_check_state{node=\"frankfurt\",check=\"report\"} 2.0",
-        "conflux_node_cpu_percent{node=\"porto-alegre\"} 20.0",
+        "conflux_node_cpu_usage_ratio{node=\"porto-alegre\"} 0.2",
         "conflux_node_accepting{node=\"frankfurt\"} 0.0",
         "conflux_node_online{node=\"sao-paulo\"} 1.0",
     ] {
@@ -310,7 +310,11 @@ async fn geo_placement_follows_health_and_location() {
         metrics.contains("conflux_api_request_duration_seconds_bucket{"),
         "{metrics}"
     );
-    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    assert!(
+        metrics.contains("conflux_node_network_receive_bytes_total{node=\"porto-alegre\"}"),
+        "{metrics}"
+    );
+    metrics_are_well_formed(&lb).await;
     drop(nodes);
 }
 
@@ -511,4 +515,99 @@ async fn a_meeting_created_ahead_of_time_moves_to_its_first_user() {
             .0,
         "frankfurt"
     );
+}
+
+/// `/metrics` in the classic format passes `promtool check metrics` (naming and help lint);
+/// asked for OpenMetrics alone, it parses under the OpenMetrics reference parser (Python's
+/// prometheus_client, from .venv); both list the same families.
+async fn metrics_are_well_formed(lb: &conflux_tests::harness::Balancer) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let classic = lb.metrics().await;
+    assert!(!classic.contains("# EOF"), "{classic}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package: scripts/test installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(classic.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = conflux_tests::harness::http()
+        .get(format!("{}/metrics", lb.url))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let openmetrics = answer.text().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, &openmetrics).unwrap();
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let parsed = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
+             print(len(list(parse(open(sys.argv[1]).read()))))",
+        )
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let families: usize = String::from_utf8_lossy(&parsed.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        families,
+        classic.matches("# TYPE ").count(),
+        "{openmetrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_balancer_describes_every_family_and_its_build_and_process() {
+    let lb = balancer().start().await;
+    let metrics = lb.metrics().await;
+    for family in [
+        "conflux_api_requests_total counter",
+        "conflux_api_request_duration_seconds histogram",
+        "conflux_node_online gauge",
+        "conflux_node_meetings gauge",
+        "conflux_node_check_state gauge",
+        "conflux_integration_meetings gauge",
+        "process_cpu_seconds_total counter",
+        "process_resident_memory_bytes gauge",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family}\n")),
+            "{family}:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains(&format!(
+        "conflux_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+    metrics_are_well_formed(&lb).await;
 }
