@@ -32,21 +32,23 @@ pub enum Command {
     #[command(after_help = "Example:\n  conflux-agent --config /etc/conflux/agent.toml run")]
     Run,
     /// Nagios plugin: measure once, print one status line with perfdata, exit 0/1/2/3
-    /// (OK/WARNING/CRITICAL/UNKNOWN). Thresholds are percentages for cpu, memory and disk,
-    /// Mbit/s for network (the busier direction) and users for bbb.
+    /// (OK/WARNING/CRITICAL/UNKNOWN; bad arguments are UNKNOWN). Thresholds are the plugin
+    /// guidelines' ranges (10 alerts above 10 or below 0, 10: below 10, ~:10 above 10, 10:20
+    /// outside 10..20, @10:20 inside), in percent for cpu, memory and disk, Mbit/s for network
+    /// (the busier direction) and users for bbb.
     #[command(
-        after_help = "Example:\n  conflux-agent check network --warning 500 --critical 800\n  conflux-agent check bbb --warning 200 --critical 300"
+        after_help = "Example:\n  conflux-agent check network --warning 500 --critical 800\n  conflux-agent check bbb -w 200 -c 300\n  conflux-agent check cpu -w 5: -c 1:   # alert when (nearly) idle"
     )]
     Check {
         /// What to measure.
         #[arg(value_enum)]
         what: CheckKind,
-        /// WARNING at or above this value.
-        #[arg(short, long)]
-        warning: Option<f64>,
-        /// CRITICAL at or above this value.
-        #[arg(short, long)]
-        critical: Option<f64>,
+        /// WARNING when the value is outside this range (inside, with @).
+        #[arg(short, long, allow_hyphen_values = true)]
+        warning: Option<crate::nagios::Range>,
+        /// CRITICAL when the value is outside this range (inside, with @).
+        #[arg(short, long, allow_hyphen_values = true)]
+        critical: Option<crate::nagios::Range>,
         /// How long cpu and network are measured, in seconds.
         #[arg(long, default_value_t = 1.0)]
         sample_secs: f64,

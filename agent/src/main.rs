@@ -18,7 +18,10 @@ use cli::{Cli, Command};
 use config::Config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let env: Vec<(String, String)> = std::env::vars().collect();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,4 +83,33 @@ fn main() -> ExitCode {
             ExitCode::from(output.status.exit_code())
         }
     }
+}
+
+/// Bad arguments: clap's message and exit 2, except for `check`, whose callers are Nagios and
+/// its kin: one plugin line and UNKNOWN (3), as the plugin guidelines want. Help and version
+/// requests print and exit 0.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().skip(1).any(|a| a == "check") {
+        // clap's message up to its usage lines, on one line.
+        let text = e.to_string();
+        let why: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+            .collect();
+        let why = why.join(" ");
+        let why = why.trim_start_matches("error: ");
+        #[allow(clippy::print_stdout)] // the plugin's one output line
+        {
+            println!("AGENT UNKNOWN - {why} (conflux-agent check --help)");
+        }
+        return ExitCode::from(3);
+    }
+    let _ = e.print();
+    ExitCode::from(2)
 }

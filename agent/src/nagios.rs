@@ -1,7 +1,12 @@
 //! Nagios plugin mode: one measurement, one status line in the plugin format
 //! (`SERVICE STATUS - text | label=value[UOM];warn;crit;min;max ...`) and the exit code Nagios
 //! expects (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), so Nagios or Icinga can run the agent
-//! as a check command unchanged.
+//! as a check command unchanged. Thresholds are the guidelines' ranges ([`Range`]); bad
+//! arguments are UNKNOWN (3), as the guidelines want (main.rs).
+
+mod range;
+
+pub use range::Range;
 
 use std::time::Duration;
 
@@ -22,8 +27,8 @@ pub struct PluginOutput {
 pub async fn check(
     config: &Config,
     what: CheckKind,
-    warning: Option<f64>,
-    critical: Option<f64>,
+    warning: Option<Range>,
+    critical: Option<Range>,
     sample: Duration,
 ) -> PluginOutput {
     if what == CheckKind::Bbb {
@@ -48,8 +53,8 @@ pub async fn check(
                     "meetings={} users={};{};{};0 voice={} listeners={} video={}",
                     c.meetings,
                     c.users,
-                    threshold(warning),
-                    threshold(critical),
+                    threshold(warning, 1.0),
+                    threshold(critical, 1.0),
                     c.voice,
                     c.listeners,
                     c.video
@@ -73,10 +78,10 @@ pub async fn check(
 pub fn judge_machine(
     m: &Machine,
     what: CheckKind,
-    warning: Option<f64>,
-    critical: Option<f64>,
+    warning: Option<Range>,
+    critical: Option<Range>,
 ) -> PluginOutput {
-    let (w, c) = (threshold(warning), threshold(critical));
+    let (w, c) = (threshold(warning, 1.0), threshold(critical, 1.0));
     match what {
         CheckKind::Cpu => judge(
             "CPU",
@@ -140,14 +145,23 @@ pub fn judge_machine(
             )
         }
         CheckKind::Network => {
+            // Thresholds in Mbit/s; perfdata in bytes a second (its unit B), the thresholds
+            // stated in bytes too.
             let (rx, tx) = (m.net_in * 8.0 / 1e6, m.net_out * 8.0 / 1e6);
+            let (w, c) = (
+                threshold(warning, BYTES_PER_MBIT),
+                threshold(critical, BYTES_PER_MBIT),
+            );
             judge(
                 "NETWORK",
                 rx.max(tx),
                 warning,
                 critical,
                 format!("in {rx:.2} Mbit/s, out {tx:.2} Mbit/s"),
-                format!("in={:.0}B;;;0 out={:.0}B;;;0", m.net_in, m.net_out),
+                format!(
+                    "in={:.0}B;{w};{c};0 out={:.0}B;{w};{c};0",
+                    m.net_in, m.net_out
+                ),
             )
         }
         CheckKind::Bbb => unknown("BBB", "not a machine measurement"),
@@ -157,12 +171,18 @@ pub fn judge_machine(
 fn judge(
     service: &str,
     value: f64,
-    warning: Option<f64>,
-    critical: Option<f64>,
+    warning: Option<Range>,
+    critical: Option<Range>,
     text: String,
     perfdata: String,
 ) -> PluginOutput {
-    let status = Status::of(value, warning, critical);
+    let status = if critical.is_some_and(|c| c.alerts(value)) {
+        Status::Critical
+    } else if warning.is_some_and(|w| w.alerts(value)) {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
     PluginOutput {
         status,
         line: format!("{service} {status} - {text} | {perfdata}"),
@@ -176,8 +196,12 @@ fn unknown(service: &str, why: &str) -> PluginOutput {
     }
 }
 
-fn threshold(t: Option<f64>) -> String {
-    t.map(|v| v.to_string()).unwrap_or_default()
+/// Bytes a second in one Mbit/s.
+const BYTES_PER_MBIT: f64 = 125_000.0;
+
+/// A threshold for perfdata, its ends times `factor` (empty when not given).
+fn threshold(t: Option<Range>, factor: f64) -> String {
+    t.map(|r| r.scaled(factor).to_string()).unwrap_or_default()
 }
 
 fn percent(used: u64, total: u64) -> f64 {
@@ -216,8 +240,9 @@ mod tests {
         }
     }
 
-    fn check(what: CheckKind, w: Option<f64>, c: Option<f64>, status: Status, line: &str) {
-        let out = judge_machine(&machine(), what, w, c);
+    fn check(what: CheckKind, w: Option<&str>, c: Option<&str>, status: Status, line: &str) {
+        let range = |r: Option<&str>| r.map(|r| r.parse::<Range>().unwrap());
+        let out = judge_machine(&machine(), what, range(w), range(c));
         assert_eq!((out.status, out.line.as_str()), (status, line));
     }
 
@@ -225,22 +250,22 @@ mod tests {
     fn plugin_lines_and_states() {
         check(
             CheckKind::Cpu,
-            Some(70.0),
-            Some(90.0),
+            Some("70"),
+            Some("90"),
             Status::Ok,
             "CPU OK - 42.0% used, load 1.00 0.50 0.25 | cpu=42.0%;70;90;0;100 load1=1.00 load5=0.50 load15=0.25",
         );
         check(
             CheckKind::Memory,
-            Some(70.0),
-            Some(90.0),
+            Some("70"),
+            Some("90"),
             Status::Warning,
             "MEMORY WARNING - 75.0% used (3072 of 4096 MiB) | memory=75.0%;70;90;0;100 used=3221225472B;;;0;4294967296",
         );
         check(
             CheckKind::Disk,
-            Some(80.0),
-            Some(90.0),
+            Some("80"),
+            Some("90"),
             Status::Critical,
             "DISK CRITICAL - used: / 50.0%, /var 91.0% | '/'=50.0%;80;90;0;100 '/var'=91.0%;80;90;0;100",
         );
@@ -250,6 +275,21 @@ mod tests {
             None,
             Status::Ok,
             "NETWORK OK - in 10.00 Mbit/s, out 1.00 Mbit/s | in=1250000B;;;0 out=125000B;;;0",
+        );
+        check(
+            CheckKind::Network,
+            Some("5"),
+            Some("100"),
+            Status::Warning,
+            "NETWORK WARNING - in 10.00 Mbit/s, out 1.00 Mbit/s | in=1250000B;625000;12500000;0 out=125000B;625000;12500000;0",
+        );
+        // A floor: CPU under 50% is a WARNING (too idle to be real, say).
+        check(
+            CheckKind::Cpu,
+            Some("50:"),
+            None,
+            Status::Warning,
+            "CPU WARNING - 42.0% used, load 1.00 0.50 0.25 | cpu=42.0%;50:;;0;100 load1=1.00 load5=0.50 load15=0.25",
         );
         let mut empty = machine();
         empty.disks.clear();

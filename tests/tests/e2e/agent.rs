@@ -181,6 +181,22 @@ async fn plugin_mode_speaks_nagios() {
     let (code, line) = plugin(&config, &["bbb"]);
     assert_eq!(code, 0, "{line}");
     assert!(line.starts_with("BBB OK - 0 meetings, 0 users"), "{line}");
+    // The guidelines' ranges: below a floor, inside a band; bad arguments are UNKNOWN.
+    for (range, shown) in [("100:", "100:"), ("@0:100", "@100"), ("~:0", "~:0")] {
+        let (code, line) = plugin(&config, &["memory", "-w", range]);
+        assert_eq!(code, 1, "{range}: {line}");
+        assert!(line.contains(&format!(";{shown};")), "{line}");
+    }
+    for args in [
+        &["cpu", "-w", "ten"][..],
+        &["cpu", "-c", "20:10"],
+        &["swap"],
+        &[],
+    ] {
+        let (code, line) = plugin(&config, args);
+        assert_eq!(code, 3, "{args:?}: {line}");
+        assert!(line.starts_with("AGENT UNKNOWN - "), "{line}");
+    }
     std::fs::write(
         &config,
         format!(
