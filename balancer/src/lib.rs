@@ -83,20 +83,23 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
             .and(warp::path!("metrics"))
             .and(warp::header::optional::<String>("authorization"))
             .and(warp::header::optional::<String>("accept"))
-            .map(
+            .then(
                 move |authorization: Option<String>, accept: Option<String>| {
-                    if !metrics::authorized(&state.config, authorization.as_deref()) {
-                        let reply = warp::reply::with_status(
-                            "a bearer token is needed (metrics.token)\n",
-                            warp::http::StatusCode::UNAUTHORIZED,
-                        );
-                        return warp::reply::with_header(reply, "www-authenticate", "Bearer")
-                            .into_response();
+                    let state = state.clone();
+                    async move {
+                        if !metrics::authorized(&state.config, authorization.as_deref()) {
+                            let reply = warp::reply::with_status(
+                                "a bearer token is needed (metrics.token)\n",
+                                warp::http::StatusCode::UNAUTHORIZED,
+                            );
+                            return warp::reply::with_header(reply, "www-authenticate", "Bearer")
+                                .into_response();
+                        }
+                        let format = metrics::Format::negotiate(accept.as_deref());
+                        let text = state.metrics.render(&scrape(&state).await, format);
+                        warp::reply::with_header(text, "content-type", format.content_type())
+                            .into_response()
                     }
-                    let format = metrics::Format::negotiate(accept.as_deref());
-                    let text = state.metrics.render(&scrape(&state), format);
-                    warp::reply::with_header(text, "content-type", format.content_type())
-                        .into_response()
                 },
             )
     };
@@ -137,20 +140,36 @@ fn routes(state: &Arc<AppState>) -> warp::filters::BoxedFilter<(warp::reply::Res
         .boxed()
 }
 
-/// What `/metrics` shows of the state beside the request metrics.
-fn scrape(state: &AppState) -> metrics::Scrape<'_> {
+/// What `/metrics` shows of the state beside the request metrics. A store that does not
+/// answer leaves the recordings' figures at zero (its failure is logged), never the scrape.
+async fn scrape(state: &AppState) -> metrics::Scrape<'_> {
     let meetings = state.meetings_per_integration();
     let users = state.integration_users.load();
+    let (backlog, refused) = match (
+        state.store.archive_backlog().await,
+        state.store.refused_archives().await,
+    ) {
+        (Ok(backlog), Ok(refused)) => (backlog, refused),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "Could not read the recordings' figures for /metrics.");
+            Default::default()
+        }
+    };
+    let now = conflux_store::now_ms();
     let integrations = state
         .integrations
         .load()
         .iter()
         .map(|i| {
-            (
-                i.name.clone(),
-                meetings.get(&i.id).copied().unwrap_or(0),
-                users.get(&i.id).copied().unwrap_or(0),
-            )
+            let (waiting, oldest) = backlog.get(&i.id).copied().unwrap_or((0, now));
+            metrics::IntegrationFigures {
+                name: i.name.clone(),
+                meetings: meetings.get(&i.id).copied().unwrap_or(0),
+                users: users.get(&i.id).copied().unwrap_or(0),
+                archives_waiting: waiting,
+                oldest_wait_secs: ((now - oldest) as f64 / 1000.0).max(0.0),
+                archives_refused: refused.get(&i.id).map_or(0, |(n, _)| *n),
+            }
         })
         .collect();
     metrics::Scrape {

@@ -181,8 +181,20 @@ pub fn authorized(config: &crate::config::Config, authorization: Option<&str>) -
 pub struct Scrape<'a> {
     pub nodes: Vec<Arc<Node>>,
     pub health: &'a Monitor,
-    /// Each integration's name, meetings and users.
-    pub integrations: Vec<(String, usize, u32)>,
+    pub integrations: Vec<IntegrationFigures>,
+}
+
+/// One integration's figures at a scrape.
+#[derive(Debug, Default)]
+pub struct IntegrationFigures {
+    pub name: String,
+    pub meetings: usize,
+    pub users: u32,
+    /// Encrypted recordings waiting for its recorder, and how long the oldest has waited.
+    pub archives_waiting: u64,
+    pub oldest_wait_secs: f64,
+    /// Archives its recorder refused (kept for inspection).
+    pub archives_refused: u64,
 }
 
 /// The families registered for one scrape, so each is described even without a sample.
@@ -238,21 +250,7 @@ impl Metrics {
         };
         self.requests_families(&mut f);
         nodes_families(&mut f, scrape);
-        let integration_meetings = f.gauge::<IntegrationLabels>(
-            "integration_meetings",
-            "Meetings of the integration (institution) now",
-        );
-        let integration_users = f.gauge::<IntegrationLabels>(
-            "integration_users",
-            "Participants in the integration's meetings, as of the last poll",
-        );
-        for (name, meetings, users) in &scrape.integrations {
-            let l = IntegrationLabels {
-                integration: name.clone(),
-            };
-            integration_meetings.get_or_create(&l).set(*meetings as f64);
-            integration_users.get_or_create(&l).set(f64::from(*users));
-        }
+        integrations_families(&mut f, &scrape.integrations);
         let build = f.gauge::<BuildLabels>("build_info", "The balancer's version (always 1)");
         build
             .get_or_create(&BuildLabels {
@@ -399,5 +397,39 @@ fn nodes_families(f: &mut Families, scrape: &Scrape<'_>) {
                 .get_or_create(&labels)
                 .set(f64::from(check.status.exit_code()));
         }
+    }
+}
+
+/// The per-integration families.
+fn integrations_families(f: &mut Families, integrations: &[IntegrationFigures]) {
+    let meetings = f.gauge::<IntegrationLabels>(
+        "integration_meetings",
+        "Meetings of the integration (institution) now",
+    );
+    let users = f.gauge::<IntegrationLabels>(
+        "integration_users",
+        "Participants in the integration's meetings, as of the last poll",
+    );
+    let waiting = f.gauge::<IntegrationLabels>(
+        "integration_archives_waiting",
+        "Encrypted recordings waiting for the integration's recording server",
+    );
+    let oldest = f.gauge::<IntegrationLabels>(
+        "integration_archive_wait_seconds",
+        "How long the oldest waiting recording has waited for its recording server (0: none)",
+    );
+    let refused = f.gauge::<IntegrationLabels>(
+        "integration_archives_refused",
+        "Archives the integration's recording server refused, kept for inspection",
+    );
+    for i in integrations {
+        let l = IntegrationLabels {
+            integration: i.name.clone(),
+        };
+        meetings.get_or_create(&l).set(i.meetings as f64);
+        users.get_or_create(&l).set(f64::from(i.users));
+        waiting.get_or_create(&l).set(i.archives_waiting as f64);
+        oldest.get_or_create(&l).set(i.oldest_wait_secs);
+        refused.get_or_create(&l).set(i.archives_refused as f64);
     }
 }

@@ -428,6 +428,24 @@ pub(crate) fn refused_archives(
     Ok(rows.into_iter().collect())
 }
 
+/// Per integration: the archives waiting for its recorder, and when the oldest was seen (ms).
+pub(crate) fn archive_backlog(
+    conn: &Db<'_>,
+) -> Result<std::collections::HashMap<IntegrationId, (u64, i64)>, StoreError> {
+    let rows = conn.query(
+        "SELECT integration_id, COUNT(*), MIN(seen_at) FROM recordings \
+         WHERE archive = 'stored' GROUP BY integration_id",
+        params![],
+        |r| {
+            Ok((
+                IntegrationId(r.get(0)?),
+                (r.get::<i64>(1)?.unsigned_abs(), r.get::<i64>(2)?),
+            ))
+        },
+    )?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Record ids whose copy `node` may drop: the recorder has them, or they were deleted.
 pub(crate) fn settled_on(conn: &Db<'_>, node: NodeId) -> Result<Vec<String>, StoreError> {
     let ids = conn.query("SELECT record_id FROM recordings WHERE archive_node = ?1 AND archive IN ('done', 'deleted')", params![node.0], |r| r.get(0))?;

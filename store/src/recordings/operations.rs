@@ -183,6 +183,14 @@ impl Store {
         self.run(refused_archives).await
     }
 
+    /// Per integration: how many archives wait for its recorder, and when the oldest was
+    /// seen (ms).
+    pub async fn archive_backlog(
+        &self,
+    ) -> Result<std::collections::HashMap<IntegrationId, (u64, i64)>, StoreError> {
+        self.run(archive_backlog).await
+    }
+
     /// The record ids whose archives from `node` reached their recorder (the node may delete).
     pub async fn settled_on(&self, node: NodeId) -> Result<Vec<String>, StoreError> {
         self.run(move |c| settled_on(c, node)).await

@@ -500,6 +500,20 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
     let cut = archives.join("rec-cut-1");
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    // Prometheus sees them wait for the recorder (an alert fires if they wait too long).
+    let metrics = lb.metrics().await;
+    assert!(
+        metrics.contains("conflux_integration_archives_waiting{integration=\"uni\"} 2"),
+        "{metrics}"
+    );
+    let waited = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("conflux_integration_archive_wait_seconds{integration=\"uni\"} ")
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(waited > 0.0 && waited < 120.0, "{waited}");
     lb.set_recorder("uni", &rec.start(), &key).await;
     assert!(
         eventually(|| async {
@@ -522,6 +536,14 @@ async fn truncated_archives_are_rejected_and_kept_and_spool_tarballs_are_importe
     assert_eq!(refused[0].state, "failed");
     let metrics = lb.metrics().await;
     assert!(metrics.contains("conflux_recording_archives_refused_total{by=\"recorder\"} 1"));
+    assert!(
+        metrics.contains("conflux_integration_archives_refused{integration=\"uni\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("conflux_integration_archives_waiting{integration=\"uni\"} 0"),
+        "{metrics}"
+    );
     let page = http()
         .get(format!("{}/playback/presentation/rec-good-1/", rec.url))
         .send()
