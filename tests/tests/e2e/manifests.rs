@@ -227,3 +227,94 @@ fn the_deployments_configuration_is_what_the_programs_accept() {
     let (recorder, _) = Process::start_with_env("conflux-recorder", &args, dir.path(), &env);
     drop(recorder);
 }
+
+/// The metric names an expression reads (`conflux_*`, `process_*`), as families: a
+/// histogram's `_bucket`, `_sum` and `_count` series belong to it.
+fn families_in(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("conflux_") || t.starts_with("process_"))
+        .map(|t| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| t.strip_suffix(s))
+                .unwrap_or(t)
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_alerts_and_the_grafana_dashboard_read_what_metrics_expose() {
+    let monitoring = root().join("packaging/monitoring");
+    let promtool = |args: &[&str]| {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&monitoring)
+            .output()
+            .expect("promtool (Debian's prometheus package: scripts/test installs it)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {args:?}: {text}");
+        text
+    };
+    promtool(&["check", "rules", "conflux-alerts.yml"]);
+    promtool(&["test", "rules", "conflux-alerts.test.yml"]);
+
+    // Every panel's query (and the dashboard's variable) is PromQL that parses: promtool
+    // checks them as recording rules, Grafana's variables filled in.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(monitoring.join("grafana-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 20, "{} queries", exprs.len());
+    exprs.push("conflux_build_info".into()); // label_values(conflux_build_info, instance)
+    let dir = tempfile::tempdir().unwrap();
+    let rules: String = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let e = e
+                .replace("$__rate_interval", "5m")
+                .replace("$instance", ".*");
+            format!("      - record: dashboard:query_{i}\n        expr: {e:?}\n")
+        })
+        .collect();
+    let file = dir.path().join("dashboard-rules.yml");
+    std::fs::write(
+        &file,
+        format!("groups:\n  - name: dashboard\n    rules:\n{rules}"),
+    )
+    .unwrap();
+    promtool(&["check", "rules", file.to_str().unwrap()]);
+
+    // Every family they read is one a balancer exposes (described from the start).
+    let lb = conflux_tests::harness::balancer().start().await;
+    let exposed = lb.metrics().await;
+    let alerts = std::fs::read_to_string(monitoring.join("conflux-alerts.yml")).unwrap();
+    let mut read: Vec<String> = exprs.iter().flat_map(|e| families_in(e)).collect();
+    read.extend(
+        alerts
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("expr:"))
+            .flat_map(families_in),
+    );
+    read.sort();
+    read.dedup();
+    assert!(read.len() >= 15, "{read:?}");
+    for family in read {
+        assert!(
+            exposed.contains(&format!("# TYPE {family} ")),
+            "{family} is read by the dashboard or the alerts but not exposed"
+        );
+    }
+}
