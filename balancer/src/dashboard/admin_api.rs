@@ -13,7 +13,7 @@ use warp::hyper::body::Bytes;
 use warp::reply::Response;
 use warp::Reply;
 
-use super::{auth, manage, view};
+use super::{api_view, auth, manage};
 use crate::state::AppState;
 use conflux_store::users::Role;
 
@@ -58,13 +58,13 @@ fn ok(value: Value) -> Response {
 pub async fn get(state: &Arc<AppState>, path: &str, raw_query: &str) -> Response {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     match parts.as_slice() {
-        ["nodes"] => ok(json!(view::network(state).0)),
+        ["nodes"] => ok(json!(api_view::network(state).0)),
         ["network"] => {
-            let (nodes, totals) = view::network(state);
+            let (nodes, totals) = api_view::network(state);
             ok(json!({"totals": totals, "nodes": nodes}))
         }
         ["nodes", name] => match state.nodes.load().nodes.iter().find(|n| n.name == *name) {
-            Some(n) => ok(json!(view::node(state, n))),
+            Some(n) => ok(json!(api_view::node(state, n))),
             None => error(StatusCode::NOT_FOUND, &format!("no node {name:?}")),
         },
         ["nodes", name, "history"] => super::live::history_json(state, Some(name), raw_query).await,

@@ -379,8 +379,9 @@ async fn the_json_admin_api_does_what_the_pages_do() {
         .filter(|p| !p.starts_with('{'))
         .collect();
     assert!(paths.len() >= 8, "{paths:?}");
-    for path in paths {
-        let path = format!("/{}", path.replace("{node}", "bbb1"));
+    let mut answers = Vec::new();
+    for template in paths {
+        let path = format!("/{}", template.replace("{node}", "bbb1"));
         let r = get(&path, &viewer).await;
         assert_eq!(r.status().as_u16(), 200, "{path}");
         let text = r.text().await.unwrap();
@@ -388,7 +389,10 @@ async fn the_json_admin_api_does_what_the_pages_do() {
             !text.contains(&node.secret) && !text.contains(UNI),
             "{path} leaks a secret"
         );
+        answers.push(serde_json::json!([format!("/{template}"), text]));
     }
+    // The spec is valid OpenAPI 3 and every answer matches its documented schema.
+    documented(&answers);
     assert_eq!(
         http()
             .get(format!("{base}/nodes"))
@@ -525,5 +529,60 @@ async fn the_json_admin_api_does_what_the_pages_do() {
     assert!(
         !audit.to_string().contains(UNI),
         "no secret in the audit log"
+    );
+}
+
+/// Checks `docs/openapi.yaml` with openapi-spec-validator and each `[path, body]` answer
+/// against its path's documented 200 schema (openapi-schema-validator, OpenAPI 3.0 rules:
+/// `nullable`, no undocumented fields where the schema says so), both from .venv.
+fn documented(answers: &[serde_json::Value]) {
+    const CHECK: &str = r##"
+import json, sys, yaml
+from openapi_spec_validator import validate
+from openapi_schema_validator import OAS30Validator
+spec = yaml.safe_load(open(sys.argv[1]))
+validate(spec)
+def inline(node):
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = spec
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            return inline(target)
+        return {k: inline(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [inline(v) for v in node]
+    return node
+failures = []
+for path, body in json.load(sys.stdin):
+    schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    errors = list(OAS30Validator(inline(schema)).iter_errors(json.loads(body)))
+    failures += [f"{path}: {e.message} at {list(e.absolute_path)}" for e in errors[:3]]
+print("\n".join(failures))
+sys.exit(1 if failures else 0)
+"##;
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg("-c")
+        .arg(CHECK)
+        .arg(root.join("docs/openapi.yaml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the .venv python (scripts/test makes it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(answers).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
