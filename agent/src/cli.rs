@@ -45,10 +45,10 @@ pub enum Command {
         what: CheckKind,
         /// WARNING when the value is outside this range (inside, with @).
         #[arg(short, long, allow_hyphen_values = true)]
-        warning: Option<crate::nagios::Range>,
+        warning: Option<crate::threshold::Range>,
         /// CRITICAL when the value is outside this range (inside, with @).
         #[arg(short, long, allow_hyphen_values = true)]
-        critical: Option<crate::nagios::Range>,
+        critical: Option<crate::threshold::Range>,
         /// How long cpu and network are measured, in seconds.
         #[arg(long, default_value_t = 1.0)]
         sample_secs: f64,

@@ -9,6 +9,7 @@ mod nagios;
 mod node_key;
 mod outbox;
 mod report;
+mod threshold;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -4,10 +4,6 @@
 //! as a check command unchanged. Thresholds are the guidelines' ranges ([`Range`]); bad
 //! arguments are UNKNOWN (3), as the guidelines want (main.rs).
 
-mod range;
-
-pub use range::Range;
-
 use std::time::Duration;
 
 use conflux_shared::status::Status;
@@ -15,6 +11,7 @@ use conflux_shared::status::Status;
 use crate::cli::CheckKind;
 use crate::collect::{bbb, Collector, Machine};
 use crate::config::Config;
+use crate::threshold::Range;
 
 /// A plugin result.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,6 +3,7 @@
 //! static files. Pages need a session unless `web.public`; they never show a secret.
 
 mod admin_api;
+mod api_lists;
 mod api_view;
 mod auth;
 mod live;

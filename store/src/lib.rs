@@ -35,7 +35,7 @@ pub use integrations::{
     Integration, IntegrationChange, IntegrationId, IntegrationUpdate, NewIntegration,
 };
 pub use lease::Lease;
-pub use meetings::{MeetingRecord, MeetingRoute, NewMeeting};
+pub use meetings::{MeetingFilter, MeetingRecord, MeetingRoute, MeetingSummary, NewMeeting};
 pub use nodes::{
     Enrolment, Forced, NewNode, Node, NodeChange, NodeChanged, NodeId, NodeState, NodeUpdate, Poll,
     PollResult, Polled, PolledMeeting,

@@ -4,6 +4,10 @@ use crate::sql::{params, Db, Row};
 
 use super::{now_ms, Audit, IntegrationId, NewEvent, NodeId, Store, StoreError};
 
+mod listing;
+
+pub use listing::{MeetingFilter, MeetingSummary};
+
 /// A meeting the balancer placed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeetingRecord {

@@ -9,10 +9,12 @@ use conflux_shared::transfer::{Change, Feed, FeedEntry};
 use super::{now_ms, IntegrationId, NodeId, Store, StoreError};
 
 mod arrival;
+mod backlog;
 mod meta;
 mod operations;
 
 pub use arrival::*;
+use backlog::{archive_backlog, refused_archives};
 pub(crate) use meta::{index_all_meta, index_meta};
 pub use operations::*;
 
@@ -403,47 +405,6 @@ pub(crate) fn failed(
          WHERE record_id = ?1 AND integration_id = ?2 AND archive = 'stored'",
         params![record_id, integration.0, reason],
     )? == 1)
-}
-
-/// Per integration, how many archives its recorder refused and the latest reason.
-pub(crate) fn refused_archives(
-    conn: &Db<'_>,
-) -> Result<std::collections::HashMap<IntegrationId, (u64, String)>, StoreError> {
-    let rows = conn.query(
-        "SELECT integration_id, COUNT(*), \
-         (SELECT failure FROM recordings l WHERE l.integration_id = r.integration_id \
-          AND l.archive = 'failed' ORDER BY seen_at DESC LIMIT 1) \
-         FROM recordings r WHERE archive = 'failed' GROUP BY integration_id",
-        params![],
-        |r| {
-            Ok((
-                IntegrationId(r.get(0)?),
-                (
-                    r.get::<i64>(1)?.unsigned_abs(),
-                    r.get::<Option<String>>(2)?.unwrap_or_default(),
-                ),
-            ))
-        },
-    )?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Per integration: the archives waiting for its recorder, and when the oldest was seen (ms).
-pub(crate) fn archive_backlog(
-    conn: &Db<'_>,
-) -> Result<std::collections::HashMap<IntegrationId, (u64, i64)>, StoreError> {
-    let rows = conn.query(
-        "SELECT integration_id, COUNT(*), MIN(seen_at) FROM recordings \
-         WHERE archive = 'stored' GROUP BY integration_id",
-        params![],
-        |r| {
-            Ok((
-                IntegrationId(r.get(0)?),
-                (r.get::<i64>(1)?.unsigned_abs(), r.get::<i64>(2)?),
-            ))
-        },
-    )?;
-    Ok(rows.into_iter().collect())
 }
 
 /// Record ids whose copy `node` may drop: the recorder has them, or they were deleted.

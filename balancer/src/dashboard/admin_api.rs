@@ -46,11 +46,11 @@ pub async fn caller(
     })
 }
 
-pub fn error(status: StatusCode, why: &str) -> Response {
+pub(super) fn error(status: StatusCode, why: &str) -> Response {
     warp::reply::with_status(warp::reply::json(&json!({"error": why})), status).into_response()
 }
 
-fn ok(value: Value) -> Response {
+pub(super) fn ok(value: Value) -> Response {
     warp::reply::json(&value).into_response()
 }
 
@@ -101,6 +101,12 @@ pub async fn get(state: &Arc<AppState>, path: &str, raw_query: &str) -> Response
             Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the store could not be read"),
         },
         ["reports"] => super::reports::report_json(state, raw_query).await,
+        ["meetings"] => super::api_lists::meetings(state, raw_query).await,
+        ["meetings", id] => match conflux_shared::query::decode(id) {
+            Ok(id) => super::api_lists::meeting(state, &id).await,
+            Err(_) => error(StatusCode::BAD_REQUEST, "the meeting ID is not UTF-8"),
+        },
+        ["recordings"] => super::api_lists::recordings(state, raw_query).await,
         _ => error(StatusCode::NOT_FOUND, "no such resource"),
     }
 }

@@ -379,9 +379,20 @@ async fn the_json_admin_api_does_what_the_pages_do() {
         .filter(|p| !p.starts_with('{'))
         .collect();
     assert!(paths.len() >= 8, "{paths:?}");
+    // A meeting to list (its ID needs encoding in a path).
+    let uni = lb.client(UNI, conflux_shared::Algorithm::Sha256);
+    let created = uni
+        .call("create", &[("meetingID", "api room/1"), ("name", "Api")])
+        .await;
+    assert!(created.is_success(), "{created:?}");
     let mut answers = Vec::new();
     for template in paths {
-        let path = format!("/{}", template.replace("{node}", "bbb1"));
+        let path = format!(
+            "/{}",
+            template
+                .replace("{node}", "bbb1")
+                .replace("{meeting}", "api%20room%2F1")
+        );
         let r = get(&path, &viewer).await;
         assert_eq!(r.status().as_u16(), 200, "{path}");
         let text = r.text().await.unwrap();
@@ -393,6 +404,39 @@ async fn the_json_admin_api_does_what_the_pages_do() {
     }
     // The spec is valid OpenAPI 3 and every answer matches its documented schema.
     documented(&answers);
+    let listed: serde_json::Value = get("/meetings?node=bbb1&limit=5", &viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["meetings"][0]["meeting_id"], "api room/1");
+    assert_eq!(listed["meetings"][0]["node"], "bbb1");
+    assert!(
+        listed["meetings"][0]["placement_reason"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 3
+    );
+    let one: serde_json::Value = get("/meetings/api%20room%2F1", &viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (one["integration"].as_str(), one["running"].as_bool()),
+        (Some("uni"), Some(false)),
+        "{one}"
+    );
+    for bad in [
+        "/meetings?integration=999",
+        "/meetings?node=nope",
+        "/meetings?limit=x",
+    ] {
+        assert_eq!(get(bad, &viewer).await.status().as_u16(), 400, "{bad}");
+    }
+    assert_eq!(get("/meetings/nope", &viewer).await.status().as_u16(), 404);
     assert_eq!(
         http()
             .get(format!("{base}/nodes"))
