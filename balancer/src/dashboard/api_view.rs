@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::state::AppState;
-use conflux_store::{Forced, Node, NodeState};
+use conflux_store::{Node, NodeState};
 
 #[derive(Debug, Serialize)]
 pub struct ApiNode {
@@ -106,10 +106,7 @@ pub fn node(state: &AppState, n: &Node) -> ApiNode {
         name: n.name.clone(),
         url: n.shown_url().to_owned(),
         state: n.state.as_str(),
-        forced: n.forced.map(|f| match f {
-            Forced::Enabled => "forced on",
-            Forced::Disabled => "forced off",
-        }),
+        forced: super::view::forced(n.forced),
         online: n.online,
         accepting: n.state == NodeState::Enabled && n.online && state.monitor.accepts(n),
         problem: page.problem,

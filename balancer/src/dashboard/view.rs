@@ -99,10 +99,7 @@ pub fn node(state: &AppState, n: &Node) -> NodeView {
             .map(|p| format!("{:.2}, {:.2}", p.lat, p.lon))
             .unwrap_or_else(|| "location unknown".into()),
         state: n.state.as_str(),
-        forced: n.forced.map(|f| match f {
-            Forced::Enabled => "forced on",
-            Forced::Disabled => "forced off",
-        }),
+        forced: forced(n.forced),
         online: n.online,
         accepting,
         problem: !n.online
@@ -124,6 +121,14 @@ pub fn node(state: &AppState, n: &Node) -> NodeView {
         voice,
         video,
     }
+}
+
+/// An admin's override of monitoring, as the pages and the API name it.
+pub fn forced(forced: Option<Forced>) -> Option<&'static str> {
+    forced.map(|f| match f {
+        Forced::Enabled => "forced on",
+        Forced::Disabled => "forced off",
+    })
 }
 
 /// Bytes per second as bits per second, humanly.
