@@ -49,6 +49,9 @@ try {
     (n) => Number(document.querySelector('[data-total="users"]').textContent.trim()) > n,
     before, { timeout: 15000 });
   console.log(`ok: users went from ${before} to ${await users()} without a reload`);
+  const nowrap = await page.evaluate(() =>
+    [...document.querySelectorAll(".sub.status")].every((e) => getComputedStyle(e).whiteSpace === "nowrap"));
+  if (!nowrap) await fail("a node's online/OFFLINE state may wrap mid-word");
   await page.screenshot({ path: shots + "/dashboard.png", fullPage: true });
 
   await page.click(`tr[data-node="${nodes[0]}"] a`);
@@ -60,7 +63,17 @@ try {
   await page.waitForFunction(() => document.body.dataset.chart === "day");
   await page.click('button[data-range="hour"]');
   await page.waitForFunction(() => document.body.dataset.chart === "hour");
-  console.log("ok: node page with its history chart (" + points + ")");
+  // The charts span the chosen hour, even with few points (not years), and their y axes show
+  // compact labels (1.2M, never a cut "1,234,567").
+  const axes = await page.evaluate(() => Conflux.shown.map((u) => ({
+    span: u.scales.x.max - u.scales.x.min,
+    labels: (u.axes[1]._values || []).map(String),
+  })));
+  for (const a of axes) {
+    if (!(a.span > 0 && a.span <= 3600 * 1.2)) await fail("a chart spans " + a.span + " s for an hour");
+    if (a.labels.some((l) => l.includes(",") || l.length > 12)) await fail("y labels too long: " + a.labels);
+  }
+  console.log("ok: node page with its history chart (" + points + "), the hour spanned, compact labels");
   await page.screenshot({ path: shots + "/node.png", fullPage: true });
 
   await page.click('header a[href="/network"]');
@@ -98,6 +111,20 @@ try {
   await page.click(remove);
   await page.waitForSelector('tr[data-integration="Browser University"]', { state: "detached" });
   console.log("ok: integration removed once confirmed");
+  // Actions that end meetings ask first, naming the node; dismissed, nothing happens.
+  const panic = `tr[data-admin-node="${nodes[0]}"] form[action="/admin/nodes/panic"] button`;
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.dismiss(); });
+  await page.click(panic);
+  await page.waitForTimeout(300);
+  if (!asked.includes("Panic " + nodes[0])) await fail("panic did not ask first: " + asked);
+  const state = await page.textContent(`tr[data-admin-node="${nodes[0]}"] td:nth-child(2)`);
+  if (!state.includes("enabled")) await fail("a dismissed panic changed the node: " + state);
+  for (const action of ["disable", "force-off"]) {
+    if (!(await page.$(`tr[data-admin-node="${nodes[0]}"] form[action="/admin/nodes/${action}"][data-confirm]`))) await fail(action + " does not ask first");
+  }
+  if (!(await page.$('form[action="/admin/users/remove"][data-confirm]'))) await fail("removing an account does not ask first");
+  console.log("ok: panic, disable, force-off and account removal ask first");
 
   await page.click('header a[href="/reports"]');
   await page.selectOption('select[name="integration"]', { label: "demo" });

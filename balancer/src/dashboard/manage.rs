@@ -18,15 +18,25 @@ use crate::state::AppState;
 use conflux_store::users::{Role, Session};
 use conflux_store::{Forced, NodeState};
 
-/// The actions a node row offers.
-const NODE_ACTIONS: [&str; 7] = [
-    "enable",
-    "cordon",
-    "disable",
-    "panic",
-    "force-on",
-    "force-off",
-    "auto",
+/// The actions a node row offers, and what the page asks before those that end meetings or
+/// stop the node taking any (`{}`: the node's name).
+const NODE_ACTIONS: [(&str, Option<&str>); 7] = [
+    ("enable", None),
+    ("cordon", None),
+    (
+        "disable",
+        Some("Disable {}? It takes no new meetings, and meetings still on it are ended."),
+    ),
+    (
+        "panic",
+        Some("Panic {}? Every meeting on it is ended and forgotten, and it is disabled."),
+    ),
+    ("force-on", None),
+    (
+        "force-off",
+        Some("Force {} off? It takes no new meetings, whatever its checks say."),
+    ),
+    ("auto", None),
 ];
 
 /// The admin page; `notice` and a one-time `secret` come from the action just done.
@@ -90,7 +100,10 @@ pub async fn admin_page(
                 "location": n.latitude.zip(n.longitude).map(|(a, b)| format!("{a},{b}")).unwrap_or_default(),
                 "multiplier": n.load_multiplier,
                 "tags": n.tags.join(","),
-                "actions": NODE_ACTIONS,
+                "actions": NODE_ACTIONS
+                    .iter()
+                    .map(|(name, ask)| json!({"name": name, "confirm": ask.map(|a| a.replace("{}", &n.name))}))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

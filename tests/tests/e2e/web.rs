@@ -102,6 +102,8 @@ async fn the_dashboard_in_a_real_browser() {
         "logged out",
         "secret shown once",
         "removed once confirmed",
+        "ask first",
+        "compact labels",
         "report downloaded",
         "nothing blocked by the Content-Security-Policy",
     ] {
