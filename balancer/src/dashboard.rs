@@ -94,6 +94,12 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(session)
         .then(report_page);
+    let alerts_page = warp::get()
+        .and(warp::path!("alerts"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .and(session)
+        .then(alerts_page);
     let report_csv = warp::get()
         .and(warp::path!("reports.csv"))
         .and(raw_query())
@@ -128,6 +134,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(node_page)
         .unify()
         .or(network_page)
+        .unify()
+        .or(alerts_page)
         .unify()
         .or(events)
         .unify()
@@ -287,6 +295,34 @@ async fn node_page(name: String, state: Arc<AppState>, cookie: Option<String>) -
         "node",
         session.as_ref(),
         json!({"title": node.name, "node": view, "nodes": [view]}),
+    )
+}
+
+/// The alert history page (`/alerts?node=NAME`).
+async fn alerts_page(raw_query: String, state: Arc<AppState>, cookie: Option<String>) -> Response {
+    let session = match reader(&state, cookie).await {
+        Ok(s) => s,
+        Err(to_login) => return to_login,
+    };
+    let (node, list) = match api_lists::changes(&state, &raw_query).await {
+        Ok(found) => found,
+        Err((status, why)) => return message(&state, status, "Not shown", &why),
+    };
+    let changes: Vec<_> = list
+        .iter()
+        .map(|c| {
+            json!({
+                "when": manage::utc(c.at), "node": c.node, "check": c.name, "state": c.state,
+                "previous": c.previous, "output": c.output,
+                "problem": c.state == "WARNING" || c.state == "CRITICAL",
+            })
+        })
+        .collect();
+    page(
+        &state,
+        "alerts",
+        session.as_ref(),
+        json!({"title": "Alert history", "node": node, "changes": changes}),
     )
 }
 

@@ -140,6 +140,9 @@ impl Monitor {
                 output: output.clone(),
                 since,
                 checked_at: now,
+                // A check's first state is history only when it is not OK.
+                changed_from: (changed && (previous.is_some() || status != Status::Ok))
+                    .then(|| previous.map(|c| c.status)),
             }));
         }
         checks.insert(

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_recording_meta.sql"),
     include_str!("migrations/0017_meetings_listing.sql"),
     include_str!("migrations/0018_archive_backlog.sql"),
+    include_str!("migrations/0019_check_changes.sql"),
 ];
 
 /// The version after which the recordings' metadata is indexed from their XML (Rust, in the

@@ -9,6 +9,11 @@
 use crate::sql::{params, Db, Row};
 use conflux_shared::status::{CheckName, Status};
 
+mod changes;
+
+use changes::check_changes;
+pub use changes::CheckChange;
+
 use super::{NodeId, Store, StoreError};
 
 /// (resolution in seconds, retention in seconds); 0 = one row per report.
@@ -24,6 +29,8 @@ pub struct CheckRow {
     pub output: String,
     pub since: i64,
     pub checked_at: i64,
+    /// The state changed (from this one, `None` for a new check): kept in the alert history.
+    pub changed_from: Option<Option<Status>>,
 }
 
 /// The metrics of one report (or the mean of a bucket).
@@ -73,6 +80,21 @@ pub(crate) fn apply(tx: &Db<'_>, batch: &[Write]) -> Result<(), StoreError> {
                     c.checked_at
                     ],
                 )?;
+                if let Some(previous) = c.changed_from {
+                    tx.execute(
+                        "INSERT INTO check_changes (node_id, name, state, previous, output, at)
+                         SELECT CAST(?1 AS BIGINT), ?2, ?3, ?4, ?5, CAST(?6 AS BIGINT)
+                         WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)",
+                        params![
+                            c.node.0,
+                            c.name.as_str(),
+                            c.state.as_str(),
+                            previous.map(Status::as_str),
+                            c.output,
+                            c.since
+                        ],
+                    )?;
+                }
             }
             Write::Report {
                 node,
@@ -135,6 +157,7 @@ pub(crate) fn prune(conn: &Db<'_>, now_secs: i64) -> Result<usize, StoreError> {
             params![resolution, now_secs - keep],
         )?;
     }
+    removed += changes::prune(conn, now_secs)?;
     Ok(removed)
 }
 
@@ -218,6 +241,7 @@ pub(crate) fn checks_since(conn: &Db<'_>, since: i64) -> Result<Vec<CheckRow>, S
                 output,
                 since,
                 checked_at,
+                changed_from: None,
             }),
             _ => {
                 tracing::warn!(node = node.0, %name, %state, "Stored check not understood; left out.")
@@ -327,6 +351,15 @@ impl Store {
     }
 
     /// Drops history past each resolution's retention; returns the rows removed.
+    /// The latest `limit` check changes (the alert history), newest first.
+    pub async fn check_changes(
+        &self,
+        node: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<CheckChange>, StoreError> {
+        self.read(move |c| check_changes(c, node, limit)).await
+    }
+
     pub async fn prune_history(&self, now_secs: i64) -> Result<usize, StoreError> {
         self.run(move |c| prune(c, now_secs)).await
     }

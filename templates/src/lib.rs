@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin", include_str!("../templates/admin.hbs")),
     ("report", include_str!("../templates/report.hbs")),
     ("network", include_str!("../templates/network.hbs")),
+    ("alerts", include_str!("../templates/alerts.hbs")),
     ("playback", include_str!("../templates/playback.hbs")),
 ];
 

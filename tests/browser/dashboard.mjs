@@ -76,6 +76,12 @@ try {
   console.log("ok: node page with its history chart (" + points + "), the hour spanned, compact labels");
   await page.screenshot({ path: shots + "/node.png", fullPage: true });
 
+  await page.click('header a[href="/alerts"]');
+  await page.waitForSelector("#alerts tbody tr", { timeout: 10000 });
+  const alerts = await page.$$eval("#alerts tbody tr[data-alert-node]", (rows) => rows.length);
+  await page.screenshot({ path: shots + "/alerts.png", fullPage: true });
+  console.log("ok: alert history (" + alerts + " changes)");
+
   await page.click('header a[href="/network"]');
   await page.waitForFunction(() => document.body.dataset.chart === "hour");
   const total = await page.textContent("#points");

@@ -107,6 +107,7 @@ pub async fn get(state: &Arc<AppState>, path: &str, raw_query: &str) -> Response
             Err(_) => error(StatusCode::BAD_REQUEST, "the meeting ID is not UTF-8"),
         },
         ["recordings"] => super::api_lists::recordings(state, raw_query).await,
+        ["alerts"] => super::api_lists::alerts(state, raw_query).await,
         _ => error(StatusCode::NOT_FOUND, "no such resource"),
     }
 }

@@ -1,6 +1,7 @@
-//! The JSON admin API's read-only meetings and recordings, for automation: pages of them with
-//! their owner, node and placement reason (meetings) or state and archive (recordings). Never
-//! a password or a secret: a meeting's attendee and moderator passwords stay out.
+//! The JSON admin API's read-only meetings, recordings and alert history, for automation:
+//! pages of meetings with their owner, node and placement reason, recordings with their state
+//! and archive, and the checks' state changes. Never a password or a secret: a meeting's
+//! attendee and moderator passwords stay out.
 
 use conflux_shared::response::Meeting;
 use conflux_shared::response::{MetaRule, RecordingQuery};
@@ -193,4 +194,54 @@ pub async fn recordings(state: &AppState, raw_query: &str) -> Response {
         }
     }
     ok(json!({"offset": offset, "limit": limit, "recordings": list}))
+}
+
+/// The alert history asked for by `node=NAME&limit=` (newest first; at most 1000, 200 by
+/// default), or why not.
+pub async fn changes(
+    state: &AppState,
+    raw_query: &str,
+) -> Result<(Option<String>, Vec<conflux_store::monitor::CheckChange>), (StatusCode, String)> {
+    let q = Query::parse(raw_query).unwrap_or_default();
+    let limit = match q.get("limit").filter(|v| !v.is_empty()) {
+        None => 200,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("limit={v:?} is not a number"),
+                )
+            })?
+            .min(MAX_LIMIT),
+    };
+    let node = match q.get("node").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(name) => match state.nodes.load().nodes.iter().find(|n| n.name == name) {
+            Some(n) => Some((n.name.clone(), n.id)),
+            None => return Err((StatusCode::BAD_REQUEST, format!("no node {name:?}"))),
+        },
+    };
+    let list = state
+        .store
+        .check_changes(node.as_ref().map(|(_, id)| *id), limit)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the store could not be read".to_owned(),
+            )
+        })?;
+    Ok((node.map(|(name, _)| name), list))
+}
+
+/// `GET /alerts?node=NAME&limit=`: the checks' state changes, newest first.
+pub async fn alerts(state: &AppState, raw_query: &str) -> Response {
+    match changes(state, raw_query).await {
+        Ok((_, list)) => ok(json!({"changes": list.iter().map(|c| json!({
+            "node_id": c.node_id.0, "node": c.node, "check": c.name, "state": c.state,
+            "previous": c.previous, "output": c.output, "at": c.at,
+        })).collect::<Vec<_>>()})),
+        Err((status, why)) => error(status, &why),
+    }
 }

@@ -134,7 +134,7 @@ pub async fn admin_page(
     )
 }
 
-fn utc(ms: i64) -> String {
+pub(super) fn utc(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .ok()
         .and_then(|t| {

@@ -285,6 +285,20 @@ async fn geo_placement_follows_health_and_location() {
     assert_ne!(create_from(&lb, "fra-2", "192.0.2.10").await, "frankfurt");
     let status = lb.cli_ok(&["servers", "checks", "frankfurt"]);
     assert!(status.contains("no report for"), "{status}");
+    // The alert history has each change, newest first, with the state it left.
+    let history = lb.admin_json("/alerts?node=frankfurt").await;
+    let report: Vec<(&str, Option<&str>)> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "report")
+        .map(|c| (c["state"].as_str().unwrap(), c["previous"].as_str()))
+        .collect();
+    assert_eq!(
+        report,
+        [("CRITICAL", Some("UNKNOWN")), ("UNKNOWN", Some("OK"))],
+        "a check's first OK is not history: {history}"
+    );
 
     // Prometheus sees the same: check states, the agents' figures, the API's counters.
     let metrics = lb.metrics().await;

@@ -104,12 +104,13 @@ async fn the_dashboard_in_a_real_browser() {
         "removed once confirmed",
         "ask first",
         "compact labels",
+        "alert history",
         "report downloaded",
         "nothing blocked by the Content-Security-Policy",
     ] {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
-    for shot in ["dashboard.png", "node.png"] {
+    for shot in ["dashboard.png", "node.png", "alerts.png"] {
         let png = std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../target/screenshots")
