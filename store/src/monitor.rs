@@ -481,6 +481,42 @@ mod tests {
     }
 
     #[test]
+    fn a_state_change_is_kept_in_the_alert_history_and_pruned_after_90_days() {
+        for (store, node) in stores_with_node() {
+            let change = |state, from, at| {
+                Write::Check(CheckRow {
+                    node,
+                    name: CheckName::Disk,
+                    state,
+                    output: format!("disk {state}"),
+                    since: at,
+                    checked_at: at,
+                    changed_from: from,
+                })
+            };
+            let day = 86_400_000;
+            let writes = [
+                change(Status::Warning, Some(None), 1_000),
+                change(Status::Warning, None, 2_000), // output only: no history
+                change(Status::Critical, Some(Some(Status::Warning)), 100 * day),
+            ];
+            store.blocking(|c| apply(c, &writes)).unwrap();
+            let history = store.blocking(|c| check_changes(c, Some(node), 10)).unwrap();
+            let seen: Vec<_> = history
+                .iter()
+                .map(|h| (h.state.as_str(), h.previous.as_deref(), h.at))
+                .collect();
+            assert_eq!(
+                seen,
+                [("CRITICAL", Some("WARNING"), 100 * day), ("WARNING", None, 1_000)]
+            );
+            store.blocking(|c| prune(c, 100 * day / 1000)).unwrap();
+            let kept = store.blocking(|c| check_changes(c, None, 10)).unwrap();
+            assert_eq!(kept.len(), 1, "the change of 100 days ago is pruned: {kept:?}");
+        }
+    }
+
+    #[test]
     fn writes_for_a_removed_node_are_dropped() {
         for (store, node) in stores_with_node() {
             store.blocking(|c| crate::nodes::remove(c, node)).unwrap();
@@ -491,12 +527,15 @@ mod tests {
                 output: String::new(),
                 since: 1,
                 checked_at: 1,
+                changed_from: Some(Some(Status::Critical)),
             });
             store
                 .blocking(|c| apply(c, &[check, report(node, 1_000, 5.0)]))
                 .unwrap();
             assert!(store.blocking(checks).unwrap().is_empty());
             assert!(store.blocking(reports).unwrap().is_empty());
+            let history = store.blocking(|c| check_changes(c, None, 10)).unwrap();
+            assert!(history.is_empty(), "no history for a removed node");
         }
     }
 }
