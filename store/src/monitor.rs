@@ -501,18 +501,27 @@ mod tests {
                 change(Status::Critical, Some(Some(Status::Warning)), 100 * day),
             ];
             store.blocking(|c| apply(c, &writes)).unwrap();
-            let history = store.blocking(|c| check_changes(c, Some(node), 10)).unwrap();
+            let history = store
+                .blocking(|c| check_changes(c, Some(node), 10))
+                .unwrap();
             let seen: Vec<_> = history
                 .iter()
                 .map(|h| (h.state.as_str(), h.previous.as_deref(), h.at))
                 .collect();
             assert_eq!(
                 seen,
-                [("CRITICAL", Some("WARNING"), 100 * day), ("WARNING", None, 1_000)]
+                [
+                    ("CRITICAL", Some("WARNING"), 100 * day),
+                    ("WARNING", None, 1_000)
+                ]
             );
             store.blocking(|c| prune(c, 100 * day / 1000)).unwrap();
             let kept = store.blocking(|c| check_changes(c, None, 10)).unwrap();
-            assert_eq!(kept.len(), 1, "the change of 100 days ago is pruned: {kept:?}");
+            assert_eq!(
+                kept.len(),
+                1,
+                "the change of 100 days ago is pruned: {kept:?}"
+            );
         }
     }
 
