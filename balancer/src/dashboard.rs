@@ -6,6 +6,7 @@ mod admin_api;
 mod api_lists;
 mod api_view;
 mod auth;
+mod list_pages;
 mod live;
 mod login;
 mod manage;
@@ -100,6 +101,18 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .and(session)
         .then(alerts_page);
+    let meetings_page = warp::get()
+        .and(warp::path!("meetings"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .and(session)
+        .then(list_pages::meetings);
+    let recordings_page = warp::get()
+        .and(warp::path!("recordings"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .and(session)
+        .then(list_pages::recordings);
     let report_csv = warp::get()
         .and(warp::path!("reports.csv"))
         .and(raw_query())
@@ -136,6 +149,10 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(network_page)
         .unify()
         .or(alerts_page)
+        .unify()
+        .or(meetings_page)
+        .unify()
+        .or(recordings_page)
         .unify()
         .or(events)
         .unify()

@@ -20,6 +20,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("report", include_str!("../templates/report.hbs")),
     ("network", include_str!("../templates/network.hbs")),
     ("alerts", include_str!("../templates/alerts.hbs")),
+    ("meetings", include_str!("../templates/meetings.hbs")),
+    ("recordings", include_str!("../templates/recordings.hbs")),
     ("playback", include_str!("../templates/playback.hbs")),
 ];
 

@@ -76,6 +76,17 @@ try {
   console.log("ok: node page with its history chart (" + points + "), the hour spanned, compact labels");
   await page.screenshot({ path: shots + "/node.png", fullPage: true });
 
+  await page.click('header a[href="/meetings"]');
+  await page.waitForSelector("#meetings tbody tr[data-meeting]", { timeout: 10000 });
+  const meetingId = await page.getAttribute("#meetings tbody tr[data-meeting]", "data-meeting");
+  await page.fill('#filter input[name="q"]', meetingId.slice(0, 4).toUpperCase());
+  await Promise.all([page.waitForURL(/q=/), page.click("#filter button")]);
+  if (!(await page.$(`#meetings tr[data-meeting="${meetingId}"]`))) await fail("the search does not find " + meetingId);
+  await page.screenshot({ path: shots + "/meetings.png", fullPage: true });
+  await page.click('header a[href="/recordings"]');
+  await page.waitForSelector("#recordings", { timeout: 10000 });
+  console.log("ok: meetings page (searched " + meetingId + ") and recordings page");
+
   await page.click('header a[href="/alerts"]');
   await page.waitForSelector("#alerts tbody tr", { timeout: 10000 });
   const alerts = await page.$$eval("#alerts tbody tr[data-alert-node]", (rows) => rows.length);

@@ -65,34 +65,52 @@ fn names(state: &AppState) -> (impl Fn(i64) -> String, impl Fn(i64) -> String) {
     )
 }
 
-/// `GET /meetings?integration=ID&node=NAME&offset=&limit=`: oldest first.
+/// Why a listing was not made: the status and the reason.
+pub type Refusal = (StatusCode, String);
+
+fn unreadable() -> Refusal {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the store could not be read".to_owned(),
+    )
+}
+
+/// `GET /meetings?integration=ID&node=NAME&q=TEXT&offset=&limit=`: oldest first; `q` finds
+/// the meetings whose ID or name holds it (any case).
 pub async fn meetings(state: &AppState, raw_query: &str) -> Response {
+    match meetings_json(state, raw_query).await {
+        Ok(v) => ok(v),
+        Err((status, why)) => error(status, &why),
+    }
+}
+
+/// The page of meetings a query asks for, as the API answers it (the web page shows the same).
+pub async fn meetings_json(state: &AppState, raw_query: &str) -> Result<Value, Refusal> {
     let q = Query::parse(raw_query).unwrap_or_default();
-    let filter = match (integration(state, &q), page(&q)) {
-        (Ok(integration), Ok(_)) => {
-            let node = match q.get("node").filter(|v| !v.is_empty()) {
-                None => None,
-                Some(name) => match state.nodes.load().nodes.iter().find(|n| n.name == name) {
-                    Some(n) => Some(n.id),
-                    None => return error(StatusCode::BAD_REQUEST, &format!("no node {name:?}")),
-                },
-            };
-            MeetingFilter { integration, node }
-        }
-        (Err(why), _) | (_, Err(why)) => return error(StatusCode::BAD_REQUEST, &why),
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let integration = integration(state, &q).map_err(bad)?;
+    let (offset, limit) = page(&q).map_err(bad)?;
+    let node = match q.get("node").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(name) => match state.nodes.load().nodes.iter().find(|n| n.name == name) {
+            Some(n) => Some(n.id),
+            None => return Err(bad(format!("no node {name:?}"))),
+        },
     };
-    let Ok((offset, limit)) = page(&q) else {
-        return error(StatusCode::BAD_REQUEST, "bad page");
+    let filter = MeetingFilter {
+        integration,
+        node,
+        search: q
+            .get("q")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from),
     };
-    let (total, rows) = match state.store.meeting_summaries(filter, offset, limit).await {
-        Ok(found) => found,
-        Err(_) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the store could not be read",
-            )
-        }
-    };
+    let (total, rows) = state
+        .store
+        .meeting_summaries(filter, offset, limit)
+        .await
+        .map_err(|_| unreadable())?;
     let (integration_name, node_name) = names(state);
     let meetings: Vec<Value> = rows
         .iter()
@@ -105,7 +123,7 @@ pub async fn meetings(state: &AppState, raw_query: &str) -> Response {
             })
         })
         .collect();
-    ok(json!({"total": total, "offset": offset, "limit": limit, "meetings": meetings}))
+    Ok(json!({"total": total, "offset": offset, "limit": limit, "meetings": meetings}))
 }
 
 /// `GET /meetings/ID`: the meeting and, from its node's last answer, who is in it.
@@ -144,11 +162,18 @@ pub async fn meeting(state: &AppState, meeting_id: &str) -> Response {
 /// `GET /recordings?integration=ID&meeting=ID&state=S&offset=&limit=`: newest first, per
 /// integration (every integration's in turn without `integration`).
 pub async fn recordings(state: &AppState, raw_query: &str) -> Response {
+    match recordings_json(state, raw_query).await {
+        Ok(v) => ok(v),
+        Err((status, why)) => error(status, &why),
+    }
+}
+
+/// The recordings a query asks for, as the API answers it (the web page shows the same).
+pub async fn recordings_json(state: &AppState, raw_query: &str) -> Result<Value, Refusal> {
     let q = Query::parse(raw_query).unwrap_or_default();
-    let (only, (offset, limit)) = match (integration(state, &q), page(&q)) {
-        (Ok(i), Ok(p)) => (i, p),
-        (Err(why), _) | (_, Err(why)) => return error(StatusCode::BAD_REQUEST, &why),
-    };
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let only = integration(state, &q).map_err(bad)?;
+    let (offset, limit) = page(&q).map_err(bad)?;
     let query = RecordingQuery {
         meeting_ids: q
             .get("meeting")
@@ -171,15 +196,11 @@ pub async fn recordings(state: &AppState, raw_query: &str) -> Response {
     let (integration_name, node_name) = names(state);
     let mut list = Vec::new();
     for id in integrations {
-        let rows = match state.store.recordings(id, query.clone()).await {
-            Ok(rows) => rows,
-            Err(_) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the store could not be read",
-                )
-            }
-        };
+        let rows = state
+            .store
+            .recordings(id, query.clone())
+            .await
+            .map_err(|_| unreadable())?;
         list.extend(rows.iter().map(|r| {
             json!({
                 "record_id": r.record_id, "meeting_id": r.meeting_id, "state": r.state,
@@ -193,7 +214,7 @@ pub async fn recordings(state: &AppState, raw_query: &str) -> Response {
             break;
         }
     }
-    ok(json!({"offset": offset, "limit": limit, "recordings": list}))
+    Ok(json!({"offset": offset, "limit": limit, "recordings": list}))
 }
 
 /// The alert history asked for by `node=NAME&limit=` (newest first; at most 1000, 200 by

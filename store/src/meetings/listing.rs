@@ -16,11 +16,13 @@ pub struct MeetingSummary {
     pub placement_reason: String,
 }
 
-/// Which meetings: of one integration, on one node, both, or all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which meetings: of one integration, on one node, whose ID or name holds a text (any
+/// case), or all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MeetingFilter {
     pub integration: Option<IntegrationId>,
     pub node: Option<NodeId>,
+    pub search: Option<String>,
 }
 
 impl Store {
@@ -54,6 +56,22 @@ fn summaries(
     if let Some(n) = &node {
         params.push(n);
         conditions.push(format!("node_id = ?{}", params.len()));
+    }
+    // LIKE's own wildcards in the text are matched as themselves.
+    let pattern = filter.search.as_ref().map(|text| {
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    if let Some(p) = &pattern {
+        params.push(p);
+        let n = params.len();
+        conditions.push(format!(
+            "(LOWER(meeting_id) LIKE ?{n} ESCAPE '\\' OR LOWER(name) LIKE ?{n} ESCAPE '\\')"
+        ));
     }
     let condition = match conditions.is_empty() {
         true => String::new(),

@@ -105,12 +105,13 @@ async fn the_dashboard_in_a_real_browser() {
         "ask first",
         "compact labels",
         "alert history",
+        "meetings page",
         "report downloaded",
         "nothing blocked by the Content-Security-Policy",
     ] {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
-    for shot in ["dashboard.png", "node.png", "alerts.png"] {
+    for shot in ["dashboard.png", "node.png", "alerts.png", "meetings.png"] {
         let png = std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../target/screenshots")
@@ -440,6 +441,21 @@ async fn the_json_admin_api_does_what_the_pages_do() {
         assert_eq!(get(bad, &viewer).await.status().as_u16(), 400, "{bad}");
     }
     assert_eq!(get("/meetings/nope", &viewer).await.status().as_u16(), 404);
+    // A search finds by ID or name in any case; LIKE's wildcards are only themselves.
+    for (q, found) in [
+        ("ROOM%2F", 1),
+        ("api", 1),
+        ("%25", 0),
+        ("_", 0),
+        ("nothing", 0),
+    ] {
+        let listed: serde_json::Value = get(&format!("/meetings?q={q}"), &viewer)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["total"], found, "q={q}: {listed}");
+    }
     assert_eq!(
         http()
             .get(format!("{base}/nodes"))
