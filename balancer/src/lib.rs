@@ -1,6 +1,7 @@
 //! `conflux-balancer` as a library: the BBB API in front of a pool of nodes, its store, poller
 //! and admin commands. `main.rs` is a thin CLI over it; tests can run [`serve`] in-process.
 
+mod accept;
 pub mod admin;
 pub mod agents;
 pub mod api;

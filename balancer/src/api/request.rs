@@ -37,24 +37,12 @@ pub struct ApiRequest {
 /// Whether an `Accept-Encoding` header accepts gzip (RFC 9110 12.5.3): `gzip` or `x-gzip` with
 /// a weight above zero, or else `*` with one.
 pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    let Some(value) = accept_encoding else {
-        return false;
-    };
-    let weight_of = |names: &[&str]| {
-        value.split(',').find_map(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next()?;
-            names.iter().any(|n| name.eq_ignore_ascii_case(n)).then(|| {
-                parts
-                    .filter_map(|p| p.split_once('='))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                    .map_or(1.0, |(_, q)| q.trim().parse::<f32>().unwrap_or(0.0))
-            })
-        })
-    };
-    weight_of(&["gzip", "x-gzip"])
-        .or_else(|| weight_of(&["*"]))
-        .is_some_and(|q| q > 0.0)
+    use crate::accept::weight;
+    accept_encoding.is_some_and(|value| {
+        weight(value, &["gzip", "x-gzip"])
+            .or_else(|| weight(value, &["*"]))
+            .is_some_and(|q| q > 0.0)
+    })
 }
 
 impl ApiRequest {

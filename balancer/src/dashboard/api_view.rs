@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::state::AppState;
-use conflux_store::{Node, NodeState};
+use conflux_store::Node;
 
 #[derive(Debug, Serialize)]
 pub struct ApiNode {
@@ -108,7 +108,7 @@ pub fn node(state: &AppState, n: &Node) -> ApiNode {
         state: n.state.as_str(),
         forced: super::view::forced(n.forced),
         online: n.online,
-        accepting: n.state == NodeState::Enabled && n.online && state.monitor.accepts(n),
+        accepting: page.accepting,
         problem: page.problem,
         tags: n.tags.clone(),
         load_multiplier: n.load_multiplier,

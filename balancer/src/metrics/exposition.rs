@@ -30,18 +30,7 @@ impl Format {
         let Some(accept) = accept else {
             return Format::Classic;
         };
-        let taken = |wanted: &[&str]| {
-            accept.split(',').any(|range| {
-                let mut parts = range.split(';').map(str::trim);
-                let media = parts.next().unwrap_or("");
-                let refused = parts.any(|p| {
-                    p.split_once('=').is_some_and(|(k, q)| {
-                        k.trim() == "q" && q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
-                    })
-                });
-                wanted.iter().any(|w| media.eq_ignore_ascii_case(w)) && !refused
-            })
-        };
+        let taken = |wanted: &[&str]| crate::accept::takes(accept, wanted);
         if taken(&["application/openmetrics-text"]) && !taken(&["text/plain", "text/*", "*/*"]) {
             Format::OpenMetrics
         } else {
